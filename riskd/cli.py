@@ -1,0 +1,174 @@
+"""The ``riskd`` command line: parses arguments, builds Settings once, hands both to a command.
+
+Each command lives in the module that owns its work (``riskd.backfill:cli_backfill`` …) and is
+imported only when chosen, so ``riskd config show`` starts fast and a broken optional part never
+stops the others. Exit status: 0 success, 1 the work failed, 2 bad settings or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+
+from riskd import __version__
+from riskd.errors import ConfigError, DataError, RiskdError
+from riskd.logs import setup_logging
+from riskd.settings import Settings, load_settings, redacted
+
+log = logging.getLogger("riskd")
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+# command path -> "module:function"; the function takes (settings, args) and returns an exit status.
+COMMANDS: dict[str, str] = {
+    "config show": "riskd.cli:cmd_config_show",
+    "backfill": "riskd.backfill:cli_backfill",
+    "data import": "riskd.importer:cli_import",
+    "data audit": "riskd.audit:cli_audit",
+    "fake-exchange": "riskd.testing.fake_exchange:cli_fake_exchange",
+    "run": "riskd.app:cli_run",
+    "once": "riskd.app:cli_once",
+    "replay": "riskd.replay:cli_replay",
+    "demo": "riskd.demo:cli_demo",
+    "validate": "riskd.validation:cli_validate",
+}
+
+
+def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the effective configuration with secrets redacted."""
+    print(json.dumps(redacted(settings), indent=2, default=str))
+    return 0
+
+
+def hour_arg(value: str | None, name: str) -> pd.Timestamp | None:
+    """A command-line time (ISO date or time; UTC unless it says otherwise) floored to its hour.
+
+    Raises ConfigError naming the flag, so a typo exits 2 with one line instead of a traceback.
+    """
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        raise ConfigError(f"invalid argument {name}: not an ISO date or time: {value!r}") from None
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).floor("h")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command (kept in one place so ``--help`` is complete)."""
+    p = argparse.ArgumentParser(prog="riskd", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"riskd {__version__}")
+    p.add_argument("--config", metavar="PATH", help="TOML config file (else RISKD_CONFIG_FILE, else none)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    cfg = sub.add_parser("config", help="inspect the configuration")
+    cfg_sub = cfg.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    cfg_sub.add_parser("show", help="print the effective config, secrets redacted")
+
+    bf = sub.add_parser("backfill", help="fetch history from the venues into the store (resumable)")
+    bf.add_argument("--since", help="first hour, ISO date (default: backfill.since)")
+    bf.add_argument("--until", help="last hour, exclusive, ISO date (default: the last closed hour)")
+    bf.add_argument("--symbols", type=_csv, help="comma-separated base assets (default: universe.symbols)")
+    bf.add_argument("--venues", type=_csv, help="comma-separated venues (default: all enabled)")
+    bf.add_argument("--datasets", type=_csv, help="comma-separated: ohlcv,funding,open_interest")
+    bf.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+    data = sub.add_parser("data", help="the local history store")
+    data_sub = data.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    imp = data_sub.add_parser(
+        "import", help="load history files (freqtrade feather, Binance CSV) into the store"
+    )
+    imp.add_argument("path", help="a file or a folder searched recursively")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    aud = data_sub.add_parser("audit", help="list missing hours per dataset, venue and symbol")
+    aud.add_argument("--dataset", help="only this dataset")
+    aud.add_argument("--venue", help="only this venue")
+    aud.add_argument("--symbols", type=_csv, help="only these base assets")
+    aud.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("run", help="the daemon: every hour at candle close, fetch, compute, publish")
+    sub.add_parser("once", help="one cycle now, print the newest snapshot, exit")
+    rp = sub.add_parser("replay", help="stored history through compute and publish on a simulated clock")
+    rp.add_argument("--from", dest="start", help="first hour (open time, UTC ISO); default: the first stored")
+    rp.add_argument("--to", dest="end", help="last hour (open time, UTC ISO); default: the last stored")
+    rp.add_argument("--alerts", choices=["configured", "console", "none"], default="configured",
+                    help="alert sink: the configured one (Telegram or console), the console, or none")  # fmt: skip
+    rp.add_argument("--metrics-port", type=int, help="override metrics.port (0: any free port)")
+    rp.add_argument(
+        "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
+    )
+    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash, in under a minute")
+    dm.add_argument("--hours-per-second", type=float, default=4.0, help="simulated hours per second")
+    dm.add_argument("--from", dest="start", help="first simulated hour (default 2021-05-16)")
+    dm.add_argument("--to", dest="end", help="last simulated hour (default 2021-05-21)")
+    dm.add_argument("--hold", action="store_true", help="keep Redis and metrics up at the end until Ctrl-C")
+
+    va = sub.add_parser("validate", help="the research's figures re-checked on the stored history: a report")
+    va.add_argument("--from", dest="start", help="first hour validated (UTC ISO; default 2020-01-01)")
+    va.add_argument("--to", dest="end", help="last hour validated (UTC ISO; default: the last stored)")
+    va.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, PNGs, results.json")
+    va.add_argument("--symbols", type=_csv, help="comma-separated base assets (default: universe.symbols)")
+    va.add_argument("--cost-bps", type=float, help="round-trip cost per leg, bps (default 30)")
+    va.add_argument("--reps", type=int, help="bootstrap resamples for the CIs (default 1000)")
+    va.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    fx = sub.add_parser("fake-exchange", help="serve the loopback fake exchange (for demos and benchmarks)")
+    fx.add_argument("--host", default="127.0.0.1")
+    fx.add_argument("--port", type=int, default=8900)
+    fx.add_argument("--hours", type=int, default=24 * 30, help="hours of synthetic history to serve")
+    fx.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    return p
+
+
+def _resolve(args: argparse.Namespace) -> str | None:
+    name = args.command
+    if name and getattr(args, "subcommand", None):
+        name = f"{name} {args.subcommand}"
+    return name if name in COMMANDS else None
+
+
+def _load_handler(target: str) -> Handler:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and ``python -m riskd``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    name = _resolve(args)
+    if name is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        overrides = {"log_level": args.log_level} if args.log_level else {}
+        settings = load_settings(args.config, **overrides)
+    except ConfigError as err:
+        print(f"riskd: {err}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        return _load_handler(COMMANDS[name])(settings, args)
+    except ConfigError as err:
+        print(f"riskd: {err}", file=sys.stderr)
+        return 2
+    except DataError as err:
+        print(f"riskd: {err}", file=sys.stderr)
+        return 1
+    except RiskdError as err:
+        log.error("%s failed: %s", name, err)
+        return 1
+    except KeyboardInterrupt:
+        print("riskd: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,121 @@
+"""The shape of the core's answer: derived columns shared by both paths, and the result frame.
+
+:func:`derive` turns stage-1 series into everything that has a finite look-back (stage 2, CFI,
+cascade levels): the batch path calls it on the whole history, the live path on its buffer. The
+stateful rest (percentile, episodes, regime) is done by each path its own way and checked equal by
+the tests. :func:`assemble` builds the frame both paths return, column for column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from riskd.core.cascade import LEVEL_NAMES, LEVELS, level_code, level_flags
+from riskd.core.cfi import cfi
+from riskd.core.params import FragilityParams
+from riskd.core.regime import REASONS, STATES
+from riskd.core.timeseries import stage2
+
+PASS_THROUGH: frozenset[str] = frozenset({"btc_close", "btc_volume"})
+COVERAGE_PREFIXES: tuple[str, ...] = ("coverage", "funding_coverage_", "oi_coverage", "spot_standin_share")
+
+
+def derive(s1: Mapping[str, np.ndarray], p: FragilityParams) -> dict[str, np.ndarray]:
+    """Stage 2, CFI, cascade flags and the degraded-data flag from the stage-1 series."""
+    out = dict(s1)
+    out.update(stage2(s1, p))
+    out["cfi"], out["cfi_coverage"] = cfi(out, p.cfi)
+    flags = level_flags(out["btc_ret_1h"], out["btc_vol_ratio"], out["agg_funding_z"], p.cascade)
+    out.update({f"cascade_{name}": flag for name, flag in flags.items()})
+    out["cascade_level"] = level_code(flags)
+    out["multi_asset"] = out["multi_asset_count"] >= p.multi_asset.min_assets
+    out["degraded"] = (out["coverage"] < p.regime.min_coverage) | np.isnan(out["btc_close"])
+    return out
+
+
+def cascade_relevant(d: Mapping[str, np.ndarray], p: FragilityParams) -> np.ndarray:
+    """Hours whose flags put the regime into 'cascade'."""
+    hit = d["cascade_level"] >= p.regime.cascade_min_level
+    if p.regime.cascade_on_multi_asset:
+        hit = hit | d["multi_asset"]
+    return hit
+
+
+def hour_reasons(d: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Reason bits that describe the hour itself (levels fired, multi-asset, degraded data)."""
+    bits = np.zeros(len(d["cascade_level"]), dtype=np.int64)
+    for name in LEVELS:
+        bits |= np.where(d[f"cascade_{name}"], REASONS[f"cascade_{name}"], 0)
+    bits |= np.where(d["multi_asset"], REASONS["multi_asset"], 0)
+    bits |= np.where(d["degraded"], REASONS["degraded_data"], 0)
+    return bits
+
+
+def feature_columns(s1_names: list[str]) -> list[str]:
+    """The feature columns in output order (stage 1 then stage 2), coverage and pass-through excluded."""
+    s1 = [n for n in s1_names if n not in PASS_THROUGH and not n.startswith(COVERAGE_PREFIXES)]
+    return s1 + list(STAGE2_COLUMNS)
+
+
+STAGE2_COLUMNS: tuple[str, ...] = (
+    "btc_ret_1h",
+    "btc_ret_4h",
+    "btc_accel_1h",
+    "btc_accel_4h",
+    "btc_vol_ratio",
+    "btc_rv_24h",
+    "btc_rv_ratio",
+    "btc_drawdown_24h",
+    "market_volume_ratio",
+    "agg_funding_change_24h",
+    "agg_funding_z",
+    "funding_dispersion_z",
+    "funding_gap_z",
+    "extreme_funding_share_z",
+    "oi_change_24h_z",
+    "btc_rv_24h_z",
+    "market_volume_ratio_z",
+)
+STATE_COLUMNS: tuple[str, ...] = (
+    "cfi",
+    "cfi_coverage",
+    "cfi_pct",
+    "cfi_quintile",
+    *(f"cascade_{n}" for n in LEVELS),
+    "cascade_level",
+    "cascade_level_name",
+    "episode_id",
+    "episode_level",
+    "multi_asset",
+    "multi_episode_id",
+    "regime",
+    "regime_code",
+    "hours_in_regime",
+    "risk_multiplier",
+    "reasons",
+    "reason_bits",
+)
+
+
+def assemble(index: pd.DatetimeIndex, d: Mapping[str, np.ndarray], s1_names: list[str]) -> pd.DataFrame:
+    """The result frame: features, CFI, cascade, regime, then coverage columns, indexed by ``ts``."""
+    cols: dict[str, object] = {}
+    for name in feature_columns(s1_names):
+        cols[name] = d[name]
+    for name in STATE_COLUMNS:
+        if name == "cascade_level_name":
+            cols[name] = np.asarray(LEVEL_NAMES, dtype=object)[d["cascade_level"].astype(np.int64)]
+        elif name == "regime":
+            cols[name] = np.asarray(STATES, dtype=object)[d["regime_code"].astype(np.int64)]
+        else:
+            cols[name] = d[name]
+    for name in s1_names:
+        if name.startswith(COVERAGE_PREFIXES):
+            cols[name] = d[name]
+    frame = pd.DataFrame(cols, index=pd.DatetimeIndex(index, name="ts"))
+    for name in ("cascade_level_name", "episode_id", "multi_episode_id", "regime", "reasons"):
+        frame[name] = frame[name].astype("string")
+    return frame

@@ -1,0 +1,273 @@
+"""Every choice the fragility core makes, as one pydantic model with documented defaults.
+
+``FragilityParams`` is mounted by the lead as a section of ``Settings``; the core itself only ever
+receives it as an argument. Defaults follow RESEARCH.md where it is explicit (the four cascade levels,
+the 168 h funding z-score, the top-50 funding universe, the 24 h volume baseline) and are the
+project's documented choice where it is not (docs/features.md says which is which).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Venue = Literal["binance", "bybit", "hyperliquid"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_partial_sections(cls, data: Any) -> Any:
+        """A partial section (one threshold set by env var or TOML) keeps the other defaults of that
+        section, instead of failing on the fields it did not name."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, info in cls.model_fields.items():
+            given = out.get(name)
+            if isinstance(given, dict) and info.default_factory is not None:
+                default = info.default_factory()  # type: ignore[call-arg]
+                if isinstance(default, BaseModel):
+                    out[name] = {**default.model_dump(), **given}
+        return out
+
+
+class PanelParams(_Params):
+    """How per-(venue, symbol) frames become the hours × symbols panel."""
+
+    funding_max_age_hours: int = Field(
+        24,
+        ge=1,
+        description="A funding print older than this many hours (print hour to row hour) is stale and "
+        "reads as missing; 24 h tolerates two missed 8 h prints.",
+    )
+    open_interest_max_age_hours: int = Field(
+        4, ge=0, description="Open interest is carried forward at most this many hours (4 h imports)."
+    )
+    spot_stand_in: bool = Field(
+        True,
+        description="Use Binance spot candles for a symbol's hours that have no perp candle "
+        "(close, volume and quote volume only; such cells carry no funding).",
+    )
+
+
+class UniverseParams(_Params):
+    """Which symbols the market-wide features look at."""
+
+    btc_symbol: str = Field("BTC", description="Base asset whose perp drives the cascade levels.")
+    funding_top_n: int = Field(
+        50, ge=1, description="Aggregate funding uses the top N symbols by trailing quote volume."
+    )
+    quote_volume_window_hours: int = Field(
+        24, ge=1, description="Trailing window (current hour included) of the quote volume ranking."
+    )
+    min_symbols: int = Field(
+        3,
+        ge=1,
+        description="Fewest symbols behind a cross-sectional share, mean excess or std (a std needs at "
+        "least 2); fewer gives NaN. Funding aggregates need one symbol.",
+    )
+
+
+class FundingParams(_Params):
+    """Funding aggregates across symbols and venues (all rates per hour)."""
+
+    primary_venue: Venue = Field("binance", description="Venue of the aggregate funding and dispersion.")
+    gap_venues: tuple[Venue, ...] = Field(
+        ("bybit", "hyperliquid"),
+        description="Venues averaged (where present) and subtracted from the primary in the funding gap.",
+    )
+    extreme_abs_per_hour: float = Field(
+        6.25e-5,
+        gt=0,
+        description="|rate per hour| at or above which a symbol's funding is extreme: 6.25e-5/h = "
+        "0.05% per 8 h, five times Binance's 0.01% baseline.",
+    )
+
+
+class ZScoreParams(_Params):
+    """Trailing z-scores of hourly series (window includes the current hour)."""
+
+    window_hours: int = Field(168, ge=2, description="Trailing window: 168 h as in the research.")
+    min_periods: int = Field(72, ge=2, description="Fewest valid hours in the window for a z-score.")
+    funding_std_floor: float = Field(
+        5e-7,
+        ge=0,
+        description="Floor of the std of funding series (per hour) so a pinned rate (0.01%/8 h for "
+        "days) does not turn rounding noise into large z-scores.",
+    )
+    share_std_floor: float = Field(0.01, ge=0, description="Floor of the std of share series (fraction).")
+    return_std_floor: float = Field(
+        1e-3, ge=0, description="Floor of the std of return, volatility and OI-change series (fraction)."
+    )
+    ratio_std_floor: float = Field(0.01, ge=0, description="Floor of the std of volume ratios.")
+
+
+class MarketParams(_Params):
+    """Price, volume and open-interest features."""
+
+    breadth_threshold: float = Field(
+        0.02, gt=0, description="A symbol is 'down' (or 'up') when its 1 h return is below −x (above +x)."
+    )
+    volume_baseline_hours: int = Field(
+        24, ge=1, description="Volume ratios divide by the mean of this many PREVIOUS hours."
+    )
+    volume_baseline_min_periods: int = Field(
+        12, ge=1, description="Fewest valid previous hours for a volume baseline."
+    )
+    volume_surge_ratio: float = Field(
+        2.0, gt=0, description="A symbol surges when volume / its previous-24 h mean exceeds this."
+    )
+    rv_short_hours: int = Field(24, ge=2, description="Short realised-volatility window (hours).")
+    rv_long_hours: int = Field(168, ge=2, description="Long realised-volatility window (hours).")
+    drawdown_hours: int = Field(24, ge=1, description="Window of the BTC drawdown from its high.")
+
+
+class CFIWeights(_Params):
+    """Weights of the standardised CFI components (need not sum to 1; the CFI divides by their sum)."""
+
+    agg_funding_z: float = Field(0.30, ge=0, description="Crowded leverage: aggregate funding z.")
+    funding_dispersion_z: float = Field(0.15, ge=0, description="Uneven positioning: dispersion z.")
+    funding_gap_abs_z: float = Field(0.15, ge=0, description="Venue divergence: |funding gap z|.")
+    extreme_funding_share_z: float = Field(0.15, ge=0, description="Breadth of extreme funding, z.")
+    oi_change_24h_z: float = Field(0.10, ge=0, description="Leverage build-up: 24 h OI change z.")
+    btc_rv_24h_z: float = Field(0.15, ge=0, description="Volatility expansion: BTC 24 h realised vol z.")
+
+
+class CFIParams(_Params):
+    """The Composite Fragility Index and its past-only percentile."""
+
+    weights: CFIWeights = Field(default_factory=CFIWeights, description="Component weights.")
+    component_clip: float = Field(
+        4.0, gt=0, description="Each component is clipped to ±this many std so one outlier cannot rule."
+    )
+    min_weight_coverage: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="CFI is NaN when the available components carry less than this share of the weight.",
+    )
+    percentile_min_history: int = Field(
+        168, ge=1, description="Fewest past CFI values before its expanding percentile is reported."
+    )
+
+
+class CascadeLevel(_Params):
+    """One BTC cascade rule: all three conditions, strict inequalities."""
+
+    max_return: float = Field(description="BTC 1 h return must be below this (fraction).")
+    min_vol_ratio: float = Field(description="BTC vol_ratio must exceed this.")
+    min_funding_z: float | None = Field(description="Aggregate funding z must exceed this; None = any.")
+
+
+class CascadeParams(_Params):
+    """The four BTC levels of RESEARCH.md and how hours group into episodes."""
+
+    strict: CascadeLevel = Field(
+        default_factory=lambda: CascadeLevel(max_return=-0.03, min_vol_ratio=3.0, min_funding_z=2.0),
+        description="Research: 4 events 2020–2026.",
+    )
+    medium: CascadeLevel = Field(
+        default_factory=lambda: CascadeLevel(max_return=-0.02, min_vol_ratio=2.0, min_funding_z=1.5),
+        description="Research: 15 events.",
+    )
+    loose: CascadeLevel = Field(
+        default_factory=lambda: CascadeLevel(max_return=-0.02, min_vol_ratio=1.5, min_funding_z=1.0),
+        description="Research: 36 events.",
+    )
+    volume_only: CascadeLevel = Field(
+        default_factory=lambda: CascadeLevel(max_return=-0.03, min_vol_ratio=2.0, min_funding_z=None),
+        description="Research: 84 events.",
+    )
+    cooldown_hours: int = Field(
+        24,
+        ge=0,
+        description="A flagged hour within this many hours of the previous flagged hour belongs to the "
+        "same episode (the research counts one event per cascade, rule unstated).",
+    )
+
+
+class MultiAssetParams(_Params):
+    """The first seed document's multi-asset crash detector."""
+
+    max_return_1h: float = Field(-0.02, description="An asset's 1 h return must be below this.")
+    max_return_2h: float = Field(-0.03, description="…and its 2 h return below this.")
+    volume_window_hours: int = Field(
+        720, ge=2, description="Its volume is ranked against its own previous this-many hours (past only)."
+    )
+    volume_quantile: float = Field(
+        0.95, gt=0, lt=1, description="Share of those past hours the volume must exceed (top 5%)."
+    )
+    volume_min_periods: int = Field(168, ge=1, description="Fewest valid past hours for the ranking.")
+    min_assets: int = Field(3, ge=1, description="Assets crashing in the same hour to flag the hour.")
+
+
+class RegimeMultipliers(_Params):
+    """risk_multiplier of each regime state, in [0, 1]: what other bots scale their positions by."""
+
+    calm: float = Field(1.0, ge=0, le=1, description="Nothing unusual.")
+    elevated: float = Field(0.75, ge=0, le=1, description="CFI in its upper tail.")
+    recovery: float = Field(0.5, ge=0, le=1, description="The day after a cascade.")
+    fragile: float = Field(0.5, ge=0, le=1, description="CFI in its top decile.")
+    cascade: float = Field(0.0, ge=0, le=1, description="A cascade is under way.")
+
+
+class RegimeParams(_Params):
+    """The regime state machine (docs/features.md, Regime)."""
+
+    elevated_enter: float = Field(0.70, ge=0, le=1, description="CFI percentile entering 'elevated'.")
+    elevated_exit: float = Field(0.60, ge=0, le=1, description="…and leaving it (hysteresis).")
+    fragile_enter: float = Field(0.90, ge=0, le=1, description="CFI percentile entering 'fragile'.")
+    fragile_exit: float = Field(0.80, ge=0, le=1, description="…and leaving it (hysteresis).")
+    cascade_min_level: int = Field(
+        1, ge=1, le=4, description="Lowest BTC level (1 volume-only … 4 strict) that means 'cascade'."
+    )
+    cascade_on_multi_asset: bool = Field(True, description="The multi-asset detector also means 'cascade'.")
+    cascade_hold_hours: int = Field(6, ge=1, description="Hours 'cascade' is wanted after a flagged hour.")
+    recovery_hours: int = Field(24, ge=0, description="Hours of 'recovery' wanted after the hold.")
+    min_dwell_hours: int = Field(
+        6, ge=1, description="Hours a state must last before a step DOWN; steps up are immediate."
+    )
+    multipliers: RegimeMultipliers = Field(
+        default_factory=RegimeMultipliers, description="risk_multiplier of each state."
+    )
+    min_coverage: float = Field(
+        0.5, ge=0, le=1, description="Below this share of symbols with a price (or no BTC) data is degraded."
+    )
+    degraded_multiplier_cap: float = Field(
+        0.5, ge=0, le=1, description="risk_multiplier is capped at this while data is degraded."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegimeParams:
+        if not self.elevated_exit <= self.elevated_enter <= self.fragile_enter:
+            raise ValueError("need elevated_exit <= elevated_enter <= fragile_enter")
+        if not self.fragile_exit <= self.fragile_enter:
+            raise ValueError("need fragile_exit <= fragile_enter")
+        return self
+
+
+class FragilityParams(_Params):
+    """All settings of the fragility core; mounted as one section of riskd's Settings."""
+
+    panel: PanelParams = Field(default_factory=PanelParams, description="Panel construction.")
+    universe: UniverseParams = Field(default_factory=UniverseParams, description="Symbols used.")
+    funding: FundingParams = Field(default_factory=FundingParams, description="Funding aggregates.")
+    zscore: ZScoreParams = Field(default_factory=ZScoreParams, description="Trailing z-scores.")
+    market: MarketParams = Field(default_factory=MarketParams, description="Price and volume features.")
+    cfi: CFIParams = Field(default_factory=CFIParams, description="Composite Fragility Index.")
+    cascade: CascadeParams = Field(default_factory=CascadeParams, description="BTC cascade levels.")
+    multi_asset: MultiAssetParams = Field(
+        default_factory=MultiAssetParams, description="Multi-asset detector."
+    )
+    regime: RegimeParams = Field(default_factory=RegimeParams, description="Regime state machine.")
+
+    def fingerprint(self) -> str:
+        """Short hash of every value: a saved incremental state only resumes under the same params."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]

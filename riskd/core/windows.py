@@ -1,0 +1,158 @@
+"""Trailing-window arithmetic that gives bit-identical answers in the batch and the incremental path.
+
+A rolling statistic computed once over a whole history and again from a short buffer of the last
+rows only agrees to the last bit if both add the same numbers in the same order. So every window sum
+here is a fixed tree over positions *relative to the row*: a window of 24 hours is the sum of an
+8-hour block and a 16-hour block, each itself a fixed tree of pairs. That costs log2(w) passes over the
+data (not w) and never depends on how long the array is. No cumulative sums (their rounding depends
+on everything before the window) and no numpy reductions over the time axis (their pairwise order
+depends on the array's length).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FloatArray = np.ndarray
+
+
+def trailing_sum(x: FloatArray, w: int) -> FloatArray:
+    """``out[i] = x[i] + … + x[i+w-1]`` along axis 0, one row per complete window (NaN propagates).
+
+    The result has ``len(x) - w + 1`` rows (it may be a view of ``x`` when w is 1; never modify it).
+    Callers zero-fill missing values first and count them with a second call on the validity mask.
+    """
+    return _tree(x, w, np.add)
+
+
+def _tree(x: FloatArray, w: int, op: np.ufunc) -> FloatArray:
+    """Combine each run of ``w`` rows with ``op``: blocks of 1, 2, 4, … rows picked by w's bits."""
+    n = x.shape[0] - w + 1
+    if n <= 0:
+        return np.empty((0, *x.shape[1:]), dtype=np.float64)
+    parts: list[FloatArray] = []
+    level, size, offset, bits = x, 1, 0, w
+    while True:
+        if bits & 1:
+            parts.append(level[offset : offset + n])
+            offset += size
+        bits >>= 1
+        if not bits:
+            break
+        level = op(level[:-size], level[size:])
+        size *= 2
+    if len(parts) == 1:
+        return parts[0]
+    total = op(parts[0], parts[1])
+    for part in parts[2:]:
+        op(total, part, out=total)
+    return total
+
+
+def trailing_max(x: FloatArray, w: int) -> FloatArray:
+    """Like :func:`trailing_sum` with NaN-ignoring max (all-NaN windows give NaN)."""
+    return _tree(x, w, np.fmax)
+
+
+def pad_front(x: FloatArray, rows: int, value: float = np.nan) -> FloatArray:
+    """``x`` with ``rows`` rows of ``value`` in front (the hours before the history starts)."""
+    if rows <= 0:
+        return x
+    pad = np.full((rows, *x.shape[1:]), value, dtype=np.float64)
+    return np.concatenate([pad, x])
+
+
+def lag(x: FloatArray, k: int) -> FloatArray:
+    """``x`` shifted ``k`` rows down (the value k hours earlier), NaN where there is none."""
+    if k == 0:
+        return x
+    return pad_front(x[:-k] if k < x.shape[0] else x[:0], min(k, x.shape[0]))
+
+
+def nan_to_zero(x: FloatArray) -> FloatArray:
+    """``x`` with NaN as 0 (``x`` itself, not a copy, when it has no NaN)."""
+    missing = np.isnan(x)
+    return np.where(missing, 0.0, x) if missing.any() else x
+
+
+def zero_filled(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``(x with NaN as 0, 1.0 where x is valid else 0.0)``: the inputs of a NaN-aware window sum."""
+    valid = ~np.isnan(x)
+    return np.where(valid, x, 0.0), valid.astype(np.float64)
+
+
+def rolling_sum_count(x: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
+    """Trailing ``w``-row sum of the valid values and their count, aligned with ``x`` (row t ends at t).
+
+    Rows before the w-th see only the rows that exist (the front counts as missing).
+    """
+    x0, valid = zero_filled(x)
+    return trailing_sum(pad_front(x0, w - 1, 0.0), w), trailing_sum(pad_front(valid, w - 1, 0.0), w)
+
+
+def rolling_mean(x: FloatArray, w: int, min_periods: int) -> FloatArray:
+    """Trailing mean over the last ``w`` rows (current included), NaN below ``min_periods`` values."""
+    s, n = rolling_sum_count(x, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= min_periods, s / n, np.nan)
+
+
+def previous_mean(x: FloatArray, w: int, min_periods: int) -> FloatArray:
+    """Mean of the ``w`` rows BEFORE each row (the current row excluded), aligned with ``x``."""
+    return lag(rolling_mean(x, w, min_periods), 1)
+
+
+def rolling_max(x: FloatArray, w: int) -> FloatArray:
+    """Trailing NaN-ignoring max over the last ``w`` rows (current included), aligned with ``x``."""
+    return trailing_max(pad_front(x, w - 1), w)
+
+
+def rolling_zscore(x: FloatArray, w: int, min_periods: int, std_floor: float) -> FloatArray:
+    """``(x - mean) / max(std, floor)`` over the trailing ``w`` rows, current row included.
+
+    std uses ddof=1 from the window's sum and sum of squares. The floor keeps a series that sits still
+    (funding pinned at the baseline) from turning rounding noise into large z-scores, and bounds the
+    cancellation error of the one-pass variance far below any threshold the core compares with.
+    """
+    s1, n = rolling_sum_count(x, w)
+    s2, _ = rolling_sum_count(x * x, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        m2 = np.maximum(s2 - s1 * mean, 0.0)
+        std = np.sqrt(m2 / (n - 1.0))
+        scale = np.maximum(std, std_floor)
+        z = (x - mean) / scale
+    ok = (n >= min_periods) & (scale > 0) & ~np.isnan(x)
+    return np.where(ok, z, np.nan)
+
+
+def expanding_rank_counts(x: FloatArray, block: int = 1024) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """For each row t: how many valid past values (rows < t) are below x[t], equal to it, and valid.
+
+    Exact integer counts (as float64), so a percentile from them is the same in the incremental path
+    (a sorted array of the past and ``searchsorted``). Blocks of rows keep memory at ``block²``.
+    """
+    n_rows = x.shape[0]
+    less = np.zeros(n_rows)
+    equal = np.zeros(n_rows)
+    past = np.zeros(n_rows)
+    sorted_past = np.empty(0)
+    for start in range(0, n_rows, block):
+        vals = x[start : start + block]
+        valid = ~np.isnan(vals)
+        lo = np.searchsorted(sorted_past, vals, side="left").astype(np.float64)
+        hi = np.searchsorted(sorted_past, vals, side="right").astype(np.float64)
+        earlier = np.tri(len(vals), k=-1, dtype=bool) & valid[None, :]
+        within_less = np.count_nonzero(earlier & (vals[None, :] < vals[:, None]), axis=1)
+        within_equal = np.count_nonzero(earlier & (vals[None, :] == vals[:, None]), axis=1)
+        within_n = np.concatenate([[0], np.cumsum(valid)[:-1]])
+        sl = slice(start, start + len(vals))
+        less[sl] = lo + within_less
+        equal[sl] = hi - lo + within_equal
+        past[sl] = len(sorted_past) + within_n
+        new = np.sort(vals[valid])
+        sorted_past = np.insert(sorted_past, np.searchsorted(sorted_past, new), new)
+    bad = np.isnan(x)
+    less[bad] = np.nan
+    equal[bad] = np.nan
+    return less, equal, past

@@ -1,0 +1,164 @@
+"""``riskd demo``: the live daemon through the May 2021 crash in under a minute, on one machine.
+
+It serves the bundled real sample (Binance perps, 2021-04-20 .. 2021-06-10) from the loopback fake
+exchange, points the real ccxt clients at it, uses Redis (the configured one, one on localhost:6379
+under a separate ``riskd-demo:v1`` prefix, or an embedded server), starts the metrics server, and
+runs the *live* daemon on a simulated clock that passes hours in fractions of a second. Each hour is
+printed as it is published; alerts go to the console unless a Telegram token is configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from riskd.app import drain_outbox, install_signal_handlers, runtime
+from riskd.cli import hour_arg
+from riskd.client import aread_regime
+from riskd.clock import SimClock
+from riskd.errors import ConfigError
+from riskd.models import Snapshot
+from riskd.settings import Settings, VenueSettings, VenuesSettings
+from riskd.testing.redis_server import answers
+
+log = logging.getLogger("riskd.demo")
+
+DEMO_START = pd.Timestamp("2021-05-16 00:00", tz="UTC")
+DEMO_END = pd.Timestamp("2021-05-21 00:00", tz="UTC")
+
+
+def _sample_history(root: Path):  # -> MarketHistory
+    from riskd.testing.sample import load_sample_store
+    from riskd.testing.synthetic import MarketHistory
+
+    store = load_sample_store(root)
+    perps = sorted({s for d, v, s in store.partitions("ohlcv", "binance")})
+    ohlcv = {"binance": {s: store.read("ohlcv", "binance", s) for s in perps}}
+    funding = {"binance": {s: store.read("funding", "binance", s) for s in perps}}
+    return MarketHistory.from_frames(ohlcv, funding), perps
+
+
+def demo_settings(settings: Settings, data_dir: Path, base_url: str, symbols: list[str]) -> Settings:
+    """The user's settings, pointed at the fake exchange (Binance only: the sample has no other venue)."""
+    venues = VenuesSettings(
+        binance=VenueSettings(api_url=base_url, rate_limit_ms=1, max_concurrency=8),
+        bybit=VenueSettings(enabled=False),
+        hyperliquid=VenueSettings(enabled=False),
+    )
+    redis = settings.redis
+    if redis.url is not None or answers("127.0.0.1", 6379):
+        # A shared Redis: a prefix of this run's own, never a real riskd's keys nor an earlier demo's
+        # (whose alert fingerprints would rightly suppress this run's identical alerts as duplicates).
+        redis = redis.model_copy(update={"key_prefix": f"riskd-demo-{uuid.uuid4().hex[:8]}:v1"})
+    universe = settings.universe.model_copy(update={"symbols": symbols})
+    daemon = settings.daemon.model_copy(update={"warmup_hours": 24 * 20})
+    return settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "venues": venues,
+            "redis": redis,
+            "universe": universe,
+            "daemon": daemon,
+        }
+    )
+
+
+def _line(snap: Snapshot) -> str:
+    f = snap.features
+    ret = f.get("btc_ret_1h")
+    cfi = f"{snap.cfi:+.2f}" if snap.cfi is not None else "  n/a"
+    pct = f"{snap.cfi_percentile:.2f}" if snap.cfi_percentile is not None else "n/a"
+    btc = f"{ret:+.1%}" if ret is not None else "n/a"
+    return (
+        f"{snap.as_of:%Y-%m-%d %H:%M} UTC  {snap.state:<9} x{snap.risk_multiplier:.2f}  "
+        f"CFI {cfi} (pct {pct})  cascade {snap.cascade_level:<11} BTC 1h {btc:>6}  data {snap.data_quality.status}"
+    )
+
+
+async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp, hours_per_second: float,
+                   hold: bool, out=sys.stdout) -> int:  # fmt: skip
+    """Run the demo; returns the exit status."""
+    from riskd.testing.fake_exchange import FakeExchange
+
+    with tempfile.TemporaryDirectory(prefix="riskd-demo-") as tmp:
+        history, perps = _sample_history(Path(tmp) / "sample")
+        clock = SimClock(start + pd.Timedelta(seconds=settings.daemon.grace_s), speed=3600 * hours_per_second)
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        async with FakeExchange(history, now=clock.now) as fx:
+            cfg = demo_settings(settings, Path(tmp) / "data", fx.base_url, perps)
+            seen: list[Snapshot] = []
+
+            def show(snap: Snapshot) -> None:
+                seen.append(snap)
+                print(_line(snap), file=out, flush=True)
+                if snap.as_of >= end:
+                    stop.set()
+
+            async with runtime(cfg, clock=clock, commands=False) as rt:
+                d = rt.daemon
+                d.sinks.on_snapshot.append(show)
+                await rt.start_publishing()
+                port = rt.server.port if rt.server else None
+                print(
+                    f"riskd demo: fake exchange {fx.base_url} serving the real May 2021 sample ({', '.join(perps)}), "
+                    f"Redis {rt.url.split('@')[-1]} key {cfg.redis.key_prefix}:regime, "
+                    f"metrics http://127.0.0.1:{port}/metrics — {hours_per_second:g} simulated hours per second",
+                    file=out,
+                    flush=True,
+                )
+                await d.run_forever(stop)
+                await drain_outbox(rt.pipeline, 10.0)
+                reading = await aread_regime(
+                    rt.client, prefix=cfg.redis.key_prefix, now=clock.now().to_pydatetime(warn=False)
+                )
+                states = [s.state for s in seen]
+                changes = sum(a != b for a, b in itertools.pairwise(states))
+                sent = sum(v for (name, _), v in _samples(rt, "riskd_alerts_sent_total").items())
+                held = sum(v for (name, _), v in _samples(rt, "riskd_alerts_suppressed_total").items())
+                print(
+                    f"\n{len(seen)} hours published, {changes} regime changes, {sent:.0f} alerts sent "
+                    f"({held:.0f} suppressed by cooldown/mode); "
+                    f"read_regime -> {reading.status} {reading.state} x{reading.risk_multiplier:.2f}",
+                    file=out,
+                    flush=True,
+                )
+                if hold:
+                    print("holding (Ctrl-C to stop)…", file=out, flush=True)
+                    stop.clear()
+                    await stop.wait()
+                if cfg.redis.key_prefix != settings.redis.key_prefix:  # our own prefix on a shared Redis
+                    await _forget(rt.client, cfg.redis.key_prefix)
+    return 0 if seen else 1
+
+
+async def _forget(client, prefix: str) -> None:
+    """Delete this demo run's keys from a shared Redis."""
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=500)]
+    if keys:
+        await client.delete(*keys)
+
+
+def _samples(rt, name: str) -> dict:
+    from riskd.sinks.metrics import parse_exposition
+
+    return {k: v for k, v in parse_exposition(rt.metrics.exposition().decode()).items() if k[0] == name}
+
+
+def cli_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """``riskd demo``: exit 0 once the crash has been replayed live."""
+    if args.hours_per_second <= 0:
+        raise ConfigError("invalid argument --hours-per-second: must be positive")
+    start = hour_arg(args.start, "--from") or DEMO_START
+    end = hour_arg(args.end, "--to") or DEMO_END
+    return asyncio.run(
+        run_demo(settings, start=start, end=end, hours_per_second=args.hours_per_second, hold=args.hold)
+    )

@@ -1,0 +1,252 @@
+"""The daemon's data: fetch what each hour needs, keep it in the store and in a recent-history cache.
+
+The one-hour panel the core steps on is built by ``build_panel`` — the batch path's own function —
+over the cached frames, so the live row of hour T is the row a batch panel over the store has at T.
+Fetching is incremental (from the last row held), bounded by the venues' concurrency limits, and
+never raises: what failed becomes a named stale or missing source in the hour's data quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from riskd.core import Panel, build_panel
+from riskd.core.params import FragilityParams
+from riskd.errors import SourceError
+from riskd.models import DataQuality
+from riskd.sources import VenueSource
+from riskd.store import HistoryStore
+
+log = logging.getLogger("riskd.live")
+
+HOUR = pd.Timedelta(hours=1)
+_FETCH = {"ohlcv": "fetch_ohlcv", "funding": "fetch_funding", "open_interest": "fetch_open_interest"}
+
+
+def datasets_for(venue: str, primary: str) -> tuple[str, ...]:
+    """What the daemon fetches per venue: prices, funding and OI from the primary, funding elsewhere."""
+    return ("ohlcv", "funding", "open_interest") if venue == primary else ("funding",)
+
+
+@dataclass
+class FetchReport:
+    """Outcome of one incremental fetch: rows added and the (venue, dataset) pairs that failed."""
+
+    rows: int = 0
+    failed: dict[tuple[str, str], str] = field(default_factory=dict)
+    unlisted: set[tuple[str, str]] = field(default_factory=set)
+
+
+class MarketCache:
+    """Recent frames per (dataset, venue, symbol), trimmed to the look-back one panel row needs."""
+
+    def __init__(self, symbols: Iterable[str], params: FragilityParams, keep_hours: int = 72) -> None:
+        self.symbols = tuple(symbols)
+        self.params = params
+        lookback = max(params.panel.funding_max_age_hours, params.panel.open_interest_max_age_hours)
+        self.lookback = pd.Timedelta(hours=lookback + 2)  # what one panel row can reach back to
+        self.keep = pd.Timedelta(hours=max(keep_hours, lookback + 2))
+        self.frames: dict[tuple[str, str, str], pd.DataFrame] = {}
+
+    def load(self, store: HistoryStore, venues: Iterable[str], until: pd.Timestamp) -> None:
+        """Fill the cache from the store (start-up): the last ``keep`` before ``until``."""
+        start = until - self.keep
+        for dataset, venue, symbol in store.partitions():
+            if symbol in self.symbols and (venue in venues or dataset == "spot_ohlcv"):
+                frame = store.read(dataset, venue, symbol, start, until)
+                if len(frame):
+                    self.frames[(dataset, venue, symbol)] = frame
+
+    def add(self, dataset: str, venue: str, symbol: str, frame: pd.DataFrame) -> None:
+        """Merge new rows (a later row for the same time wins) and trim to the look-back."""
+        if frame.empty:
+            return
+        key = (dataset, venue, symbol)
+        old = self.frames.get(key)
+        merged = frame if old is None else pd.concat([old, frame.astype(old.dtypes.to_dict())])
+        merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+        self.frames[key] = merged[merged.index >= merged.index[-1] - self.keep]
+
+    def last_ts(self, dataset: str, venue: str, symbol: str) -> pd.Timestamp | None:
+        """Newest row held for a partition."""
+        frame = self.frames.get((dataset, venue, symbol))
+        return None if frame is None or frame.empty else frame.index[-1]
+
+    def panel(self, hour: pd.Timestamp, venues: Iterable[str]) -> Panel:
+        """The one-row panel of the candle opened at ``hour``, built as the batch path builds it."""
+
+        def pick(dataset: str, venue: str) -> dict[str, pd.DataFrame]:
+            return {s: f for (d, v, s), f in self.frames.items() if d == dataset and v == venue}
+
+        primary = self.params.funding.primary_venue
+        panel = build_panel(
+            pick("ohlcv", primary),
+            {v: pick("funding", v) for v in venues},
+            pick("open_interest", primary) or None,
+            pick("spot_ohlcv", primary) or None,
+            symbols=self.symbols,
+            start=hour - self.lookback,
+            end=hour,
+            params=self.params.panel,
+        )
+        n = len(panel.index)
+        return panel.rows(n - 1, n)
+
+
+async def fetch_recent(
+    sources: Mapping[str, VenueSource],
+    store: HistoryStore,
+    cache: MarketCache,
+    until: pd.Timestamp,
+    warm_start: pd.Timestamp,
+) -> FetchReport:
+    """Bring every (venue, dataset, symbol) up to ``until`` (exclusive): fetch, store, cache.
+
+    A partition with nothing held starts at ``warm_start``. Failures are recorded, never raised.
+    """
+    report = FetchReport()
+    primary = cache.params.funding.primary_venue
+
+    async def one(venue: str, dataset: str, symbol: str) -> None:
+        source = sources[venue]
+        last = cache.last_ts(dataset, venue, symbol) or store.last_ts(dataset, venue, symbol)
+        start = warm_start if last is None else max(warm_start, last + pd.Timedelta(milliseconds=1))
+        if start >= until or (dataset == "funding" and not _print_due(cache, venue, symbol, until)):
+            return
+        try:
+            if await source.resolve(symbol) is None:
+                report.unlisted.add((venue, symbol))
+                return
+            frame = await getattr(source, _FETCH[dataset])(symbol, start, until)
+        except SourceError as err:
+            report.failed[(venue, dataset)] = str(err)
+            log.warning("%s %s %s: fetch failed: %s", venue, dataset, symbol, err)
+            return
+        if not frame.empty:
+            report.rows += await asyncio.to_thread(store.append, dataset, venue, symbol, frame)
+            cache.add(dataset, venue, symbol, frame)
+
+    await asyncio.gather(
+        *(one(v, d, s) for v in sources for d in datasets_for(v, primary) for s in cache.symbols)
+    )
+    return report
+
+
+def _print_due(cache: MarketCache, venue: str, symbol: str, until: pd.Timestamp) -> bool:
+    """Whether a funding print can have appeared before ``until``: prints come once per interval, so
+    most hours need no request for 8 h symbols (a shortened interval is picked up at the next due print)."""
+    frame = cache.frames.get(("funding", venue, symbol))
+    if frame is None or frame.empty:
+        return True
+    due = frame.index[-1].floor("h") + pd.Timedelta(hours=float(frame["interval_hours"].iloc[-1]))
+    return due < until
+
+
+def assess(
+    cache: MarketCache,
+    hour: pd.Timestamp,
+    venues: Iterable[str],
+    report: FetchReport | None,
+    btc: str = "BTC",
+) -> DataQuality:
+    """The data quality of the hour opened at ``hour``: ok, degraded (some source) or stale (BTC).
+
+    Stale: the primary venue has no BTC candle for the hour. Degraded: a fetch failed, or a venue's
+    newest funding print is older than its interval allows, or a venue lists none of the universe.
+    """
+    primary = cache.params.funding.primary_venue
+    stale: list[str] = []
+    missing: list[str] = []
+    notes: list[str] = []
+    have = sum(1 for s in cache.symbols if _has_hour(cache, "ohlcv", primary, s, hour))
+    coverage = have / max(1, len(cache.symbols))
+    if not _has_hour(cache, "ohlcv", primary, btc, hour):
+        missing.append(f"{primary}:ohlcv")
+        notes.append(f"no {btc} candle from {primary} for {hour:%Y-%m-%d %H:00} UTC")
+    for (venue, dataset), err in sorted((report.failed if report else {}).items()):
+        stale.append(f"{venue}:{dataset}")
+        notes.append(f"{venue} {dataset}: {err[:160]}")
+    for venue in venues:
+        newest = [cache.last_ts("funding", venue, s) for s in cache.symbols]
+        newest = [t for t in newest if t is not None]
+        if not newest:
+            missing.append(f"{venue}:funding")
+        elif max(newest) < hour + HOUR - pd.Timedelta(hours=9):  # longest interval (8 h) plus the hour
+            stale.append(f"{venue}:funding")
+    status = "stale" if f"{primary}:ohlcv" in missing else ("degraded" if stale or missing else "ok")
+    return DataQuality(
+        status=status,  # type: ignore[arg-type]
+        coverage=coverage,
+        stale_sources=sorted(set(stale)),
+        missing_sources=sorted(set(missing)),
+        notes=notes,
+    )
+
+
+def _has_hour(cache: MarketCache, dataset: str, venue: str, symbol: str, hour: pd.Timestamp) -> bool:
+    frame = cache.frames.get((dataset, venue, symbol))
+    return frame is not None and hour in frame.index
+
+
+def store_panel(
+    store: HistoryStore,
+    params: FragilityParams,
+    symbols: Iterable[str],
+    venues: Iterable[str],
+    end: pd.Timestamp,
+    start: pd.Timestamp | None = None,
+) -> Panel | None:
+    """The batch panel over the store's history through the hour opened at ``end`` (None: no BTC yet).
+
+    The offline module, replay and the daemon's cold start all build their panel here.
+    """
+    primary = params.funding.primary_venue
+    symbols = tuple(symbols)
+    stop = end + HOUR
+
+    def read(dataset: str, venue: str) -> dict[str, pd.DataFrame]:
+        frames = {s: store.read(dataset, venue, s, None, stop) for s in symbols}
+        return {s: f for s, f in frames.items() if len(f)}
+
+    ohlcv = read("ohlcv", primary)
+    spot = read("spot_ohlcv", primary)
+    if "BTC" not in ohlcv and "BTC" not in spot:
+        return None
+    first = min(f.index[0] for f in (*ohlcv.values(), *spot.values())).floor("h")
+    start = first if start is None else max(start, first)
+    if start > end:
+        return None
+    return build_panel(
+        ohlcv,
+        {v: read("funding", v) for v in venues},
+        read("open_interest", primary) or None,
+        spot or None,
+        symbols=symbols,
+        start=start,
+        end=end,
+        params=params.panel,
+    )
+
+
+def assess_row(panel: Panel, venues: Iterable[str], params: FragilityParams) -> DataQuality:
+    """Data quality of a one-row panel from stored history (replay): BTC present, venues present."""
+    symbols = list(panel.symbols)
+    closes = panel.close[0]
+    coverage = float(np.isfinite(closes).mean()) if len(symbols) else 0.0
+    missing = []
+    if "BTC" not in symbols or not np.isfinite(closes[symbols.index("BTC")]):
+        missing.append(f"{params.funding.primary_venue}:ohlcv")
+    for venue in venues:
+        rates = panel.funding.get(venue)
+        if rates is None or not np.isfinite(rates[0]).any():
+            missing.append(f"{venue}:funding")
+    status = (
+        "stale" if f"{params.funding.primary_venue}:ohlcv" in missing else ("degraded" if missing else "ok")
+    )
+    return DataQuality(status=status, coverage=coverage, missing_sources=missing)  # type: ignore[arg-type]

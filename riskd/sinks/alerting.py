@@ -1,0 +1,344 @@
+"""The alert delivery pipeline: policy, de-duplication and a durable Redis outbox, for any channel.
+
+``submit()`` applies the policy in one atomic Redis script: mode ``off`` → fingerprint already seen
+(``duplicate``) → muted → cooldown → queued in the outbox, one item per destination. ``run()`` is the
+worker that empties the outbox through a :class:`Channel` (Telegram or console).
+
+Exactly-once, and where it stops. Each item is claimed with a lease (its score in the due set
+becomes ``now + lease``), marked ``inflight`` just before the request, and removed in the same
+script that writes its ``sent`` marker — only after the channel confirmed. The worker is strictly
+sequential, so once the channel has seen request N+1, item N's mark is committed: a crash can
+never leave a delivery the channel observed unmarked, except the one in flight. A worker killed
+before ``inflight`` leaves an item that is claimed again, clean, after the lease. The window left
+is from ``inflight`` to the mark (one round trip plus one Redis call): the channel has no
+idempotency key, so after a crash there we cannot know whether it arrived. We err on delivery:
+the item is re-sent headed "possibly repeated" rather than risk losing a critical alert. Sends
+are cut off at 60 % of the lease, so a live worker's lease is not taken over (unless the process
+stalls for longer than that, e.g. SIGSTOP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from redis.exceptions import RedisError
+
+from riskd.alerts import LATE_AFTER_S, format_late
+from riskd.models import Alert
+from riskd.sinks.outbox import MUTE_TYPES, Item, Outbox
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from riskd.settings import AlertSettings, Settings
+
+log = logging.getLogger("riskd.alerting")
+
+ICONS = {"critical": "🔴", "warning": "🟠", "info": "🟢"}
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver. ``definite``: surely not delivered (the server said no)."""
+
+    def __init__(self, message: str, *, definite: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.definite = definite
+        self.retry_after = retry_after
+
+
+class Channel(Protocol):
+    """Where alerts go. ``send`` returns a receipt (e.g. the message id) once the channel confirmed."""
+
+    name: str
+    destinations: list[str]
+    max_per_minute: int | None
+
+    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None) -> str: ...
+
+
+@dataclass
+class AlertStats:
+    """Counters the metrics sink reads: sent{channel,severity}, suppressed{reason}, outbox size."""
+
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    outbox_size: int = 0
+    last_success_ts: float | None = None
+
+
+class RateLimiter:
+    """At most ``max_events`` per sliding ``window_s`` (Telegram: ~20 messages a minute per group)."""
+
+    def __init__(self, max_events: int, window_s: float = 60.0) -> None:
+        self.max_events = max_events
+        self.window_s = window_s
+        self._times: list[float] = []
+
+    def delay(self) -> float:
+        """Seconds until one more event is allowed (0 when allowed now)."""
+        now = time.monotonic()
+        self._times = [t for t in self._times if now - t < self.window_s]
+        if len(self._times) < self.max_events:
+            return 0.0
+        return self._times[0] + self.window_s - now
+
+    def record(self) -> None:
+        """Count one event now."""
+        self._times.append(time.monotonic())
+
+
+def format_message(alert: Alert, *, now: datetime, maybe_repeated: bool = False) -> str:
+    """The text a human reads: severity, title, figures; delays and possible repeats said plainly."""
+    head = f"{ICONS.get(alert.severity, '')} {alert.severity.upper()} · {alert.title}".strip()
+    lines = [head]
+    delayed = (now - alert.as_of).total_seconds()
+    if delayed > LATE_AFTER_S and delayed - alert.late_by_seconds > LATE_AFTER_S:
+        lines.insert(0, f"[DELAYED: delivered {format_late(delayed)} after the hour — delivery was held up]")
+    if maybe_repeated:
+        lines.insert(0, "[possibly repeated: an earlier delivery was interrupted]")
+    return "\n".join([*lines, alert.body])
+
+
+class AlertPipeline:
+    """Policy + outbox + delivery worker for one channel; see the module docstring for the guarantees.
+
+    ``on_sent(channel, severity)`` and ``on_suppressed(reason)`` are called as things happen (the
+    metrics sink increments its Prometheus counters there); ``stats`` keeps the same numbers.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        channel: Channel,
+        *,
+        alerts: AlertSettings,
+        key_prefix: str,
+        retry_interval_s: float = 30.0,
+        initial_backoff_s: float = 1.0,
+        lease_s: float = 60.0,
+        poll_s: float = 1.0,
+        rate_window_s: float = 60.0,
+        dedup_ttl_s: float = 30 * 86400,
+        sent_ttl_s: float = 7 * 86400,
+        clock: Callable[[], float] = time.time,
+        on_sent: Callable[[str, str], None] | None = None,
+        on_suppressed: Callable[[str], None] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.outbox = Outbox(
+            redis, key_prefix, uuid.uuid4().hex[:12], seen_ttl_s=dedup_ttl_s, sent_ttl_s=sent_ttl_s
+        )
+        self._settings = alerts
+        self._retry_interval_s = retry_interval_s
+        self._initial_backoff_s = min(initial_backoff_s, retry_interval_s)
+        self._lease_ms = int(lease_s * 1000)
+        self._send_timeout_s = lease_s * 0.6  # a send is cut off well before its lease can lapse
+        self._poll_s = poll_s
+        self._clock = clock
+        self._on_sent = on_sent
+        self._on_suppressed = on_suppressed
+        limit = channel.max_per_minute
+        self._limiter = RateLimiter(limit, rate_window_s) if limit else None
+        self._paused_until = 0.0
+        self._buffer: list[tuple[Alert, bytes | None]] = []
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.stats = AlertStats()
+
+    @classmethod
+    def from_settings(cls, redis: Redis, channel: Channel, settings: Settings, **kw: Any) -> AlertPipeline:
+        """The pipeline as ``riskd run`` configures it (``kw``: hooks and test-speed timings)."""
+        return cls(redis, channel, alerts=settings.alerts, key_prefix=settings.redis.key_prefix,
+                   retry_interval_s=settings.telegram.retry_interval_s, **kw)  # fmt: skip
+
+    # -- submission ------------------------------------------------------------------------------
+
+    async def submit(self, alerts: Sequence[Alert], *, chart: bytes | None = None) -> list[str]:
+        """Apply the policy and queue what passes; returns each alert's outcome.
+
+        Outcomes: ``queued``, ``off``, ``duplicate``, ``muted``, ``cooldown``, or ``buffered`` when
+        Redis is unreachable (held in memory and queued by the worker once Redis answers).
+        """
+        chart_key = ""
+        if chart and any(self._mode(a) != "off" for a in alerts):
+            with contextlib.suppress(RedisError):
+                chart_key = await self.outbox.store_chart(chart)
+        outcomes = [await self._submit_one(alert, chart, chart_key) for alert in alerts]
+        self._wake.set()
+        return outcomes
+
+    async def _submit_one(self, alert: Alert, chart: bytes | None, chart_key: str) -> str:
+        mode = self._mode(alert)
+        if mode == "off":
+            outcome = "off"
+        else:
+            try:
+                outcome = await self.outbox.submit(
+                    alert, silent=mode == "silent", chart_key=chart_key, now_ms=self._now_ms(),
+                    cooldown_ms=int(self._settings.cooldown_s * 1000), dests=self.channel.destinations,
+                )  # fmt: skip
+            except RedisError as exc:
+                log.warning("redis unreachable, alert held in memory kind=%s error=%s", alert.kind, exc)
+                self._buffer.append((alert, chart))
+                return "buffered"
+        if outcome != "queued":
+            self._suppressed(outcome, alert)
+        return outcome
+
+    def _suppressed(self, reason: str, alert: Alert) -> None:
+        self.stats.suppressed[reason] += 1
+        if self._on_suppressed:
+            self._on_suppressed(reason)
+        log.info("alert suppressed reason=%s kind=%s as_of=%s", reason, alert.kind, alert.as_of.isoformat())
+
+    def _mode(self, alert: Alert) -> str:
+        return str(getattr(self._settings, alert.kind))
+
+    # -- mute ------------------------------------------------------------------------------------
+
+    async def mute(self, kind: str, seconds: float) -> datetime:
+        """Suppress alerts of ``kind`` (or ``all``) raised during the next ``seconds``; returns the end."""
+        if kind not in MUTE_TYPES:
+            raise ValueError(f"unknown alert type {kind!r}; one of {', '.join(MUTE_TYPES)}")
+        until = self._now() + timedelta(seconds=seconds)
+        await self.outbox.set_mute(kind, until.isoformat(), seconds)
+        return until
+
+    async def unmute(self, kind: str | None = None) -> int:
+        """Lift one mute, or every mute when ``kind`` is None; returns how many were lifted."""
+        return await self.outbox.clear_mutes(MUTE_TYPES if kind is None else (kind,))
+
+    async def mutes(self) -> dict[str, float]:
+        """Active mutes: type → seconds left."""
+        return await self.outbox.mutes()
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    async def outbox_size(self) -> int:
+        """Items waiting to be (re)sent, in flight included; also cached in ``stats.outbox_size``."""
+        self.stats.outbox_size = await self.outbox.size() + len(self._buffer)
+        return self.stats.outbox_size
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the delivery worker as a task; ``await stop()`` ends it after the send in flight."""
+        self._stop.clear()
+        self._task = asyncio.create_task(self.run(self._stop), name="riskd-alert-delivery")
+        return self._task
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Ask the worker to finish its current send and return; cancel it after ``grace_s``."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, grace_s)
+            self._task = None
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver due items until ``stop`` is set (or the task is cancelled)."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self._flush_buffer()
+                busy = await self.deliver_next(stop)
+                await self.outbox_size()
+            except RedisError as exc:
+                log.warning("alert outbox unreachable (redis): %s; retrying in %.1fs", exc, self._poll_s)
+                busy = False
+            if not busy:
+                await self._idle(stop, self._poll_s)
+
+    async def deliver_next(self, stop: asyncio.Event | None = None) -> bool:
+        """Send the oldest due item, if any; False when there was nothing due."""
+        stop = stop or asyncio.Event()
+        await self._wait_until_allowed(stop)
+        if stop.is_set():
+            return False
+        item = await self.outbox.claim(self._now_ms(), self._lease_ms)
+        if item is None:
+            return False
+        if item.dest not in self.channel.destinations:
+            log.error("outbox item for a destination this channel does not serve, dropped id=%s", item.id)
+            await self.outbox.mark(item, "dropped: destination not configured")
+            return True
+        text = format_message(item.alert, now=self._now(), maybe_repeated=item.maybe_sent)
+        chart = await self.outbox.load_chart(item.chart_key)
+        if not await self.outbox.start(item):
+            return True  # the lease lapsed and another worker owns the item now
+        if self._limiter:
+            self._limiter.record()
+        try:
+            send = self.channel.send(item.dest, text, silent=item.silent, chart=chart)
+            receipt = await asyncio.wait_for(send, self._send_timeout_s)
+        except DeliveryError as exc:
+            await self._release(item, exc)
+        except TimeoutError:
+            await self._release(item, DeliveryError("send timed out", definite=False))
+        else:
+            await self._delivered(item, receipt)
+        return True
+
+    async def _delivered(self, item: Item, receipt: str) -> None:
+        if not await self.outbox.mark(item, receipt):
+            log.warning("alert delivered after its lease lapsed (possible duplicate) id=%s", item.id)
+        self.stats.sent[(self.channel.name, item.alert.severity)] += 1
+        self.stats.last_success_ts = self._clock()
+        if self._on_sent:
+            self._on_sent(self.channel.name, item.alert.severity)
+        log.info("alert sent channel=%s dest=%s kind=%s severity=%s receipt=%s", self.channel.name,
+                 item.dest, item.alert.kind, item.alert.severity, receipt)  # fmt: skip
+
+    async def _release(self, item: Item, exc: DeliveryError) -> None:
+        attempts = await self.outbox.release(
+            item, now_ms=self._now_ms(), counts=exc.retry_after is None, definite=exc.definite,
+            error=str(exc), defer_ms=int(self._retry_interval_s * 1000),
+        )  # fmt: skip
+        if exc.retry_after is not None:
+            pause = exc.retry_after  # flood control is per bot: everything waits
+        else:
+            pause = min(self._retry_interval_s, self._initial_backoff_s * 2 ** max(0, attempts - 1))
+        self._paused_until = time.monotonic() + pause
+        log.warning("alert delivery failed id=%s attempt=%s definite=%s retry_in=%.1fs error=%s",
+                    item.id, attempts, exc.definite, pause, exc)  # fmt: skip
+
+    async def _flush_buffer(self) -> None:
+        while self._buffer:
+            alert, chart = self._buffer.pop(0)
+            key = await self.outbox.store_chart(chart) if chart else ""
+            if await self._submit_one(alert, chart, key) == "buffered":
+                self._buffer.insert(0, self._buffer.pop())  # still away: back to the front, keep order
+                return
+
+    async def _wait_until_allowed(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            delay = max(
+                self._paused_until - time.monotonic(), self._limiter.delay() if self._limiter else 0.0
+            )
+            if delay <= 0:
+                return
+            await self._idle(stop, delay)
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)

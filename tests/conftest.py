@@ -1,0 +1,42 @@
+"""Shared fixtures: a real Redis server for the whole session, settings pointed at tmp dirs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riskd.settings import Settings, load_settings
+from riskd.testing.redis_server import RedisServer, answers
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: RISKD_TEST_REDIS_URL when it answers, else a private redis-server we start."""
+    given = os.environ.get("RISKD_TEST_REDIS_URL")
+    if given:
+        host_port = given.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        host, port = host_port.split(":") if ":" in host_port else (host_port, "6379")
+        if answers(host, int(port)):
+            yield given
+            return
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server per test, for tests that stop and restart it."""
+    with RedisServer(data_dir=tmp_path / "redis", persist=True) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with the data dir in a tmp dir and fast retries (tests must not wait long)."""
+    return load_settings(
+        data_dir=tmp_path / "data",
+        retry={"attempts": 4, "initial_backoff_s": 0.01, "max_backoff_s": 0.05, "jitter_s": 0.01},
+    )

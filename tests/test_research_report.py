@@ -1,0 +1,124 @@
+"""Findings verdicts, and a full validation rendered to report.md, PNGs and results.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from riskd.research.backtest import HOURS_PER_YEAR
+from riskd.research.findings import RESEARCH_FINDINGS, Finding, Measurement, findings_table, verdict
+from riskd.research.report import write_report
+from riskd.research.synthetic import synthetic_market
+from riskd.research.validate import ValidationConfig, ValidationInputs, events_by_level, run_validation
+
+CI = Finding("x", "p", "a mean", 0.02, "pct", "ci")
+P = Finding("x", "p", "a p-value", 0.03, "p", "pvalue")
+COUNT = Finding("x", "p", "a count", 80, "count", "tolerance")
+
+
+@pytest.mark.parametrize(
+    ("finding", "ours", "expected"),
+    [
+        (CI, Measurement(0.015, 50, ci_lo=0.01, ci_hi=0.03), "reproduced"),
+        (CI, Measurement(0.001, 50, ci_lo=-0.005, ci_hi=0.012), "differs"),
+        (CI, Measurement(-0.001, 50, ci_lo=-0.03, ci_hi=0.03), "differs"),  # covers it, wrong sign
+        (CI, Measurement(0.02, 5, ci_lo=0.0, ci_hi=0.04), "not testable"),  # too few
+        (CI, Measurement(np.nan, 0), "not testable"),
+        (CI, Measurement(0.021, 50), "reproduced"),  # no CI: tolerance rule
+        (P, Measurement(0.001, 50), "reproduced"),
+        (P, Measurement(0.2, 50), "differs"),
+        (COUNT, Measurement(95, 95), "reproduced"),
+        (COUNT, Measurement(120, 120), "differs"),
+        (COUNT, Measurement(3, 3), "differs"),  # counts are compared even when small
+    ],
+)
+def test_verdict_rule(finding, ours, expected):
+    """Each rule of the findings docstring decides as documented."""
+    assert verdict(finding, ours)[0] == expected
+
+
+def test_untestable_finding_says_why():
+    """A figure marked untestable is reported so, with its reason, whatever we measured."""
+    f = next(f for f in RESEARCH_FINDINGS if f.untestable)
+    v, reason = verdict(f, Measurement(30.0, 100))
+    assert v == "not testable"
+    assert reason == f.untestable
+
+
+def test_findings_table_lists_every_research_figure_once():
+    """Missing measurements still appear as rows, 'not testable'."""
+    table = findings_table({"beta": Measurement(1.1, 80, "2021", 1.0, 1.2)})
+    assert table["key"].tolist() == [f.key for f in RESEARCH_FINDINGS]
+    assert table.set_index("key").loc["beta", "verdict"] == "reproduced"
+    assert (table.set_index("key").drop(index="beta")["verdict"] == "not testable").all()
+
+
+@pytest.fixture(scope="module")
+def result():
+    """A full validation over a small synthetic market (planted beta 1.16 and +1% alt alpha)."""
+    m = synthetic_market(seed=5, years=3.2, alt_alpha=0.01, n_alts=8, start="2021-01-01")
+    inputs = ValidationInputs(m.closes, m.features, {"volume_only": m.events, "loose": m.events}, m.crashing)
+    cfg = ValidationConfig(bootstrap_reps=60, ic_reps=10, oos_years=(2022, 2023), oos_min_history_h=24 * 60)
+    parts: list[str] = []
+    return run_validation(inputs, cfg, progress=parts.append), parts
+
+
+def test_validation_runs_every_part_and_finds_the_planted_beta(result):
+    """Progress names each part; the beta row carries the planted 1.16 and a significant alpha."""
+    res, parts = result
+    assert parts == [
+        "event study",
+        "CFI tail risk",
+        "walk-forward",
+        "beta decomposition",
+        "seed backtest",
+        "findings",
+    ]
+    base = res.beta["regression"].set_index("model").loc["base"]
+    assert base["beta"] == pytest.approx(1.16, abs=0.08)
+    assert base["alpha_p"] < 0.01
+    assert set(res.findings["verdict"]) <= {"reproduced", "differs", "not testable"}
+
+
+def test_report_writes_markdown_figures_and_json(result, tmp_path: Path):
+    """report.md starts with the findings table, every PNG is written, results.json is strict JSON."""
+    res, _ = result
+    paths = write_report(res, tmp_path / "rep")
+    names = {p.name for p in paths}
+    assert {"report.md", "results.json", "event_study.png", "crash_rates.png", "equity.png"} <= names
+    assert all(p.stat().st_size > 1000 for p in paths if p.suffix == ".png")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.index("## Findings") < md.index("## 1. Event study")
+    for f in RESEARCH_FINDINGS:
+        assert f.claim in md
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert len(data["findings"]) == len(RESEARCH_FINDINGS)
+    assert data["config"]["cost_bps"] == 30.0
+
+
+def test_events_by_level_reads_the_core_episode_frame():
+    """One DatetimeIndex of episode starts per level, sorted."""
+    ts = pd.date_range("2021-05-19", periods=3, freq="h", tz="UTC")
+    frame = pd.DataFrame({"level": ["loose", "volume_only", "loose"], "start": [ts[2], ts[1], ts[0]]})
+    out = events_by_level(frame)
+    assert list(out["loose"]) == [ts[0], ts[2]]
+    assert list(out["volume_only"]) == [ts[1]]
+
+
+def test_significant_p_value_with_the_opposite_sign_differs():
+    """A p-value claim is not reproduced by an equally significant effect in the other direction."""
+    assert verdict(P, Measurement(1e-9, 500), paired=(0.048, -0.05))[0] == "differs"
+    assert verdict(P, Measurement(1e-9, 500), paired=(0.048, 0.03))[0] == "reproduced"
+
+
+def test_per_hold_sharpe_basis_matches_the_research_alt_figures():
+    """The research's alt contagion (n = 72, p = 0.029, 48 h hold) implies Sharpe ≈ 3.58 only per hold period."""
+    t = stats.t.isf(0.029 / 2, 71)
+    per_trade = t / np.sqrt(72)
+    assert per_trade * np.sqrt(HOURS_PER_YEAR / 48) == pytest.approx(3.58, abs=0.1)
+    assert per_trade * np.sqrt(72 / 5) < 1.5  # on the trades-per-year basis it is about 1

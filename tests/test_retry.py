@@ -1,0 +1,89 @@
+"""ccxt errors become riskd's own in one place; temporary ones are retried with back-off."""
+
+from __future__ import annotations
+
+import logging
+
+import ccxt
+import pytest
+
+from riskd.errors import RateLimited, SourceError, TemporaryError
+from riskd.settings import RetrySettings
+from riskd.sources.retry import call_with_retry, translate
+
+FAST = RetrySettings(attempts=4, initial_backoff_s=0.001, max_backoff_s=0.01, jitter_s=0.0)
+
+
+@pytest.mark.parametrize(
+    ("err", "kind"),
+    [
+        (ccxt.RateLimitExceeded("429 Too Many Requests Retry-After: 3"), RateLimited),
+        (ccxt.DDoSProtection("418 I'm a teapot"), RateLimited),
+        (ccxt.RequestTimeout("timed out"), TemporaryError),
+        (ccxt.ExchangeNotAvailable("503"), TemporaryError),
+        (ccxt.BadResponse("not json"), TemporaryError),
+        (TypeError("string indices must be integers"), TemporaryError),
+        (ccxt.BadSymbol("unknown symbol"), SourceError),
+        (ccxt.AuthenticationError("bad key"), SourceError),
+    ],
+)
+def test_translation_separates_temporary_from_fatal(err: Exception, kind: type) -> None:
+    """Each ccxt error maps to exactly the riskd class that says whether waiting helps."""
+    mapped = translate(err, venue="binance", endpoint="klines")
+    assert type(mapped) is kind
+    assert "binance klines" in str(mapped)
+
+
+def test_retry_after_is_read_from_the_message() -> None:
+    """A 429 that names Retry-After carries it, so the back-off can honour it."""
+    mapped = translate(ccxt.RateLimitExceeded("Retry-After: 3"), venue="bybit", endpoint="kline")
+    assert isinstance(mapped, RateLimited)
+    assert mapped.retry_after == 3.0
+
+
+async def test_temporary_errors_are_retried_until_success(caplog: pytest.LogCaptureFixture) -> None:
+    """Two timeouts then a reply: the call succeeds, each retry is logged and counted by the hook."""
+    calls: list[str] = []
+    seen: list[str] = []
+
+    async def flaky() -> str:
+        calls.append("x")
+        if len(calls) < 3:
+            raise ccxt.RequestTimeout("slow")
+        return "ok"
+
+    with caplog.at_level(logging.WARNING, logger="riskd.sources"):
+        out = await call_with_retry(
+            flaky, venue="binance", endpoint="klines", policy=FAST, hook=lambda v, e, o: seen.append(o)
+        )
+    assert out == "ok"
+    assert len(calls) == 3
+    assert seen == ["temporary_error", "temporary_error", "ok"]
+    assert sum("retry" in r.message for r in caplog.records) == 2
+
+
+async def test_fatal_errors_are_not_retried() -> None:
+    """An unknown symbol fails at once: retrying cannot fix it."""
+    calls: list[int] = []
+
+    async def bad() -> None:
+        calls.append(1)
+        raise ccxt.BadSymbol("nope")
+
+    with pytest.raises(SourceError) as info:
+        await call_with_retry(bad, venue="bybit", endpoint="kline", policy=FAST)
+    assert not isinstance(info.value, TemporaryError)
+    assert calls == [1]
+
+
+async def test_retries_give_up_after_the_configured_attempts() -> None:
+    """A venue that never recovers raises TemporaryError after exactly `attempts` tries."""
+    calls: list[int] = []
+
+    async def down() -> None:
+        calls.append(1)
+        raise ccxt.ExchangeNotAvailable("502")
+
+    with pytest.raises(TemporaryError):
+        await call_with_retry(down, venue="hyperliquid", endpoint="info", policy=FAST)
+    assert len(calls) == FAST.attempts
