@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,38 +161,55 @@ async def runtime(
 
 
 async def _shutdown(rt: Runtime, sources: Any) -> None:
+    """Stop every part in order. Each step has its own deadline so one stuck peer (a Redis that stopped
+    answering, a Telegram call hanging in TLS) cannot keep a SIGTERMed riskd alive until systemd or
+    the orchestrator kills it; a step that runs out is logged by name and skipped."""
     for task in rt.tasks:
         task.cancel()
-    for task in rt.tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    if rt.tasks:
+        _, pending = await asyncio.wait(rt.tasks, timeout=5.0)
+        for task in pending:
+            log.warning("shutdown: task %s ignored cancellation for 5s; leaving it behind", task.get_name())
     if rt.commands is not None:
-        with contextlib.suppress(Exception):
-            await rt.commands.stop()
-    with contextlib.suppress(Exception):
-        await rt.pipeline.stop(grace_s=5)
+        await _step("telegram commands", rt.commands.stop(), 5.0)
+    await _step("alert delivery", rt.pipeline.stop(grace_s=5), 7.0)
     if rt.daemon.sinks.lease is not None:
-        with contextlib.suppress(Exception):
-            await rt.daemon.sinks.lease.release()
-    with contextlib.suppress(Exception):
-        await rt.channel.aclose()
+        await _step("leader lease release", rt.daemon.sinks.lease.release(), 3.0)
+    await _step("alert channel", rt.channel.aclose(), 5.0)
     for source in sources:
-        with contextlib.suppress(Exception):
-            await source.close()
-    with contextlib.suppress(Exception):
-        await rt.client.aclose()
+        await _step(f"source {getattr(source, 'venue', source)}", source.close(), 3.0)
+    await _step("redis client", rt.client.aclose(), 3.0)
     if rt.server is not None:
-        await rt.server.stop()
+        await _step("metrics server", rt.server.stop(), 3.0)
     if rt.embedded is not None:
         rt.embedded.stop()
+    log.debug("shutdown complete")
 
 
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    """SIGTERM and SIGINT end the run cleanly (exit status 0)."""
+async def _step(name: str, aw: Awaitable[Any], timeout_s: float) -> None:
+    """Await one shutdown step for at most ``timeout_s``; its failure is logged, never raised."""
+    try:
+        await asyncio.wait_for(aw, timeout_s)
+    except TimeoutError:
+        log.warning("shutdown: %s did not finish within %.0fs; leaving it behind", name, timeout_s)
+    except Exception as exc:
+        log.warning("shutdown: %s failed: %s", name, exc)
+
+
+def install_signal_handlers(stop: asyncio.Event, deadline_s: float) -> None:
+    """SIGTERM and SIGINT end the run cleanly (exit status 0). A shutdown that is still going after
+    ``deadline_s`` is diagnosed, not waited out: faulthandler prints every thread's stack and exits 1."""
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            log.info("stop requested; shutting down (deadline %.0fs)", deadline_s)
+            faulthandler.dump_traceback_later(deadline_s, exit=True)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
 
 
 async def drain_outbox(pipeline: Any, timeout_s: float) -> None:
@@ -207,7 +225,7 @@ async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
               stop: asyncio.Event | None = None, ready: Callable[[Runtime], None] | None = None) -> int:  # fmt: skip
     """``riskd run`` (``once=False``) or ``riskd once``."""
     stop = stop or asyncio.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
     async with runtime(settings, clock=clock, commands=not once) as rt:
         d = rt.daemon
         await asyncio.to_thread(d.load)

@@ -8,9 +8,11 @@ stops the others. Exit status: 0 success, 1 the work failed, 2 bad settings or a
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -158,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"riskd: {err}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: a live riskd, diagnosed
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return _load_handler(COMMANDS[name])(settings, args)
     except ConfigError as err:
@@ -172,3 +176,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("riskd: interrupted", file=sys.stderr)
         return 130
+    finally:
+        faulthandler.cancel_dump_traceback_later()  # armed by a stop signal (riskd.app)

@@ -92,7 +92,7 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
         history, perps = _sample_history(Path(tmp) / "sample")
         clock = SimClock(start + pd.Timedelta(seconds=settings.daemon.grace_s), speed=3600 * hours_per_second)
         stop = asyncio.Event()
-        install_signal_handlers(stop)
+        install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
         async with FakeExchange(history, now=clock.now) as fx:
             cfg = demo_settings(settings, Path(tmp) / "data", fx.base_url, perps)
             seen: list[Snapshot] = []

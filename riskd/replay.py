@@ -118,7 +118,7 @@ def cli_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     async def main() -> ReplayResult:
         stop = asyncio.Event()
-        install_signal_handlers(stop)
+        install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
         return await replay(settings, start, end, channel=channel, metrics_port=args.metrics_port,
                             hold=stop if args.hold else None)  # fmt: skip
 

@@ -216,6 +216,15 @@ class DaemonSettings(_Section):
         30.0, gt=1, description="Leader lease in Redis; a standby replica takes over after it lapses."
     )
     instance_id: str | None = Field(None, description="Replica name in the lease; None: host:pid.")
+    shutdown_deadline_s: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description=(
+            "After SIGTERM/SIGINT, a riskd still running this long prints every thread's stack "
+            "to stderr and exits with status 1."
+        ),
+    )
 
 
 class Settings(BaseSettings):

@@ -183,3 +183,44 @@ def test_embedded_redis_starts_when_none_answers(tmp_path: Path) -> None:
     finally:
         if server is not None:
             server.stop()
+
+
+_HUNG_SHUTDOWN = """
+import asyncio, time
+from riskd.app import install_signal_handlers
+
+def stuck_in_shutdown() -> None:
+    time.sleep(60)  # a synchronous call that never returns, as a hung C library would
+
+async def main() -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop, 1.0)
+    print("ready", flush=True)
+    await stop.wait()
+    stuck_in_shutdown()
+
+asyncio.run(main())
+"""
+
+
+def test_a_hung_shutdown_prints_its_stacks_and_exits_at_the_deadline() -> None:
+    """After SIGTERM, a shutdown stuck past the deadline is not waited out: every thread's stack goes to
+    stderr, naming where it hung, and the process exits 1 (systemd and tests see a failure, not a hang)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HUNG_SHUTDOWN], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=20)
+        waited = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert status == 1
+    assert 1.0 <= waited < 15, waited
+    assert "Timeout (0:00:01)!" in stderr
+    assert "stuck_in_shutdown" in stderr

@@ -137,9 +137,9 @@ def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path, timeo
         if check():
             return
         if proc.poll() is not None:
-            pytest.fail(f"{what}: process exited with {proc.returncode}\n{log.read_text()[-3000:]}")
+            pytest.fail(f"{what}: process exited with {proc.returncode}\n{log.read_text()[-8000:]}")
         time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
+    pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-8000:]}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> int | None:
@@ -217,7 +217,7 @@ def replaying_riskd(tmp_path_factory: pytest.TempPathFactory, redis_url: str) ->
         yield port
     finally:
         status = _stop(proc)
-    assert status == 0, f"riskd replay exited with {status} on SIGTERM\n{log.read_text()[-3000:]}"
+    assert status == 0, f"riskd replay exited with {status} on SIGTERM\n{log.read_text()[-8000:]}"
 
 
 @pytest.fixture(scope="module")
