@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskd.core.panel import Panel, asof_hours, build_panel, hour_numbers
+from riskd.core.panel import Panel, asof_hours, build_panel, hour_numbers, prepare
 from riskd.core.params import PanelParams
 from riskd.errors import DataError
 
@@ -173,3 +173,43 @@ def test_panel_rows_must_be_consecutive_whole_hours() -> None:
     idx = pd.DatetimeIndex(["2024-03-01T00:00Z", "2024-03-01T02:00Z"], name="ts")
     with pytest.raises(DataError, match="consecutive"):
         Panel(idx, ("BTC",), np.ones((2, 1)), np.ones((2, 1)), np.ones((2, 1)))
+
+
+def test_prepared_inputs_build_the_same_panel_as_frames() -> None:
+    """The live daemon hands build_panel prepared arrays (``prepare``); the panel must be identical to
+    the batch path's from frames, including the awkward inputs: unsorted rows, a duplicated hour (the
+    later row wins), a NaN print that must not hide the previous one, a spot stand-in, an empty frame."""
+    perp = candles(10, start=START + pd.Timedelta(hours=2), price=200.0)
+    dup = perp.iloc[[3]].assign(close=999.0)
+    messy = pd.concat([perp.iloc[::-1], dup])  # reversed, and hour 5 twice (999 arrives last)
+    funding = prints(
+        ["2024-03-01T08:00:00.004Z", "2024-03-01T00:00:00.000Z", "2024-03-01T04:00:00.000Z", "2024-03-01T04:30:00.000Z"],
+        [0.0003, 0.0001, 0.0002, np.nan],
+    )
+    oi = pd.DataFrame(
+        {"open_interest": [5.0, 7.0]}, index=pd.date_range(START, periods=2, freq="4h", name="ts")
+    )
+    ohlcv = {"BTC": messy, "ETH": candles(0)}
+    spot = {"BTC": candles(12, price=50.0)}
+    args = dict(symbols=["BTC", "ETH", "XRP"], start=START, end=START + pd.Timedelta(hours=11))
+    from_frames = build_panel(ohlcv, {"binance": {"BTC": funding}}, {"BTC": oi}, spot, **args)
+    prepared = build_panel(
+        {s: prepare("ohlcv", f) for s, f in ohlcv.items()},
+        {"binance": {"BTC": prepare("funding", funding)}},
+        {"BTC": prepare("open_interest", oi)},
+        {s: prepare("spot_ohlcv", f) for s, f in spot.items()},
+        **args,
+    )
+    assert from_frames.close[5, 0] == 999.0
+    assert from_frames.stand_in is not None
+    assert from_frames.stand_in[:2, 0].all()
+    assert from_frames.funding["binance"][4, 0] == pytest.approx(0.0002 / 8)  # the NaN at 04:30 hides nothing
+    for name in ("close", "volume", "quote_volume", "open_interest", "stand_in"):
+        np.testing.assert_array_equal(getattr(prepared, name), getattr(from_frames, name), err_msg=name)
+    np.testing.assert_array_equal(prepared.funding["binance"], from_frames.funding["binance"])
+    assert prepared.index.equals(from_frames.index)
+
+
+def test_prepare_names_an_unknown_dataset() -> None:
+    with pytest.raises(DataError, match="unknown dataset 'trades'"):
+        prepare("trades", candles(2))

@@ -2,7 +2,8 @@
 
 Docker is not available where these run, so the compose file and the Dockerfile are checked
 structurally (parsed, cross-referenced with the files they mount and the services they name); the
-Prometheus side is checked by promtool (scripts/promtool-check.sh) and tests/test_prometheus_e2e.py.
+systemd unit by systemd-analyze (verify and its offline security audit); the Prometheus side by
+promtool (scripts/promtool-check.sh) and tests/test_prometheus_e2e.py.
 """
 
 from __future__ import annotations
@@ -221,6 +222,40 @@ def test_systemd_unit_is_hardened() -> None:
     assert f"RISKD_DATA_DIR={data_dir}" in unit["Environment"]
     assert data_dir == "/var/lib/" + unit["StateDirectory"][0]
     assert unit["ExecStart"][0].endswith("riskd run")
+
+
+def _systemd_duration_s(value: str) -> float:
+    units = {"ms": 0.001, "s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
+    number, unit = re.fullmatch(r"([0-9.]+)\s*([a-z]*)", value).groups()  # type: ignore[union-attr]
+    return float(number) * units[unit or "s"]
+
+
+def test_systemd_stop_timeout_outlasts_the_shutdown_deadline() -> None:
+    """systemd's SIGKILL comes after riskd's own deadline, so a hung stop leaves its stacks in the journal."""
+    unit = _unit(DEPLOY / "systemd" / "riskd.service")
+    assert _systemd_duration_s(unit["TimeoutStopSec"][0]) > Settings().daemon.shutdown_deadline_s
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_accepts_the_unit_and_rates_its_exposure_ok(tmp_path: Path) -> None:
+    """systemd itself parses the unit without a warning, and its offline security audit scores it at
+    most 2.0 ("OK"; 10 is an unhardened service). ExecStart points at this checkout's riskd so that
+    verify can check the binary exists."""
+    riskd = Path(sys.executable).with_name("riskd")
+    assert riskd.exists(), f"{riskd} missing: install the package (make setup)"
+    text = (DEPLOY / "systemd" / "riskd.service").read_text()
+    unit = tmp_path / "riskd.service"
+    unit.write_text(text.replace("/opt/riskd/venv/bin/riskd", str(riskd)))
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stderr.strip() == "", verify.stderr
+    audit = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)], capture_output=True, text=True
+    )
+    assert audit.returncode == 0, audit.stderr
+    score = re.search(r"Overall exposure level for riskd\.service: ([0-9.]+)", audit.stdout)
+    assert score, audit.stdout[-2000:]
+    assert float(score.group(1)) <= 2.0, audit.stdout
 
 
 # ---- generated files: env example, configuration reference, dashboards ------------------------------

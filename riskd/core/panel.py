@@ -9,7 +9,7 @@ comparison, so the batch and the live path cannot disagree about it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,10 +122,10 @@ def hourly_grid(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
 
 
 def build_panel(
-    ohlcv: Mapping[str, pd.DataFrame],
-    funding: Mapping[str, Mapping[str, pd.DataFrame]] | None = None,
-    open_interest: Mapping[str, pd.DataFrame] | None = None,
-    spot_ohlcv: Mapping[str, pd.DataFrame] | None = None,
+    ohlcv: Mapping[str, pd.DataFrame | Candles],
+    funding: Mapping[str, Mapping[str, pd.DataFrame | Prints]] | None = None,
+    open_interest: Mapping[str, pd.DataFrame | Prints] | None = None,
+    spot_ohlcv: Mapping[str, pd.DataFrame | Candles] | None = None,
     *,
     symbols: Sequence[str] | None = None,
     start: pd.Timestamp | str | None = None,
@@ -138,18 +138,26 @@ def build_panel(
     ``open_interest``: symbol → readings; ``spot_ohlcv``: symbol → spot candles, the stand-in where a
     perp candle is missing. The grid runs from ``start`` to ``end`` (default: the candles' span).
     A symbol or venue without data gives NaN columns, never an error. Inputs are not modified.
+
+    Any frame may be given already prepared (``Candles.of`` / ``Prints.of``): the live daemon keeps
+    its recent data prepared so that its one-row panel costs array look-ups, not pandas conversions;
+    the alignment below is the same code either way.
     """
     params = params or PanelParams()
     names = tuple(symbols) if symbols is not None else tuple(ohlcv)
-    spot = (spot_ohlcv or {}) if params.spot_stand_in else {}
-    index = _grid_for(ohlcv, spot, names, start, end)
+    candles = {s: Candles.of(ohlcv[s]) for s in names if ohlcv.get(s) is not None}
+    spot_in = (spot_ohlcv or {}) if params.spot_stand_in else {}
+    spot = {s: Candles.of(spot_in[s]) for s in names if spot_in.get(s) is not None}
+    index = _grid_for([*candles.values(), *spot.values()], start, end)
     close, volume, qv = (np.full((len(index), len(names)), np.nan) for _ in range(3))
     stand_in = np.zeros((len(index), len(names)), dtype=bool)
+    grid = _ns(index)
     for j, sym in enumerate(names):
-        _fill_candles(ohlcv.get(sym), index, close[:, j], volume[:, j], qv[:, j])
+        if sym in candles:
+            close[:, j], volume[:, j], qv[:, j] = candles[sym].at(grid)
         if sym in spot:
-            _fill_stand_in(spot[sym], index, close[:, j], volume[:, j], qv[:, j], stand_in[:, j])
-    hours = hour_numbers(index)
+            _fill_stand_in(spot[sym], grid, close[:, j], volume[:, j], qv[:, j], stand_in[:, j])
+    hours = grid // HOUR_NS
     rates = {
         venue: _column_of_prints(frames, names, hours, params.funding_max_age_hours, _rate_per_hour)
         for venue, frames in (funding or {}).items()
@@ -160,28 +168,106 @@ def build_panel(
     return Panel(index, names, close, volume, qv, rates, oi, stand_in if stand_in.any() else None)
 
 
+@dataclass(frozen=True)
+class Candles:
+    """One symbol's candles as sorted int64 times and float64 columns, duplicates resolved (the later
+    row for the same time wins) and quote volume filled in where the source had none."""
+
+    t_ns: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    quote_volume: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame | Candles) -> Candles:
+        """Prepare a candle frame (idempotent on prepared candles)."""
+        if isinstance(frame, Candles):
+            return frame
+        t = _ns(pd.DatetimeIndex(frame.index))
+        close, volume, qv = (_column(frame, c) for c in ("close", "volume", "quote_volume"))
+        if len(t) > 1 and not (np.diff(t) > 0).all():  # unsorted or duplicated: sort stably, keep the last
+            order = np.argsort(t, kind="stable")
+            t, close, volume, qv = t[order], close[order], volume[order], qv[order]
+            last = np.append(t[1:] != t[:-1], True)
+            t, close, volume, qv = t[last], close[last], volume[last], qv[last]
+        return cls(t, close, volume, _quote_volume_or_fallback(qv, volume, close))
+
+    @property
+    def first_ns(self) -> int | None:
+        return int(self.t_ns[0]) if len(self.t_ns) else None
+
+    @property
+    def last_ns(self) -> int | None:
+        return int(self.t_ns[-1]) if len(self.t_ns) else None
+
+    def at(self, grid_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Close, volume and quote volume at exactly the grid's times (NaN where there is no candle).
+        A sorted search over int64 times: pandas' reindex machinery costs more than the data."""
+        out = tuple(np.full(len(grid_ns), np.nan) for _ in range(3))
+        if not len(self.t_ns):
+            return out  # type: ignore[return-value]
+        pos = np.searchsorted(self.t_ns, grid_ns)
+        hit = pos < len(self.t_ns)
+        hit[hit] = self.t_ns[pos[hit]] == grid_ns[hit]
+        for dst, src in zip(out, (self.close, self.volume, self.quote_volume), strict=True):
+            dst[hit] = src[pos[hit]]
+        return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Prints:
+    """One symbol's funding prints or open-interest readings, as the hour each becomes usable in
+    (``floor_hour(P)``, the module's timestamp rule) and its value: sorted stably by time, NaN values
+    dropped so a missing value never hides the last good one."""
+
+    hours: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame | Prints, values_of: Callable[[pd.DataFrame], np.ndarray]) -> Prints:
+        """Prepare a frame of prints, ``values_of`` reading its value column (idempotent on prepared)."""
+        if isinstance(frame, Prints):
+            return frame
+        return cls.from_arrays(_ns(pd.DatetimeIndex(frame.index)), values_of(frame))
+
+    @classmethod
+    def from_arrays(cls, t_ns: np.ndarray, values: np.ndarray) -> Prints:
+        order = np.argsort(t_ns, kind="stable")
+        hours = np.asarray(t_ns, dtype=np.int64)[order] // HOUR_NS
+        vals = np.asarray(values, dtype=np.float64)[order]
+        keep = ~np.isnan(vals)
+        return cls(hours[keep], vals[keep])
+
+    def asof(self, hours: np.ndarray, max_age: int) -> np.ndarray:
+        """Value in force at each row hour: the last print with ``floor_hour(P) <= hour``, if at most
+        ``max_age`` hours old; several prints in one hour: the last one wins."""
+        out = np.full(len(hours), np.nan)
+        if not len(self.hours):
+            return out
+        pos = np.searchsorted(self.hours, hours, side="right") - 1
+        found = pos >= 0
+        age = hours[found] - self.hours[pos[found]]
+        out[found] = np.where(age <= max_age, self.values[pos[found]], np.nan)
+        return out
+
+
+def prepare(dataset: str, frame: pd.DataFrame) -> Candles | Prints:
+    """A frame of the data contract's ``dataset`` (docs/data.md) prepared for ``build_panel``."""
+    if dataset in ("ohlcv", "spot_ohlcv"):
+        return Candles.of(frame)
+    if dataset == "funding":
+        return Prints.of(frame, _rate_per_hour)
+    if dataset == "open_interest":
+        return Prints.of(frame, _oi_base)
+    raise DataError(f"unknown dataset {dataset!r}: expected ohlcv, spot_ohlcv, funding or open_interest")
+
+
 def asof_hours(print_ts: pd.DatetimeIndex, values: np.ndarray, hours: np.ndarray, max_age: int) -> np.ndarray:
     """Value in force at each row hour: the last print with ``floor_hour(P) <= hour``, if fresh enough.
 
     Several prints in one hour: the last one wins. Older than ``max_age`` hours: NaN.
     """
-    return _asof_ns(_ns(print_ts), values, hours, max_age)
-
-
-def _asof_ns(t_ns: np.ndarray, values: np.ndarray, hours: np.ndarray, max_age: int) -> np.ndarray:
-    if len(t_ns) == 0:
-        return np.full(len(hours), np.nan)
-    order = np.argsort(t_ns, kind="stable")
-    p_hours = t_ns[order] // HOUR_NS
-    vals = np.asarray(values, dtype=np.float64)[order]
-    keep = ~np.isnan(vals)
-    p_hours, vals = p_hours[keep], vals[keep]
-    pos = np.searchsorted(p_hours, hours, side="right") - 1
-    found = pos >= 0
-    out = np.full(len(hours), np.nan)
-    age = hours[found] - p_hours[pos[found]]
-    out[found] = np.where(age <= max_age, vals[pos[found]], np.nan)
-    return out
+    return Prints.from_arrays(_ns(print_ts), values).asof(hours, max_age)
 
 
 def _to_hour(ts: pd.Timestamp | str) -> pd.Timestamp:
@@ -192,27 +278,17 @@ def _to_hour(ts: pd.Timestamp | str) -> pd.Timestamp:
     return t.as_unit("ns")
 
 
-def _utc_index(frame: pd.DataFrame) -> pd.DatetimeIndex:
-    idx = pd.DatetimeIndex(frame.index)
-    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
-    return idx.as_unit("ns")
-
-
 def _grid_for(
-    ohlcv: Mapping[str, pd.DataFrame],
-    spot: Mapping[str, pd.DataFrame],
-    names: Iterable[str],
-    start: pd.Timestamp | str | None,
-    end: pd.Timestamp | str | None,
+    candles: Sequence[Candles], start: pd.Timestamp | str | None, end: pd.Timestamp | str | None
 ) -> pd.DatetimeIndex:
-    frames = [f for s in names for f in (ohlcv.get(s), spot.get(s)) if f is not None and len(f)]
     if start is None or end is None:
-        if not frames:
+        firsts = [c.first_ns for c in candles if c.first_ns is not None]
+        lasts = [c.last_ns for c in candles if c.last_ns is not None]
+        if not firsts:
             raise DataError("no candles and no start/end: the panel's hours are unknown")
-        first = min(_utc_index(f).min() for f in frames)
-        last = max(_utc_index(f).max() for f in frames)
-        start = first.floor("h") if start is None else start
-        end = last.floor("h") if end is None else end
+        hour = pd.Timedelta(hours=1)
+        start = pd.Timestamp(min(firsts), tz="UTC").floor(hour) if start is None else start
+        end = pd.Timestamp(max(lasts), tz="UTC").floor(hour) if end is None else end
     return hourly_grid(pd.Timestamp(start), pd.Timestamp(end))
 
 
@@ -222,26 +298,11 @@ def _ns(index: pd.DatetimeIndex) -> np.ndarray:
     return idx.as_unit("ns").asi8
 
 
-def _aligned(frame: pd.DataFrame, index: pd.DatetimeIndex, column: str) -> np.ndarray:
-    """``frame[column]`` at exactly the hours of ``index`` (NaN where absent; a duplicated hour takes its
-    last row). A sorted search over int64 times: the live path builds a panel every hour, and pandas'
-    reindex machinery costs more than the data."""
-    out = np.full(len(index), np.nan)
-    if column not in frame.columns or not len(frame):
-        return out
-    t = _ns(pd.DatetimeIndex(frame.index))
-    values = frame[column].to_numpy(dtype=np.float64)
-    if len(t) > 1 and not (np.diff(t) > 0).all():  # unsorted or duplicated: sort stably, keep the last
-        order = np.argsort(t, kind="stable")
-        t, values = t[order], values[order]
-        last = np.append(t[1:] != t[:-1], True)
-        t, values = t[last], values[last]
-    g = _ns(index)
-    pos = np.searchsorted(t, g)
-    hit = pos < len(t)
-    hit[hit] = t[pos[hit]] == g[hit]
-    out[hit] = values[pos[hit]]
-    return out
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """``frame[name]`` as float64, all NaN when the frame has no such column."""
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return frame[name].to_numpy(dtype=np.float64)
 
 
 def _quote_volume_or_fallback(qv: np.ndarray, volume: np.ndarray, close: np.ndarray) -> np.ndarray:
@@ -249,27 +310,15 @@ def _quote_volume_or_fallback(qv: np.ndarray, volume: np.ndarray, close: np.ndar
     return np.where(np.isnan(qv), volume * close, qv)
 
 
-def _fill_candles(
-    frame: pd.DataFrame | None, index: pd.DatetimeIndex, close: np.ndarray, vol: np.ndarray, qv: np.ndarray
-) -> None:
-    if frame is None or not len(frame):
-        return
-    close[:] = _aligned(frame, index, "close")
-    vol[:] = _aligned(frame, index, "volume")
-    qv[:] = _quote_volume_or_fallback(_aligned(frame, index, "quote_volume"), vol, close)
-
-
 def _fill_stand_in(
-    frame: pd.DataFrame,
-    index: pd.DatetimeIndex,
+    spot: Candles,
+    grid_ns: np.ndarray,
     close: np.ndarray,
     vol: np.ndarray,
     qv: np.ndarray,
     mark: np.ndarray,
 ) -> None:
-    s_close = _aligned(frame, index, "close")
-    s_vol = _aligned(frame, index, "volume")
-    s_qv = _quote_volume_or_fallback(_aligned(frame, index, "quote_volume"), s_vol, s_close)
+    s_close, s_vol, s_qv = spot.at(grid_ns)
     use = np.isnan(close) & ~np.isnan(s_close)
     close[use], vol[use], qv[use] = s_close[use], s_vol[use], s_qv[use]
     mark[use] = True
@@ -294,7 +343,7 @@ def _oi_base(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _column_of_prints(
-    frames: Mapping[str, pd.DataFrame],
+    frames: Mapping[str, pd.DataFrame | Prints],
     names: Sequence[str],
     hours: np.ndarray,
     max_age: int,
@@ -303,6 +352,7 @@ def _column_of_prints(
     out = np.full((len(hours), len(names)), np.nan)
     for j, sym in enumerate(names):
         frame = frames.get(sym)
-        if frame is not None and len(frame):
-            out[:, j] = _asof_ns(_ns(pd.DatetimeIndex(frame.index)), values_of(frame), hours, max_age)
+        if frame is None or (isinstance(frame, pd.DataFrame) and frame.empty):
+            continue
+        out[:, j] = Prints.of(frame, values_of).asof(hours, max_age)
     return out
