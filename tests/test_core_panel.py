@@ -183,7 +183,12 @@ def test_prepared_inputs_build_the_same_panel_as_frames() -> None:
     dup = perp.iloc[[3]].assign(close=999.0)
     messy = pd.concat([perp.iloc[::-1], dup])  # reversed, and hour 5 twice (999 arrives last)
     funding = prints(
-        ["2024-03-01T08:00:00.004Z", "2024-03-01T00:00:00.000Z", "2024-03-01T04:00:00.000Z", "2024-03-01T04:30:00.000Z"],
+        [
+            "2024-03-01T08:00:00.004Z",
+            "2024-03-01T00:00:00.000Z",
+            "2024-03-01T04:00:00.000Z",
+            "2024-03-01T04:30:00.000Z",
+        ],
         [0.0003, 0.0001, 0.0002, np.nan],
     )
     oi = pd.DataFrame(

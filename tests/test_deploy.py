@@ -250,7 +250,9 @@ def test_systemd_accepts_the_unit_and_rates_its_exposure_ok(tmp_path: Path) -> N
     assert verify.returncode == 0, verify.stderr
     assert verify.stderr.strip() == "", verify.stderr
     audit = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)], capture_output=True, text=True
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
     )
     assert audit.returncode == 0, audit.stderr
     score = re.search(r"Overall exposure level for riskd\.service: ([0-9.]+)", audit.stdout)
