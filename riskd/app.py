@@ -15,6 +15,7 @@ import faulthandler
 import logging
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -204,7 +205,8 @@ def install_signal_handlers(stop: asyncio.Event, deadline_s: float) -> None:
     def on_signal() -> None:
         if not stop.is_set():
             log.info("stop requested; shutting down (deadline %.0fs)", deadline_s)
-            faulthandler.dump_traceback_later(deadline_s, exit=True)
+            with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr: no deadline
+                faulthandler.dump_traceback_later(deadline_s, exit=True, file=sys.__stderr__)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,6 +8,7 @@ stops the others. Exit status: 0 success, 1 the work failed, 2 bad settings or a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import importlib
 import json
@@ -161,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: a live riskd, diagnosed
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr (embedded, captured)
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     try:
         return _load_handler(COMMANDS[name])(settings, args)
     except ConfigError as err:

@@ -116,10 +116,11 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
                     flush=True,
                 )
                 await d.run_forever(stop)
+                # Read the key as a consumer would have at the last publish: the simulated clock runs
+                # on (hours per second) while alerts drain, and would make the summary read "stale".
+                finished = clock.now().to_pydatetime(warn=False)
                 await drain_outbox(rt.pipeline, 10.0)
-                reading = await aread_regime(
-                    rt.client, prefix=cfg.redis.key_prefix, now=clock.now().to_pydatetime(warn=False)
-                )
+                reading = await aread_regime(rt.client, prefix=cfg.redis.key_prefix, now=finished)
                 states = [s.state for s in seen]
                 changes = sum(a != b for a, b in itertools.pairwise(states))
                 sent = sum(v for (name, _), v in _samples(rt, "riskd_alerts_sent_total").items())
