@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Protocol
 
 import pandas as pd
@@ -32,32 +31,32 @@ class WallClock:
 
 
 class SimClock:
-    """Simulated time starting at ``start`` and running ``speed`` times faster than real time.
+    """Simulated time starting at ``start``.
 
-    ``speed=None`` jumps: sleeping moves the clock straight to the wake-up time (as fast as possible).
+    It moves only when the daemon sleeps: ``sleep_until`` jumps it to the wake-up time, at once
+    (``speed=None``, replays and tests) or after ``(when - now) / speed`` real seconds (the demo's
+    "hours per second"). Time standing still while the daemon works means a slow or loaded machine
+    makes the demo slower, never makes its hours late: what it shows does not depend on the CPU.
     """
 
     def __init__(self, start: pd.Timestamp, speed: float | None = None) -> None:
         self._t = pd.Timestamp(start)
-        self._real = time.monotonic()
         self.speed = speed
 
     def now(self) -> pd.Timestamp:
-        if self.speed is None:
-            return self._t
-        return self._t + pd.Timedelta(seconds=(time.monotonic() - self._real) * self.speed)
+        return self._t
 
     def set(self, when: pd.Timestamp) -> None:
-        """Move the clock to ``when`` (tests)."""
-        self._t, self._real = pd.Timestamp(when), time.monotonic()
+        """Move the clock to ``when`` (tests, replay)."""
+        self._t = pd.Timestamp(when)
 
     async def sleep_until(self, when: pd.Timestamp, stop: asyncio.Event) -> None:
-        if self.speed is None:
-            if when > self._t:
-                self._t = pd.Timestamp(when)
+        if when <= self._t:
             await asyncio.sleep(0)
             return
-        delay = (when - self.now()).total_seconds() / self.speed
-        if delay > 0:
+        if self.speed is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+                await asyncio.wait_for(stop.wait(), timeout=(when - self._t).total_seconds() / self.speed)
+            if stop.is_set():
+                return
+        self._t = pd.Timestamp(when)
