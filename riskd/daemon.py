@@ -26,9 +26,9 @@ from riskd.alerts import derive_alerts
 from riskd.clock import Clock
 from riskd.core import FragilityState, compute_fragility_with_state, step
 from riskd.core.schedule import HOUR, last_closed_hour, next_run
-from riskd.errors import SinkError
+from riskd.errors import RiskdError, SinkError
 from riskd.lease import LeaderLease
-from riskd.live import FetchReport, MarketCache, assess, fetch_recent, store_panel
+from riskd.live import FetchReport, MarketCache, assess, fetch_recent, persist, store_panel
 from riskd.models import Snapshot
 from riskd.settings import Settings
 from riskd.sinks.metrics import Metrics
@@ -79,6 +79,7 @@ class Daemon:
         self.chart_rows: deque[tuple[pd.Timestamp, float, float]] = deque(maxlen=settings.alerts.chart_hours)
         self.state_path = settings.data_dir / "state" / "fragility.json"
         self.timings: dict[str, float] = {}  # seconds per stage of the last cycle (benchmarks, logs)
+        self.unsaved: list[tuple[str, str, str, pd.DataFrame]] = []  # fetched, not yet in the store
 
     # ---- start-up --------------------------------------------------------------------------------
 
@@ -130,12 +131,15 @@ class Daemon:
             warm_start=newest - pd.Timedelta(hours=d.warmup_hours),
         )  # fmt: skip
         self._note_fetch(report, now)
+        self.unsaved.extend(report.fetched)
         first_pub = newest - pd.Timedelta(hours=d.max_catchup_hours - 1)
         last_done = self.state.last_ts if self.state is not None else None
         if last_done is not None and last_done >= newest:
+            await self._persist()
             return []
         if last_done is None or last_done < first_pub - HOUR:
             warm_until = newest - HOUR if last_done is None else first_pub - HOUR
+            await self._persist()  # the rebuild reads the store
             self.state = await asyncio.to_thread(self._rebuild, warm_until)
         t_compute = time.perf_counter()
         fetch_s = t_compute - t0
@@ -157,7 +161,13 @@ class Daemon:
         t_publish = time.perf_counter()
         for snap in out:
             await self.publish(snap, now.to_pydatetime(warn=False))
-        self.timings = {"fetch": fetch_s, "compute": compute_s, "publish": time.perf_counter() - t_publish}
+        t_persist = time.perf_counter()
+        publish_s = t_persist - t_publish
+        await self._persist()
+        self.timings = {
+            "fetch": fetch_s, "compute": compute_s, "publish": publish_s,
+            "persist": time.perf_counter() - t_persist,
+        }  # fmt: skip
         self._save()
         duration = time.perf_counter() - t0
         self.sinks.metrics.cycle_duration.observe(duration)
@@ -173,6 +183,19 @@ class Daemon:
             compute_s * 1e3,
         )
         return out
+
+    async def _persist(self) -> None:
+        """Write what was fetched to the history store. A failure (disk full, permissions) is logged and
+        retried next cycle; it never stops publishing, which runs from the in-memory cache."""
+        if not self.unsaved:
+            return
+        try:
+            await asyncio.to_thread(persist, self.store, self.unsaved)
+            self.sinks.metrics.success("store")
+        except (OSError, RiskdError) as err:
+            log.error(
+                "history store: %s; %d partition write(s) kept for the next cycle", err, len(self.unsaved)
+            )
 
     def _pending(self, newest: pd.Timestamp) -> list[pd.Timestamp]:
         last_done = self.state.last_ts if self.state is not None else None

@@ -20,7 +20,7 @@ import pandas as pd
 from riskd.core import Panel, build_panel
 from riskd.core.panel import Candles, Prints, prepare
 from riskd.core.params import FragilityParams
-from riskd.errors import SourceError
+from riskd.errors import RiskdError, SourceError
 from riskd.models import DataQuality
 from riskd.sources import VenueSource
 from riskd.store import HistoryStore
@@ -38,9 +38,9 @@ def datasets_for(venue: str, primary: str) -> tuple[str, ...]:
 
 @dataclass
 class FetchReport:
-    """Outcome of one incremental fetch: rows added and the (venue, dataset) pairs that failed."""
+    """Outcome of one incremental fetch: what came in (not yet in the store), what failed, what is unlisted."""
 
-    rows: int = 0
+    fetched: list[tuple[str, str, str, pd.DataFrame]] = field(default_factory=list)
     failed: dict[tuple[str, str], str] = field(default_factory=dict)
     unlisted: set[tuple[str, str]] = field(default_factory=set)
 
@@ -115,7 +115,9 @@ async def fetch_recent(
     until: pd.Timestamp,
     warm_start: pd.Timestamp,
 ) -> FetchReport:
-    """Bring every (venue, dataset, symbol) up to ``until`` (exclusive): fetch, store, cache.
+    """Bring every (venue, dataset, symbol) up to ``until`` (exclusive) in the cache; the new rows are
+    listed in the report for :func:`persist`, which the daemon runs after publishing: an hour's
+    Parquet writes (a few hundred files) must not stand between the hour close and the key.
 
     A partition with nothing held starts at ``warm_start``. Failures are recorded, never raised.
     """
@@ -138,13 +140,39 @@ async def fetch_recent(
             log.warning("%s %s %s: fetch failed: %s", venue, dataset, symbol, err)
             return
         if not frame.empty:
-            report.rows += await asyncio.to_thread(store.append, dataset, venue, symbol, frame)
             cache.add(dataset, venue, symbol, frame)
+            report.fetched.append((dataset, venue, symbol, frame))
 
     await asyncio.gather(
         *(one(v, d, s) for v in sources for d in datasets_for(v, primary) for s in cache.symbols)
     )
     return report
+
+
+def persist(store: HistoryStore, pending: list[tuple[str, str, str, pd.DataFrame]]) -> int:
+    """Append fetched frames to the store; returns the rows written. Blocking (run it in a thread).
+
+    A partition whose write fails keeps that frame, and its later ones (their order decides which row
+    wins), in ``pending`` for the caller to retry next cycle; the other partitions are written. The
+    first error is raised once all were tried: the cache already serves the rows, the store must
+    not miss them."""
+    rows, kept, failed = 0, [], set()
+    first_error: Exception | None = None
+    for item in pending:
+        dataset, venue, symbol, frame = item
+        if (dataset, venue, symbol) in failed:
+            kept.append(item)
+            continue
+        try:
+            rows += store.append(dataset, venue, symbol, frame)
+        except (OSError, RiskdError) as err:
+            failed.add((dataset, venue, symbol))
+            kept.append(item)
+            first_error = first_error or err
+    pending[:] = kept
+    if first_error is not None:
+        raise first_error
+    return rows
 
 
 def _print_due(cache: MarketCache, venue: str, symbol: str, until: pd.Timestamp) -> bool:

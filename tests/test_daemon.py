@@ -257,3 +257,36 @@ async def test_restart_after_downtime_computes_missed_hours_in_order(
     assert cascade, "the cascade during the downtime is reported"
     assert all(re.search(r"LATE by \d+ h", t) for t in cascade), cascade  # and says how late it is
     _assert_matches_batch(first + back, settings, VENUES)
+
+
+async def test_a_failing_store_write_does_not_stop_publishing_and_lands_later(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    """The history store writes after the key: a store that cannot be written (here a file where a
+    partition folder must go, as a full or broken disk would) leaves the hours published, logs it,
+    keeps the rows, and writes them once the store works again — no hour is missing from it."""
+    history = _market()
+    clock = SimClock(T0)
+    async with FakeExchange(history, now=clock.now) as fx:
+        settings = _settings(tmp_path, fx, redis_url, prefix)
+        async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
+            rt.daemon.load()
+            await _drive(rt, clock, [T0])
+            blocker = settings.store_dir / "dataset=ohlcv" / "venue=binance" / "symbol=ETH"
+            saved = blocker.with_name("saved-ETH")
+            blocker.rename(saved)
+            blocker.write_text("not a folder")
+            snaps = await _drive(rt, clock, [T0 + HOUR, T0 + 2 * HOUR])
+            assert [s.as_of for s in snaps] == [T0 + 2 * HOUR, T0 + 3 * HOUR]  # published all the same
+            key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
+            assert key.as_of == T0 + 3 * HOUR
+            assert any(d == "ohlcv" and s == "ETH" for d, _, s, _ in rt.daemon.unsaved)
+            store = HistoryStore(settings.store_dir)
+            assert store.last_ts("ohlcv", "binance", "BTC") == T0 + 2 * HOUR  # the others were written
+            blocker.unlink()
+            saved.rename(blocker)
+            await _drive(rt, clock, [T0 + 3 * HOUR])
+            assert rt.daemon.unsaved == []
+    eth = HistoryStore(settings.store_dir).read("ohlcv", "binance", "ETH", T0 - 48 * HOUR, T0 + 4 * HOUR)
+    expected = pd.date_range(T0 - 48 * HOUR, T0 + 3 * HOUR, freq="h", tz="UTC")
+    assert list(eth.index) == list(expected)

@@ -175,7 +175,7 @@ class Metrics:
         self.requests.labels(venue, endpoint, outcome).inc()
 
     def success(self, stage: str, when: float | None = None) -> None:
-        """Record that a stage (fetch, compute, redis, telegram, cycle) just succeeded."""
+        """Record that a stage (fetch, compute, redis, telegram, store, cycle) just succeeded."""
         self.last_success.labels(stage).set(when if when is not None else time.time())
 
     def exposition(self) -> bytes:
