@@ -227,6 +227,40 @@ class DaemonSettings(_Section):
     )
 
 
+class ValidationSettings(_Section):
+    """``riskd validate``: the offline report's choices. Defaults are the research's (RESEARCH.md)."""
+
+    cost_bps: float = Field(
+        30.0, ge=0, le=1000, description="Round-trip trading cost per leg, bps (research: ~30 in a cascade)."
+    )
+    crash_kind: Literal["return", "drawdown", "cascade"] = Field(
+        "return",
+        description=(
+            "CFI tail risk's crash: BTC's return to the horizon below the threshold (return), its lowest "
+            "hourly close within it below the threshold (drawdown), or a cascade event within it (cascade)."
+        ),
+    )
+    crash_horizon_h: int = Field(
+        24, ge=1, le=720, description="Hours after the CFI reading a crash may come in."
+    )
+    crash_threshold: float = Field(
+        -0.05, gt=-1, lt=0, description="BTC move that counts as a crash (fraction)."
+    )
+    event_level: Literal["strict", "medium", "loose", "volume_only"] = Field(
+        "volume_only", description="Cascade level of the event study and the fixed-rule strategies."
+    )
+    hold_h: int = Field(
+        48, ge=1, le=720, description="Holding period of the contagion and spread strategies, hours."
+    )
+    bootstrap_reps: int = Field(
+        1000, ge=10, le=100_000, description="Bootstrap resamples for confidence intervals."
+    )
+    block_h: int = Field(
+        168, ge=1, le=24 * 90, description="Mean block length of the stationary bootstrap, hours."
+    )
+    seed: int = Field(0, ge=0, description="Random seed of every bootstrap (same seed, same report).")
+
+
 class Settings(BaseSettings):
     """All of riskd's settings. ``riskd config show`` prints the effective values."""
 
@@ -250,6 +284,9 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert rules and modes.")
     telegram: TelegramSettings = Field(default_factory=TelegramSettings, description="Telegram bot.")
     daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="The hourly cycle.")
+    validation: ValidationSettings = Field(
+        default_factory=ValidationSettings, description="riskd validate (the offline report)."
+    )
     fragility: FragilityParams = Field(
         default_factory=FragilityParams,
         description="The fragility core: features, CFI weights, cascade levels, regime (docs/features.md).",

@@ -44,6 +44,7 @@ from riskd.core import Panel, cascade_events, compute_fragility
 from riskd.core.params import FragilityParams, MultiAssetParams
 from riskd.errors import ConfigError, DataError
 from riskd.live import store_panel
+from riskd.research.tailrisk import CrashDefinition
 from riskd.research.validate import (
     ValidationConfig,
     ValidationInputs,
@@ -363,9 +364,20 @@ def _add_inputs(paths: list[Path], account: InputsReport, times: Timings) -> Non
 # ---- the command ----------------------------------------------------------------------------------
 
 
-def config_from_args(args: argparse.Namespace) -> ValidationConfig:
-    """The validation's choices: the research's defaults, with ``--cost-bps`` and ``--reps`` applied."""
-    cfg = ValidationConfig()
+def config_from(settings: Settings, args: argparse.Namespace | None = None) -> ValidationConfig:
+    """The validation's choices: the ``validation`` settings, with ``--cost-bps`` and ``--reps`` on top."""
+    v = settings.validation
+    cfg = replace(
+        ValidationConfig(),
+        cost_bps=v.cost_bps,
+        crash=CrashDefinition(kind=v.crash_kind, horizon_h=v.crash_horizon_h, threshold=v.crash_threshold),
+        event_level=v.event_level,
+        hold_h=v.hold_h,
+        bootstrap_reps=v.bootstrap_reps,
+        ic_reps=min(ValidationConfig().ic_reps, v.bootstrap_reps),
+        block_h=v.block_h,
+        seed=v.seed,
+    )
     if getattr(args, "cost_bps", None) is not None:
         if args.cost_bps < 0:
             raise ConfigError("invalid argument --cost-bps: must be >= 0")
@@ -382,7 +394,7 @@ def cli_validate(settings: Settings, args: argparse.Namespace) -> int:
     start, end = hour_arg(args.start, "--from"), hour_arg(args.end, "--to")
     if start is not None and end is not None and start > end:
         raise ConfigError("invalid argument --from: after --to")
-    cfg = config_from_args(args)
+    cfg = config_from(settings, args)
     console = Console(stderr=True)
     steps = ["store → panel", "core (batch path)", "inputs", *PARTS, "report"]
     with Progress(

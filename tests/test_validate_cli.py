@@ -158,3 +158,29 @@ def test_empty_store_is_a_data_error(tmp_path, monkeypatch, capsys):
     assert "is empty" in err
     assert "riskd data import" in err
     assert len(err.splitlines()) == 1
+
+
+def test_validation_settings_default_to_the_research_choices_and_reach_the_config() -> None:
+    """With no settings the report uses exactly the research's choices (ValidationConfig's defaults);
+    each setting, from the environment-style nested keys, reaches the config; CLI flags win."""
+    import argparse
+
+    from riskd.research.tailrisk import CrashDefinition
+    from riskd.research.validate import ValidationConfig
+    from riskd.settings import load_settings
+    from riskd.validation import config_from
+
+    assert config_from(load_settings()) == ValidationConfig()
+    settings = load_settings(
+        validation={
+            "cost_bps": 12.5, "crash_kind": "drawdown", "crash_horizon_h": 48, "crash_threshold": -0.1,
+            "event_level": "loose", "hold_h": 24, "bootstrap_reps": 200, "block_h": 72, "seed": 7,
+        }
+    )  # fmt: skip
+    cfg = config_from(settings)
+    assert cfg.crash == CrashDefinition(kind="drawdown", horizon_h=48, threshold=-0.1)
+    assert (cfg.cost_bps, cfg.event_level, cfg.hold_h, cfg.bootstrap_reps, cfg.block_h, cfg.seed) == (
+        12.5, "loose", 24, 200, 72, 7,
+    )  # fmt: skip
+    flags = config_from(settings, argparse.Namespace(cost_bps=5.0, reps=50))
+    assert (flags.cost_bps, flags.bootstrap_reps, flags.ic_reps) == (5.0, 50, 50)
