@@ -1,4 +1,7 @@
-"""The hourly cycle: wait -> fetch -> compute -> publish. ``run_once`` for tests and ``riskd once``.
+"""The hourly cycle: wait -> fetch -> compute -> publish -> store. ``run_once`` for tests and ``riskd once``.
+
+The history store is written last: the key is what bots wait for, and the rows it was computed from
+are already in memory; a store write that fails is kept and retried, and never holds up a cycle.
 
 Every replica fetches and computes (a standby stays warm); only the holder of the Redis lease
 publishes and alerts. The core's state is saved after each cycle, so a restart continues exactly
