@@ -16,10 +16,9 @@ How the inputs are derived (also written into the report's "Data and inputs" sec
   rankings exactly as the daemon would have had them.
 - **Events** are the first hour of each episode of each level (``cascade_events``, the core's cool-down
   grouping), found inside the validated span.
-- **Multi-asset flags per asset** (the first seed document buys the crashing assets): the core
-  publishes only the count of crashing assets per hour, so the per-asset flags are re-derived here
-  with the core's rule and parameters and checked against the core's count hour by hour; where they
-  disagree the per-hour detector is used instead (every listed asset bought) and the report says so.
+- **Multi-asset flags per asset** (the first seed document buys the crashing assets) come from the
+  core's detector itself (``riskd.core.crashing_assets``, the cells behind ``multi_asset_count``), kept
+  to the hours the detector fires.
 """
 
 from __future__ import annotations
@@ -40,8 +39,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from riskd.cli import hour_arg
-from riskd.core import Panel, cascade_events, compute_fragility
-from riskd.core.params import FragilityParams, MultiAssetParams
+from riskd.core import Panel, cascade_events, compute_fragility, crashing_assets
+from riskd.core.params import FragilityParams
 from riskd.errors import ConfigError, DataError
 from riskd.live import store_panel
 from riskd.research.tailrisk import CrashDefinition
@@ -167,29 +166,6 @@ def _day(ts: pd.Timestamp) -> str:
 # ---- inputs ---------------------------------------------------------------------------------------
 
 
-def crashing_assets(panel: Panel, params: MultiAssetParams) -> pd.DataFrame:
-    """Per hour and asset: the first seed document's crash rule (1 h and 2 h drops, volume above the
-    ``volume_quantile`` of its previous ``volume_window_hours``), as the core counts it per hour.
-
-    The core exposes only the count (``multi_asset_count``); the trades need the assets, so the rule
-    is restated here over the same panel and checked against that count by :func:`validation_inputs`.
-    """
-    close, volume = panel.close, panel.volume
-    n, w = close.shape[0], params.volume_window_hours
-    lag = np.full_like(close, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r1 = close / np.vstack([lag[:1], close[:-1]]) - 1.0
-        r2 = close / np.vstack([lag[:2], close[:-2]])[:n] - 1.0
-        rows, cols = np.nonzero((r1 < params.max_return_1h) & (r2 < params.max_return_2h))
-    hit = np.zeros(close.shape, dtype=bool)
-    for row, col in zip(rows, cols, strict=True):
-        past = volume[max(0, row - w) : row, col]
-        n_valid = np.count_nonzero(~np.isnan(past))
-        n_below = np.count_nonzero(past < volume[row, col])
-        hit[row, col] = n_valid >= params.volume_min_periods and n_below >= params.volume_quantile * n_valid
-    return pd.DataFrame(hit, index=panel.index, columns=list(panel.symbols))
-
-
 def validation_inputs(
     loaded: LoadedHistory, params: FragilityParams
 ) -> tuple[ValidationInputs, InputsReport]:
@@ -205,22 +181,13 @@ def validation_inputs(
     if len(episodes):
         episodes = episodes[(episodes["start"] >= loaded.start) & (episodes["start"] <= loaded.end)]
     events = events_by_level(episodes) if len(episodes) else {}
-    flags = crashing_assets(panel, params.multi_asset)
-    count = flags.sum(axis=1).to_numpy(dtype=np.int64)
-    core = np.nan_to_num(frame["multi_asset_count"].to_numpy(dtype=float), nan=-1).astype(np.int64)
-    bad = np.flatnonzero(count != core)
-    crashing: pd.DataFrame | pd.Series
-    if len(bad):
-        check = (
-            f"per-asset flags disagree with the core's multi_asset_count on {len(bad)} hours "
-            f"(first {panel.index[bad[0]]:%Y-%m-%d %H:00}); the per-hour detector is used (every asset bought)"
-        )
-        log.warning(check)
-        crashing = part["multi_asset"].astype(bool)
-    else:
-        check = f"per-asset flags match the core's multi_asset_count on all {len(count):,} hours"
-        fired = part["multi_asset"].to_numpy(dtype=bool)[:, None]
-        crashing = flags.loc[inside] & fired
+    flags = crashing_assets(panel, params)
+    fired = part["multi_asset"].to_numpy(dtype=bool)[:, None]
+    crashing = flags.loc[inside] & fired
+    check = (
+        f"per-asset flags from the core's detector; {int(fired.sum())} multi-asset hours in the span, "
+        f"{int(crashing.to_numpy().sum())} asset-hours bought"
+    )
     inputs = ValidationInputs(closes, part[list(FEATURES)].copy(), events, crashing)
     stand_in = panel.stand_in[inside] if panel.stand_in is not None else np.zeros(closes.shape, dtype=bool)
     priced = closes.notna().to_numpy()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskd.core import FragilityParams, Panel, cascade_events, compute_fragility
+from riskd.core import FragilityParams, Panel, cascade_events, compute_fragility, crashing_assets
 from riskd.core.cascade import NO_HOUR, EpisodeMemory, episode_id, episodes, level_code, level_flags
 
 P = FragilityParams()
@@ -153,6 +153,24 @@ def test_multi_asset_detector_counts_crashing_assets(planted: pd.DataFrame, hour
     """Drops in 1 h and 2 h with a volume spike count; two assets are not enough to flag the hour."""
     assert planted["multi_asset_count"].iloc[hour] == count
     assert planted["multi_asset"].iloc[hour] == (count >= 3)
+
+
+def test_crashing_assets_are_the_planted_assets_and_add_up_to_the_count(planted: pd.DataFrame) -> None:
+    """The per-asset cells of the detector (what the offline strategies buy) are exactly the assets that
+    both dropped and spiked at each planted hour, nothing else anywhere, and their row sums are the
+    feature multi_asset_count on every hour, across block boundaries (small blocks force several)."""
+    flags = crashing_assets(planted_market(), P, block_rows=97)
+    expected = np.zeros(flags.shape, dtype=bool)
+    for hour, (drops, spikes, _) in MULTI_EVENTS.items():
+        expected[hour, 1 : 1 + min(drops, spikes)] = True
+    for hour, (ret, mult, _, _) in BTC_EVENTS.items():  # BTC's own planted crashes meet the rule too when
+        expected[hour, 0] = ret < P.multi_asset.max_return_2h and mult > 2  # 1 h alone is past −3 % (2 h)
+    assert expected[:, 0].sum() == 2  # hours 250 and 404; the −2.5 % drops miss the 2 h bar
+    np.testing.assert_array_equal(flags.to_numpy(), expected)
+    assert list(flags.columns) == ["BTC", *ALTS]
+    np.testing.assert_array_equal(
+        flags.sum(axis=1).to_numpy(dtype=float), planted["multi_asset_count"].to_numpy()
+    )
 
 
 def test_multi_asset_fires_only_at_the_planted_crash(planted: pd.DataFrame) -> None:

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from riskd.cli import main
-from riskd.core import cascade_events
+from riskd.core import cascade_events, crashing_assets
 from riskd.research.findings import RESEARCH_FINDINGS
 from riskd.settings import load_settings
 from riskd.store import HistoryStore
 from riskd.testing.sample import SAMPLE_END, SAMPLE_START, load_sample_store
-from riskd.validation import crashing_assets, load_history, universe, validation_inputs
+from riskd.validation import load_history, universe, validation_inputs
 
 FIGURES = ("event_study", "crash_rates", "equity", "drawdown", "trade_scatter", "walk_forward")
 VERDICTS = {"reproduced", "differs", "not testable"}
@@ -83,7 +83,7 @@ def test_results_json_carries_the_figures(report: Path, data_dir: Path) -> None:
     assert data["inputs"]["events"]["volume_only"] == n_volume_only
     assert findings["cost_rt"]["verdict"] == "not testable"
     assert data["config"]["bootstrap_reps"] == 20
-    assert "match" in data["inputs"]["multi_asset_check"]
+    assert "from the core's detector" in data["inputs"]["multi_asset_check"]
 
 
 def test_figures_are_valid_pngs(report: Path) -> None:
@@ -109,7 +109,7 @@ def test_per_asset_crash_flags_add_up_to_the_core_count(data_dir: Path) -> None:
         universe(None, settings),
         settings.venues.enabled(),
     )
-    flags = crashing_assets(loaded.panel, settings.fragility.multi_asset)
+    flags = crashing_assets(loaded.panel, settings.fragility)
     counts = flags.sum(axis=1).to_numpy(dtype=float)
     assert counts.max() >= settings.fragility.multi_asset.min_assets  # the 2021-05-19 crash is in it
     np.testing.assert_array_equal(counts, loaded.frame["multi_asset_count"].to_numpy())

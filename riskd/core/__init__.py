@@ -9,7 +9,7 @@ Two entry points give the same answer (docs/features.md):
   :class:`FragilityState` serialisable through ``to_dict``/``from_dict``.
 """
 
-from riskd.core.batch import compute_fragility, compute_fragility_with_state
+from riskd.core.batch import compute_fragility, compute_fragility_with_state, crashing_assets
 from riskd.core.cascade import cascade_events
 from riskd.core.incremental import FragilityState, step
 from riskd.core.panel import Panel, build_panel
@@ -23,5 +23,6 @@ __all__ = [
     "cascade_events",
     "compute_fragility",
     "compute_fragility_with_state",
+    "crashing_assets",
     "step",
 ]

@@ -7,13 +7,15 @@ on one value per hour. The regime machine is the one loop over hours, over plain
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
 from riskd.core.cascade import NO_HOUR, EpisodeMemory, Episodes, episode_ids, episodes
 from riskd.core.cfi import percentile_from_counts, quintile
-from riskd.core.crosssection import Window, stage1_lookback
-from riskd.core.features import cross_section, stage1_features
+from riskd.core.crosssection import CrossSection, Window, stage1_lookback
+from riskd.core.features import cross_section, multi_asset_hits, stage1_features
 from riskd.core.incremental import FragilityState
 from riskd.core.output import assemble, cascade_relevant, derive, hour_reasons
 from riskd.core.panel import Panel
@@ -50,27 +52,51 @@ def compute_fragility_with_state(
 def stage1_batch(panel: Panel, p: FragilityParams, block_rows: int = BLOCK_ROWS) -> dict[str, np.ndarray]:
     """Every cross-sectional feature for every hour, computed block by block."""
     n_hours = len(panel.index)
-    lookback, w_multi = stage1_lookback(p), p.multi_asset.volume_window_hours
-    btc = panel.symbols.index(p.universe.btc_symbol) if p.universe.btc_symbol in panel.symbols else None
     out = {name: np.empty(n_hours) for name in stage1_features(p)}
-    for a in range(0, n_hours, block_rows):
-        b = min(a + block_rows, n_hours)
-        win = Window(
-            close=_context(panel.close, a, b, lookback),
-            volume=_context(panel.volume, a, b, lookback),
-            quote_volume=_context(panel.quote_volume, a, b, lookback),
-            funding={v: _context(arr, a, b, lookback) for v, arr in panel.funding.items()},
-            open_interest=None
-            if panel.open_interest is None
-            else _context(panel.open_interest, a, b, lookback),
-            stand_in=None if panel.stand_in is None else _context_bool(panel.stand_in, a, b, lookback),
-            volume_history=_context(panel.volume, a, b, w_multi),
-            lookback=lookback,
-            btc=btc,
-        )
+    for a, b, win in _blocks(panel, p, block_rows):
         for name, values in cross_section(win, p).items():
             out[name][a:b] = values
     return out
+
+
+def crashing_assets(
+    panel: Panel, params: FragilityParams | None = None, block_rows: int = BLOCK_ROWS
+) -> pd.DataFrame:
+    """Per hour and symbol, whether the multi-asset detector counts that asset as crashing (bool,
+    hours × symbols): the cells behind ``multi_asset_count``, by the same code, for the strategies that
+    buy the crashing assets. Row sums equal ``multi_asset_count`` by construction."""
+    p = params or FragilityParams()
+    hit = np.zeros(panel.close.shape, dtype=bool)
+    for a, _, win in _blocks(panel, p, block_rows):
+        rows, cols = multi_asset_hits(CrossSection(win, p))
+        hit[a + rows, cols] = True
+    return pd.DataFrame(hit, index=panel.index, columns=list(panel.symbols))
+
+
+def _blocks(panel: Panel, p: FragilityParams, block_rows: int) -> Iterator[tuple[int, int, Window]]:
+    """Rows [a, b) of the panel in blocks, each as a Window with its look-back context in front."""
+    n_hours = len(panel.index)
+    lookback, w_multi = stage1_lookback(p), p.multi_asset.volume_window_hours
+    btc = panel.symbols.index(p.universe.btc_symbol) if p.universe.btc_symbol in panel.symbols else None
+    for a in range(0, n_hours, block_rows):
+        b = min(a + block_rows, n_hours)
+        yield (
+            a,
+            b,
+            Window(
+                close=_context(panel.close, a, b, lookback),
+                volume=_context(panel.volume, a, b, lookback),
+                quote_volume=_context(panel.quote_volume, a, b, lookback),
+                funding={v: _context(arr, a, b, lookback) for v, arr in panel.funding.items()},
+                open_interest=None
+                if panel.open_interest is None
+                else _context(panel.open_interest, a, b, lookback),
+                stand_in=None if panel.stand_in is None else _context_bool(panel.stand_in, a, b, lookback),
+                volume_history=_context(panel.volume, a, b, w_multi),
+                lookback=lookback,
+                btc=btc,
+            ),
+        )
 
 
 def _context(arr: np.ndarray, a: int, b: int, lookback: int) -> np.ndarray:

@@ -133,8 +133,10 @@ def volume_surge_share(xs: CrossSection) -> np.ndarray:
     return share(hit, among, xs.p.universe.min_symbols)
 
 
-def multi_asset_count(xs: CrossSection) -> np.ndarray:
-    """Assets crashing this hour by the first seed document's rule (1 h and 2 h drops + volume spike).
+def multi_asset_hits(xs: CrossSection) -> tuple[np.ndarray, np.ndarray]:
+    """The (row, symbol) cells crashing by the first seed document's rule (1 h and 2 h drops + volume
+    spike): the multi-asset detector, whose per-hour count is a feature and whose per-asset cells the
+    offline strategies trade (``riskd.core.crashing_assets``).
 
     The volume spike ranks this hour's volume against the asset's own previous ``volume_window_hours``
     (past only): it must exceed at least ``volume_quantile`` of them. Ranked only for the few cells
@@ -161,7 +163,13 @@ def multi_asset_count(xs: CrossSection) -> np.ndarray:
             n_valid[gappy[sl]] = np.count_nonzero(~np.isnan(past[gappy[sl]]), axis=1)
         n_below = np.count_nonzero(past < current[sl, None], axis=1)
         hit[sl] = (n_valid >= m.volume_min_periods) & (n_below >= m.volume_quantile * n_valid)
-    return np.bincount(rows[hit], minlength=xs.rows).astype(np.float64)
+    return rows[hit], cols[hit]
+
+
+def multi_asset_count(xs: CrossSection) -> np.ndarray:
+    """Assets crashing this hour by the first seed document's rule (1 h and 2 h drops + volume spike)."""
+    rows, _ = multi_asset_hits(xs)
+    return np.bincount(rows, minlength=xs.rows).astype(np.float64)
 
 
 def _oi_change(lag: int) -> Callable[[CrossSection], np.ndarray]:
