@@ -21,6 +21,8 @@ import asyncio
 import json
 import multiprocessing as mp
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -117,6 +119,21 @@ class ChildExchange:
     def __exit__(self, *exc: object) -> None:
         self._proc.kill()
         self._proc.join(5)
+
+
+def import_floor_mb() -> dict[str, float]:
+    """RSS of a fresh interpreter after importing each heavy dependency, and riskd's daemon: the floor
+    under the daemon's own memory."""
+    code = (
+        "import importlib, sys\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS:')))"
+    )
+    out = {}
+    for module in ("pandas", "ccxt.async_support", "riskd.app"):
+        kb = subprocess.run([sys.executable, "-c", code, module], capture_output=True, text=True, check=True)
+        out[module] = int(kb.stdout) / 1024
+    return out
 
 
 def _settings(tmp: Path, url: str, redis_url: str, symbols: list[str]) -> Settings:
@@ -244,6 +261,12 @@ def main() -> None:
             "daemon RSS: "
             + ", ".join(f"{h} h {mb:.0f} MB" for h, mb in samples)
             + f" (growth after warm-up {growth:+.0f} MB; target flat, <= 150 MB)",
+            flush=True,
+        )
+        floor = import_floor_mb()
+        print(
+            "import floor (fresh interpreter RSS): "
+            + ", ".join(f"{m} {mb:.0f} MB" for m, mb in floor.items()),
             flush=True,
         )
 
