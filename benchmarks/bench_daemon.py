@@ -136,8 +136,12 @@ def import_floor_mb() -> dict[str, float]:
     return out
 
 
-def _settings(tmp: Path, url: str, redis_url: str, symbols: list[str]) -> Settings:
-    venue = {"api_url": url, "rate_limit_ms": 1}
+def _settings(tmp: Path, url: str, redis_url: str, symbols: list[str], throttle: str = "off") -> Settings:
+    """``throttle``: ``off`` (1 ms: the loopback fake measured alone), or ccxt's own per-venue calibration
+    with the rolling window riskd uses by default (``rolling``) or ccxt's leaky bucket (``leaky``)."""
+    venue: dict[str, object] = {"api_url": url, "rate_limit_ms": 1}
+    if throttle != "off":
+        venue = {"api_url": url, **({"rate_limit_window_s": 0} if throttle == "leaky" else {})}
     return load_settings(
         data_dir=tmp, universe={"symbols": symbols},
         venues={"binance": venue, "bybit": venue, "hyperliquid": venue},
@@ -146,7 +150,9 @@ def _settings(tmp: Path, url: str, redis_url: str, symbols: list[str]) -> Settin
     )  # fmt: skip
 
 
-async def _drive(hours: int, names: list[str], latency_ms: float, redis_url: str, seed: int, on_hour) -> None:
+async def _drive(
+    hours: int, names: list[str], latency_ms: float, redis_url: str, seed: int, on_hour, throttle: str = "off"
+) -> None:
     t0 = pd.Timestamp("2024-03-01 01:00", tz="UTC")
     first = t0 - pd.Timedelta(days=11)
     clock = SimClock(t0)
@@ -154,7 +160,7 @@ async def _drive(hours: int, names: list[str], latency_ms: float, redis_url: str
         tempfile.TemporaryDirectory() as tmp,
         ChildExchange(names, first, 11 * 24 + hours + 3, seed, latency_ms) as fx,
     ):
-        settings = _settings(Path(tmp), fx.base_url, redis_url, names)
+        settings = _settings(Path(tmp), fx.base_url, redis_url, names, throttle)
         async with runtime(settings, clock=clock, channel=_Quiet(), commands=False) as rt:
             d = rt.daemon
             d.load()
@@ -167,7 +173,9 @@ async def _drive(hours: int, names: list[str], latency_ms: float, redis_url: str
                 on_hour(h, time.perf_counter() - start, dict(d.timings))
 
 
-async def cycle_latency(symbols: int, latency_ms: float, redis_url: str, cycles: int = 8) -> dict[str, float]:
+async def cycle_latency(
+    symbols: int, latency_ms: float, redis_url: str, cycles: int = 8, throttle: str = "off"
+) -> dict[str, float]:
     """Steady-state cycle wall time and its parts (hour 0, the cold start, is not counted)."""
     rows: list[tuple[float, dict[str, float]]] = []
 
@@ -175,7 +183,7 @@ async def cycle_latency(symbols: int, latency_ms: float, redis_url: str, cycles:
         if h > 0:
             rows.append((wall, parts))
 
-    await _drive(cycles, _symbols(symbols), latency_ms, redis_url, 2, keep)
+    await _drive(cycles, _symbols(symbols), latency_ms, redis_url, 2, keep, throttle)
     keyed = [p["fetch"] + p["compute"] + p["publish"] for _, p in rows]
     walls = [w for w, _ in rows]
     return {
@@ -245,6 +253,13 @@ def main() -> None:
             f"max {c['wall_max_s']:.2f} s)",
             flush=True,
         )
+        for throttle in ("rolling", "leaky"):  # one steady-state cycle: the cold start and it fit one window
+            t = asyncio.run(cycle_latency(a.symbols, a.latency_ms, server.url, cycles=1, throttle=throttle))
+            print(
+                f"  with ccxt's rate limits, {throttle} limiter: hour close -> key written {t['key_median_s']:.2f} s "
+                f"(fetch {t['fetch_median_s']:.2f} s)",
+                flush=True,
+            )
         r = asyncio.run(replay_speed(server.url))
         print(
             f"replay: {r['hours']:.0f} hours in {r['seconds']:.2f} s = {r['hours_per_s']:,.0f} hours/s "

@@ -54,8 +54,17 @@ class VenueSettings(_Section):
     rate_limit_ms: int = Field(
         0,
         ge=0,
-        description="Minimum milliseconds between requests enforced by ccxt's throttler; 0 keeps ccxt's "
-        "own per-venue default.",
+        description="Milliseconds per unit of request weight in ccxt's throttler; 0 keeps ccxt's own "
+        "per-venue calibration.",
+    )
+    rate_limit_window_s: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="ccxt's rolling-window limiter: at most window / rate limit weight units in any window "
+        "of this many seconds, so an hour's requests go out as one burst inside the venue's published "
+        "budget. None: the venue's own window (Binance and Hyperliquid 60 s, Bybit 5 s); 0: ccxt's leaky "
+        "bucket, one request per rate limit, no burst (a 50-symbol hour then spends ~25 s in pacing).",
     )
 
 

@@ -76,6 +76,7 @@ class VenueSource(ABC):
     oi_window_hours: ClassVar[int] = 0
     history_limit_hours: ClassVar[int | None] = None  # candles a venue keeps at all (Hyperliquid)
     oi_history_limit_hours: ClassVar[int | None] = None  # open interest kept (Binance: 30 days)
+    rate_limit_window_s: ClassVar[float] = 60.0  # the window the venue's published limits count over
 
     def __init__(
         self,
@@ -89,6 +90,12 @@ class VenueSource(ABC):
         config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(settings.timeout_s * 1000)}
         if settings.rate_limit_ms:
             config["rateLimit"] = settings.rate_limit_ms
+        window = (
+            self.rate_limit_window_s if settings.rate_limit_window_s is None else settings.rate_limit_window_s
+        )
+        if window:  # ccxt's own rolling window: an hour's requests burst within the venue's budget
+            config["rateLimiterAlgorithm"] = "rollingWindow"
+            config["rollingWindowSize"] = window * 1000
         self.exchange = getattr(ccxt_async, self.ccxt_class)(config)
         if settings.api_url:
             from riskd.sources.endpoints import api_urls  # only needed for overridden URLs

@@ -22,6 +22,7 @@ class BybitSource(VenueSource):
     ohlcv_window_hours = _KLINE_LIMIT - 1
     funding_window_hours = (_FUNDING_LIMIT - 1) * 8  # full pages (shorter intervals) get split
     oi_window_hours = _OI_LIMIT - 1
+    rate_limit_window_s = 5.0  # Bybit's IP limit counts requests per 5 s
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
