@@ -139,9 +139,11 @@ def import_floor_mb() -> dict[str, float]:
 def _settings(tmp: Path, url: str, redis_url: str, symbols: list[str], throttle: str = "off") -> Settings:
     """``throttle``: ``off`` (1 ms: the loopback fake measured alone), or ccxt's own per-venue calibration
     with the rolling window riskd uses by default (``rolling``) or ccxt's leaky bucket (``leaky``)."""
-    venue: dict[str, object] = {"api_url": url, "rate_limit_ms": 1}
-    if throttle != "off":
-        venue = {"api_url": url, **({"rate_limit_window_s": 0} if throttle == "leaky" else {})}
+    venue: dict[str, object] = {"api_url": url}
+    if throttle == "off":
+        venue["rate_limit_ms"] = 1
+    elif throttle == "leaky":
+        venue["rate_limit_window_s"] = 0
     return load_settings(
         data_dir=tmp, universe={"symbols": symbols},
         venues={"binance": venue, "bybit": venue, "hyperliquid": venue},

@@ -333,15 +333,15 @@ def _add_inputs(paths: list[Path], account: InputsReport, times: Timings) -> Non
 
 def config_from(settings: Settings, args: argparse.Namespace | None = None) -> ValidationConfig:
     """The validation's choices: the ``validation`` settings, with ``--cost-bps`` and ``--reps`` on top."""
-    v = settings.validation
+    v, research = settings.validation, ValidationConfig()
     cfg = replace(
-        ValidationConfig(),
+        research,
         cost_bps=v.cost_bps,
         crash=CrashDefinition(kind=v.crash_kind, horizon_h=v.crash_horizon_h, threshold=v.crash_threshold),
         event_level=v.event_level,
         hold_h=v.hold_h,
         bootstrap_reps=v.bootstrap_reps,
-        ic_reps=min(ValidationConfig().ic_reps, v.bootstrap_reps),
+        ic_reps=min(research.ic_reps, v.bootstrap_reps),
         block_h=v.block_h,
         seed=v.seed,
     )

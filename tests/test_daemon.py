@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -13,7 +15,7 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 
-from riskd.app import drain_outbox, runtime
+from riskd.app import Runtime, drain_outbox, runtime
 from riskd.clock import SimClock
 from riskd.core import compute_fragility
 from riskd.live import store_panel
@@ -73,6 +75,19 @@ def _settings(tmp: Path, fx: FakeExchange, redis_url: str, prefix: str, **extra:
     )
 
 
+@contextlib.asynccontextmanager
+async def _live_daemon(
+    tmp_path: Path, redis_url: str, prefix: str, hours_after: int = 80
+) -> AsyncIterator[tuple[Runtime, SimClock, Settings]]:
+    """A loaded riskd runtime on a simulated clock at T0, against the fake exchange serving ``_market``."""
+    clock = SimClock(T0)
+    async with FakeExchange(_market(hours_after), now=clock.now) as fx:
+        settings = _settings(tmp_path, fx, redis_url, prefix)
+        async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
+            rt.daemon.load()
+            yield rt, clock, settings
+
+
 async def _drive(rt, clock: SimClock, hours: list[pd.Timestamp]) -> list[Snapshot]:
     """Run the cycle at each hour's close plus grace, as the scheduler would."""
     out: list[Snapshot] = []
@@ -113,15 +128,10 @@ def prefix() -> str:
 
 async def test_live_hours_equal_the_batch_computation(tmp_path: Path, redis_url: str, prefix: str) -> None:
     """Hour by hour the live daemon publishes exactly what the batch path computes over the same history."""
-    history = _market()
-    clock = SimClock(T0)
-    async with FakeExchange(history, now=clock.now) as fx:
-        settings = _settings(tmp_path, fx, redis_url, prefix)
-        async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
-            rt.daemon.load()
-            snaps = await _drive(rt, clock, list(pd.date_range(T0, T0 + 60 * HOUR, freq="h")))
-            stream = await read_history(rt.client, prefix, 1000)
-            key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
+    async with _live_daemon(tmp_path, redis_url, prefix) as (rt, clock, settings):
+        snaps = await _drive(rt, clock, list(pd.date_range(T0, T0 + 60 * HOUR, freq="h")))
+        stream = await read_history(rt.client, prefix, 1000)
+        key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
     assert len(snaps) == 61
     assert [s.as_of for s in stream] == [s.as_of for s in snaps]  # every hour in the stream, in order
     assert key == snaps[-1]
@@ -134,18 +144,13 @@ async def test_metrics_scrape_carries_every_documented_metric(
     tmp_path: Path, redis_url: str, prefix: str
 ) -> None:
     """After live cycles, an HTTP scrape has every metric of docs/metrics.md with sane values."""
-    history = _market(hours_after=40)
-    clock = SimClock(T0)
-    async with FakeExchange(history, now=clock.now) as fx:
-        settings = _settings(tmp_path, fx, redis_url, prefix)
-        async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
-            rt.daemon.load()
-            await _drive(rt, clock, list(pd.date_range(T0, T0 + 3 * HOUR, freq="h")))
-            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{rt.server.port}/metrics") as r:
-                assert r.status == 200
-                m = parse_exposition(await r.text())
-            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{rt.server.port}/healthz") as r:
-                assert r.status == 200
+    async with _live_daemon(tmp_path, redis_url, prefix, hours_after=40) as (rt, clock, _):
+        await _drive(rt, clock, list(pd.date_range(T0, T0 + 3 * HOUR, freq="h")))
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{rt.server.port}/metrics") as r:
+            assert r.status == 200
+            m = parse_exposition(await r.text())
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{rt.server.port}/healthz") as r:
+            assert r.status == 200
     documented = re.findall(
         r"^\| `(riskd_[a-z0-9_]+)`", (Path(__file__).parents[1] / "docs/metrics.md").read_text(), re.M
     )
@@ -265,28 +270,23 @@ async def test_a_failing_store_write_does_not_stop_publishing_and_lands_later(
     """The history store writes after the key: a store that cannot be written (here a file where a
     partition folder must go, as a full or broken disk would) leaves the hours published, logs it,
     keeps the rows, and writes them once the store works again — no hour is missing from it."""
-    history = _market()
-    clock = SimClock(T0)
-    async with FakeExchange(history, now=clock.now) as fx:
-        settings = _settings(tmp_path, fx, redis_url, prefix)
-        async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
-            rt.daemon.load()
-            await _drive(rt, clock, [T0])
-            blocker = settings.store_dir / "dataset=ohlcv" / "venue=binance" / "symbol=ETH"
-            saved = blocker.with_name("saved-ETH")
-            blocker.rename(saved)
-            blocker.write_text("not a folder")
-            snaps = await _drive(rt, clock, [T0 + HOUR, T0 + 2 * HOUR])
-            assert [s.as_of for s in snaps] == [T0 + 2 * HOUR, T0 + 3 * HOUR]  # published all the same
-            key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
-            assert key.as_of == T0 + 3 * HOUR
-            assert any(d == "ohlcv" and s == "ETH" for d, _, s, _ in rt.daemon.unsaved)
-            store = HistoryStore(settings.store_dir)
-            assert store.last_ts("ohlcv", "binance", "BTC") == T0 + 2 * HOUR  # the others were written
-            blocker.unlink()
-            saved.rename(blocker)
-            await _drive(rt, clock, [T0 + 3 * HOUR])
-            assert rt.daemon.unsaved == []
+    async with _live_daemon(tmp_path, redis_url, prefix) as (rt, clock, settings):
+        await _drive(rt, clock, [T0])
+        blocker = settings.store_dir / "dataset=ohlcv" / "venue=binance" / "symbol=ETH"
+        saved = blocker.with_name("saved-ETH")
+        blocker.rename(saved)
+        blocker.write_text("not a folder")
+        snaps = await _drive(rt, clock, [T0 + HOUR, T0 + 2 * HOUR])
+        assert [s.as_of for s in snaps] == [T0 + 2 * HOUR, T0 + 3 * HOUR]  # published all the same
+        key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
+        assert key.as_of == T0 + 3 * HOUR
+        assert any(d == "ohlcv" and s == "ETH" for d, _, s, _ in rt.daemon.unsaved)
+        store = HistoryStore(settings.store_dir)
+        assert store.last_ts("ohlcv", "binance", "BTC") == T0 + 2 * HOUR  # the others were written
+        blocker.unlink()
+        saved.rename(blocker)
+        await _drive(rt, clock, [T0 + 3 * HOUR])
+        assert rt.daemon.unsaved == []
     eth = HistoryStore(settings.store_dir).read("ohlcv", "binance", "ETH", T0 - 48 * HOUR, T0 + 4 * HOUR)
     expected = pd.date_range(T0 - 48 * HOUR, T0 + 3 * HOUR, freq="h", tz="UTC")
     assert list(eth.index) == list(expected)
