@@ -21,6 +21,7 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	bash scripts/promtool-check.sh
+	bash scripts/install-test-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

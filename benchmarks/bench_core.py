@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from riskd.core import FragilityParams, Panel, compute_fragility_with_state, step
+from riskd.core.crashprob import CrashModel
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_PEAK_GB = 15.0
@@ -123,13 +124,31 @@ def _rss_now_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 1e6
 
 
+MODEL = CrashModel(
+    features=("rank_btc_rv_24h", "rank_xs_ret_std_24h", "rank_agg_funding"),
+    intercept=-2.9,
+    coefficients=(0.58, 0.36, -0.02),
+    means=(0.43, 0.46, 0.41),
+    scales=(0.26, 0.29, 0.27),
+    horizon_hours=24,
+    threshold=-0.05,
+    train_start="2019-10-10T08:00:00+00:00",
+    train_end="2026-05-16T07:00:00+00:00",
+    fitted_at="2026-05-17T00:00:00+00:00",
+    n_obs=57840,
+    n_crashes=4023,
+)
+"""A crash model shaped like the one ``riskd calibrate`` fits on the real store: both paths use it."""
+
+
 def worker_batch(n_symbols: int, n_hours: int, seed: int, steps: int) -> dict[str, Any]:
-    """The batch path over the whole panel, then the live step for ``steps`` further hours."""
+    """The batch path over the whole panel, then the live step for ``steps`` further hours (with a crash
+    model, so both include the probability)."""
     panel = synthetic_panel(n_symbols, n_hours, seed)
     params = FragilityParams()
     rss_inputs = _rss_now_mb()
-    (frame, state), wall = _timed(lambda: compute_fragility_with_state(panel, params))
-    peak = _traced_peak_mb(lambda: compute_fragility_with_state(panel, params))
+    (frame, state), wall = _timed(lambda: compute_fragility_with_state(panel, params, MODEL))
+    peak = _traced_peak_mb(lambda: compute_fragility_with_state(panel, params, MODEL))
     timings = []
     last = panel.rows(n_hours - 1, n_hours)
     for k in range(1, steps + 1):
@@ -143,7 +162,7 @@ def worker_batch(n_symbols: int, n_hours: int, seed: int, steps: int) -> dict[st
             last.open_interest,
         )
         t0 = time.perf_counter()
-        _, state = step(state, hour, params)
+        _, state = step(state, hour, params, MODEL)
         timings.append(time.perf_counter() - t0)
     ms = np.asarray(timings) * 1e3
     return {

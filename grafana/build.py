@@ -3,9 +3,11 @@
     python grafana/build.py           rewrite grafana/dashboards/*.json from this file
     python grafana/build.py --check   exit 1 when the committed JSON differs (tests/test_deploy.py)
 
-Every query names the provisioned Prometheus datasource by its fixed uid (DATASOURCE_UID, the same as in
-grafana/provisioning/datasources/riskd.yml), so the JSON carries no ``__inputs`` / ``${DS_…}``
-placeholders. Metric names and labels come from docs/metrics.md; this file imports nothing from riskd.
+Every query runs on the ``$datasource`` variable, whose default is the provisioned Prometheus datasource by
+its fixed uid (DATASOURCE_UID, the same as in grafana/provisioning/datasources/riskd.yml), so the JSON
+carries no ``__inputs`` / ``${DS_…}`` placeholders and another Prometheus can be picked in the UI. Every
+riskd selector is scoped to the ``$instance`` variable (all replicas by default). Metric names and labels
+come from docs/metrics.md; this file imports nothing from riskd.
 """
 
 from __future__ import annotations
@@ -13,13 +15,21 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import bargauge, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.builders.common import ReduceDataOptions, VizLegendOptions
-from grafana_foundation_sdk.builders.dashboard import Dashboard, DashboardLink, Row, ThresholdsConfig
+from grafana_foundation_sdk.builders.dashboard import (
+    Dashboard,
+    DashboardLink,
+    DatasourceVariable,
+    QueryVariable,
+    Row,
+    ThresholdsConfig,
+)
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
@@ -40,11 +50,14 @@ from grafana_foundation_sdk.models.dashboard import (
     ThresholdsMode,
     ValueMap,
     ValueMappingResult,
+    VariableOption,
+    VariableRefresh,
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 DATASOURCE_UID = "riskd-prometheus"
-DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+_SELECTOR = re.compile(r"\b(riskd_[a-z0-9_]+|up)\b(\{[^}]*\})?")
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
 TAGS = ["riskd"]
 
@@ -72,11 +85,45 @@ PanelBuilder = stat.Panel | timeseries.Panel | statetimeline.Panel | table.Panel
 def query(
     expr: str, legend: str = "", ref: str = "A", *, instant: bool = False, table: bool = False
 ) -> Dataquery:
-    """A PromQL target on the riskd datasource (a range query unless ``instant``)."""
-    q = Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE).legend_format(legend or "__auto")
+    """A PromQL target on the ``$datasource``, scoped to ``$instance`` (a range query unless ``instant``)."""
+    q = Dataquery().expr(scoped(expr)).ref_id(ref).datasource(DATASOURCE).legend_format(legend or "__auto")
     if instant:
         q = q.instant()
     return q.format(PromQueryFormat.TABLE) if table else q
+
+
+def scoped(expr: str) -> str:
+    """``expr`` with ``instance=~"$instance"`` added to every riskd (and ``up``) selector."""
+
+    def add(m: re.Match[str]) -> str:
+        inner = (m.group(2) or "{}")[1:-1].strip()
+        return (
+            m.group(1) + "{" + (f'{inner}, instance=~"$instance"' if inner else 'instance=~"$instance"') + "}"
+        )
+
+    return _SELECTOR.sub(add, expr)
+
+
+def variables(builder: Dashboard) -> Dashboard:
+    """``$datasource`` (default: the provisioned riskd Prometheus) and ``$instance`` (riskd replicas, all)."""
+    ds = (
+        DatasourceVariable("datasource")
+        .label("Data source")
+        .type("prometheus")
+        .current(VariableOption(text="riskd-prometheus", value=DATASOURCE_UID, selected=True))
+    )
+    inst = (
+        QueryVariable("instance")
+        .label("Instance")
+        .datasource(DATASOURCE)
+        .query('label_values(riskd_build_info{job="riskd"}, instance)')
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(VariableOption(text="All", value="$__all", selected=True))
+    )
+    return builder.with_variable(ds).with_variable(inst)
 
 
 def mapping(codes: dict[int, tuple[str, str]]) -> ValueMap:
@@ -142,7 +189,7 @@ def numbered(builder: Dashboard, rows: Sequence[tuple[str, Sequence[PanelBuilder
 def dashboard(uid: str, title: str, description: str, time_from: str) -> Dashboard:
     """A riskd dashboard shell: UTC, linked to the other riskd dashboards."""
     links = DashboardLink("riskd").type(DashboardLinkType.DASHBOARDS).tags(TAGS).as_dropdown(True)
-    return (
+    return variables(
         Dashboard(title)
         .uid(uid)
         .description(description)
@@ -165,7 +212,7 @@ def overview() -> Dashboard:
         stat_panel(
             "Risk multiplier",
             "Position scale other bots apply, 0..1.",
-            query("riskd_risk_multiplier", "multiplier"),
+            query("riskd_risk_multiplier_ratio", "multiplier"),
             unit="percentunit",
         )
         .min(0)
@@ -174,7 +221,7 @@ def overview() -> Dashboard:
         stat_panel(
             "CFI percentile",
             "CFI percentile against its own past.",
-            query("riskd_cfi_percentile", "percentile"),
+            query("riskd_cfi_percentile_ratio", "percentile"),
             unit="percentunit",
         )
         .min(0)
@@ -210,7 +257,9 @@ def overview() -> Dashboard:
             bargauge.Panel()
             .with_target(
                 query(
-                    "avg by (state) (avg_over_time(riskd_regime_info[$__range]))", "{{state}}", instant=True
+                    "avg by (state) (avg_over_time(riskd_regime[$__range]))",
+                    "{{state}}",
+                    instant=True,
                 )
             )
             .unit("percentunit")
@@ -218,7 +267,7 @@ def overview() -> Dashboard:
             .max(1)
             .reduce_options(ReduceDataOptions().calcs(["lastNotNull"])),
             "Time in each regime",
-            "Share of the selected range spent in each state (riskd_regime_info).",
+            "Share of the selected range spent in each state (the state set riskd_regime).",
             6,
             6,
         ),
@@ -232,7 +281,7 @@ def overview() -> Dashboard:
         series(
             "CFI percentile",
             "CFI percentile against its own past, 0..1.",
-            query("riskd_cfi_percentile", "percentile"),
+            query("riskd_cfi_percentile_ratio", "percentile"),
             unit="percentunit",
         )
         .min(0)
@@ -250,13 +299,13 @@ def overview() -> Dashboard:
         series(
             "Funding dispersion",
             "Cross-sectional standard deviation of funding, per hour.",
-            query("riskd_funding_dispersion", "dispersion"),
+            query("riskd_funding_dispersion_hourly_ratio", "dispersion"),
             unit="percentunit",
         ),
         series(
             "Cross-venue funding gap",
             "Binance funding minus the other venue(s), per hour.",
-            query("riskd_funding_gap_per_hour", "{{venue_pair}}"),
+            query("riskd_funding_gap_hourly_ratio", "{{venue_pair}}"),
             unit="percentunit",
         ),
     ]
@@ -264,7 +313,7 @@ def overview() -> Dashboard:
         series(
             "BTC velocity",
             "BTC return over the last 1 h and 4 h.",
-            query("riskd_btc_return", "{{window}}"),
+            query("riskd_btc_return_ratio", "{{window}}"),
             unit="percentunit",
             w=8,
         ),
@@ -280,7 +329,7 @@ def overview() -> Dashboard:
         series(
             "Risk multiplier",
             "Position scale other bots apply, 0..1.",
-            query("riskd_risk_multiplier", "multiplier"),
+            query("riskd_risk_multiplier_ratio", "multiplier"),
             unit="percentunit",
             w=8,
         )

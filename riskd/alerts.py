@@ -36,12 +36,18 @@ def derive_alerts(prev: Snapshot | None, cur: Snapshot, *, now: datetime) -> lis
     cascade is reported then, since "calm" is not news.
     """
     late_by = max(0.0, (now - cur.as_of).total_seconds())
-    late = late_by > LATE_AFTER_S or not cur.live
+    late = late_by > LATE_AFTER_S  # the clock alone decides: a replay (live: false) is on its own time
     alerts: list[Alert] = []
     alerts += _data_alerts(prev, cur)
     alerts += _regime_alerts(prev, cur)
     alerts += _cascade_alerts(prev, cur)
     return [_stamp(a, late_by, late) for a in alerts]
+
+
+def cascade_thread(as_of: datetime) -> str:
+    """The thread of an hour's cascade messages: the provisional "cascade developing" alert raised
+    during the hour, and the hour close's confirmation or retraction, reply to its first message."""
+    return f"cascade:{as_of.isoformat()}"
 
 
 def severity_for_transition(src: str, dst: str) -> Severity:
@@ -68,7 +74,24 @@ def figures_of(snap: Snapshot) -> dict[str, Any]:
     for name, candidates in FEATURE_KEYS.items():
         figs[name] = next((snap.features[k] for k in candidates if snap.features.get(k) is not None), None)
     figs["reasons"] = list(snap.reasons)
+    if snap.crash_prob_24h is not None:
+        figs["crash_prob_24h"] = snap.crash_prob_24h
     return figs
+
+
+def what_fired(snap: Snapshot) -> str:
+    """What put the hour in a cascade, in words: the BTC level, the multi-asset detector, or the hold
+    that keeps the state after the last firing hour (never "level none")."""
+    parts = []
+    if snap.cascade_level != "none":
+        parts.append(f"BTC cascade level {snap.cascade_level}")
+    if snap.multi_asset_cascade:
+        count = snap.features.get("multi_asset_count")
+        parts.append("multi-asset detector" + (f" ({count:.0f} assets)" if count is not None else ""))
+    if parts:
+        return " and ".join(parts)
+    since = f" since {snap.state_since:%Y-%m-%d %H:%M} UTC" if snap.state_since else ""
+    return f"hold after the last firing hour (nothing fires this hour; cascade state{since})"
 
 
 def format_late(seconds: float) -> str:
@@ -94,6 +117,8 @@ def figures_line(figs: dict[str, Any]) -> str:
         parts.append(f"vol ratio {figs['vol_ratio']:.1f}")
     if figs.get("funding_z") is not None:
         parts.append(f"funding z {figs['funding_z']:+.1f}")
+    if figs.get("crash_prob_24h") is not None:
+        parts.append(f"P(crash 24 h) {figs['crash_prob_24h']:.0%}")
     return " · ".join(parts) or "no figures (data missing)"
 
 
@@ -104,11 +129,16 @@ def _regime_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
         return []  # an unknown state is reported by the data alerts, not as a regime
     if prev is None and dst not in ("fragile", "cascade"):
         return []
-    figs = {**figures_of(cur), "from": src, "to": dst}
+    fired = what_fired(cur) if dst == "cascade" else "; ".join(cur.reasons)
+    figs = {**figures_of(cur), "from": src, "to": dst, "fired": fired}
     severity = severity_for_transition(src, dst)
     title = f"Regime {src} → {dst}"
-    body = _body(cur, figs, f"Risk multiplier {cur.risk_multiplier:g}")
-    return [_alert("regime_change", severity, cur, title, body, figs)]
+    extra = f"Risk multiplier {cur.risk_multiplier:g}"
+    if dst == "cascade":
+        extra += f" · {what_fired(cur)}"
+    body = _body(cur, figs, extra)
+    thread = cascade_thread(cur.as_of) if dst == "cascade" else None
+    return [_alert("regime_change", severity, cur, title, body, figs).model_copy(update={"thread": thread})]
 
 
 def _cascade_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
@@ -121,13 +151,12 @@ def _cascade_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
         out.append(_alert("cascade_end", "info", cur, "Cascade episode ended", body, figs, episode_id=old))
     if new is not None and new != old:
         strong = cur.cascade_level in ("medium", "strict") or cur.multi_asset_cascade
-        figs = {**figures_of(cur), "to": "started", "multi_asset": cur.multi_asset_cascade}
-        extra = f"Episode {new}: level {cur.cascade_level}" + (
-            " (multi-asset)" if cur.multi_asset_cascade else ""
-        )
-        body = _body(cur, figs, extra)
+        figs = {**figures_of(cur), "to": "started", "multi_asset": cur.multi_asset_cascade,
+                "fired": what_fired(cur)}  # fmt: skip
+        body = _body(cur, figs, f"Episode {new}: {what_fired(cur)}")
         severity: Severity = "critical" if strong else "warning"
-        out.append(_alert("cascade_start", severity, cur, "Cascade started", body, figs, episode_id=new))
+        alert = _alert("cascade_start", severity, cur, "Cascade started", body, figs, episode_id=new)
+        out.append(alert.model_copy(update={"thread": cascade_thread(cur.as_of)}))
     return out
 
 

@@ -19,27 +19,27 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from riskd.clock import Clock, WallClock
+from riskd.config_check import check_listen
 from riskd.daemon import Daemon, Sinks
+from riskd.http.history import RedisHistory
 from riskd.lease import LeaderLease, default_instance_id
-from riskd.settings import Settings, redact_url
+from riskd.settings import Settings, redact_url, source_of
+from riskd.sinks.alert_feed import AlertFeed
+from riskd.sinks.funding import FundingSink
 from riskd.sinks.metrics import Metrics, MetricsServer
 from riskd.sinks.redis import RedisSink, client_from_settings, keys
-from riskd.sources import make_source
+from riskd.sources import VENUES, make_source
 from riskd.store import HistoryStore
+from riskd.telegram.escalation import EscalationLoop
 from riskd.testing.redis_server import RedisServer, answers
 
 log = logging.getLogger("riskd")
-
-_ENDPOINTS = {
-    "binance": ["markets", "fundingInfo", "klines", "fundingRate", "openInterestHist", "funding_rates"],
-    "bybit": ["markets", "kline", "funding/history", "open-interest", "funding_rates"],
-    "hyperliquid": ["markets", "candleSnapshot", "fundingHistory", "funding_rates"],
-}
 
 
 def _port_free(port: int) -> bool:
@@ -85,12 +85,15 @@ class Runtime:
     channel: Any
     commands: Any | None
     embedded: RedisServer | None
+    extra: list[Any] = field(default_factory=list)  # more alert pipelines (webhooks), each its own outbox
+    escalation: EscalationLoop | None = None  # unacknowledged critical alerts, on the leader
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start_publishing(self) -> None:
-        """Take (or learn we cannot take) the leader lease and start the alert delivery worker."""
+        """Take (or learn we cannot take) the leader lease and start the alert delivery workers."""
         await self.daemon.sinks.lease.tick()  # type: ignore[union-attr]
         self.tasks.append(self.pipeline.start())
+        self.tasks += [p.start() for p in self.extra]
 
 
 @asynccontextmanager
@@ -105,8 +108,14 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     """Build and start every part; tear all of it down on exit, whatever happened."""
     from riskd.sinks.alerting import AlertPipeline
-    from riskd.sinks.telegram import build_channel
+    from riskd.telegram.channel import build_channel
+    from riskd.telegram.format import Links
 
+    if settings.metrics.enabled:  # a port already taken: exit 2 with one line, before anything starts
+        flag = metrics_port is not None
+        check_listen(settings.metrics.host, metrics_port if flag else settings.metrics.port,
+                     host_source=source_of(settings, "metrics", "host"),
+                     port_source="--metrics-port" if flag else source_of(settings, "metrics", "port"))  # fmt: skip
     clock = clock or WallClock()
     url, embedded = resolve_redis(settings)
     client = client_from_settings(settings.redis, url)
@@ -114,13 +123,17 @@ async def runtime(
     server = None
     if settings.metrics.enabled:
         port = settings.metrics.port if metrics_port is None else metrics_port
-        server = await MetricsServer(metrics, settings.metrics.host, port).start()
+        server = await MetricsServer(
+            metrics, settings.metrics.host, port, settings=settings.metrics, grace_s=settings.daemon.grace_s,
+            history=RedisHistory(client, settings.redis.key_prefix),
+        ).start()  # fmt: skip
     sources = {}
     if with_sources:
         for venue in settings.venues.enabled():
             sources[venue] = make_source(venue, settings, clock=clock.now, hook=metrics.request_hook)
-            metrics.declare_endpoints(venue, _ENDPOINTS[venue])
-    channel = channel or build_channel(settings.telegram)
+            metrics.declare_endpoints(venue, list(VENUES[venue].endpoints))
+    links = Links.from_settings(settings)
+    channel = channel or build_channel(settings.telegram, links)
     pipeline = AlertPipeline.from_settings(
         client,
         channel,
@@ -131,6 +144,7 @@ async def runtime(
     )
     metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
     prefix = settings.redis.key_prefix
+    publishers, pipelines = _webhooks(settings, client, clock, metrics)
     lease = LeaderLease(
         client,
         keys(prefix)["leader"],
@@ -141,24 +155,61 @@ async def runtime(
     sinks = Sinks(
         metrics=metrics,
         redis=RedisSink(client, settings.redis, spool=spool),
+        publishers=publishers,
         alerts=pipeline,
         lease=lease,
         charts=getattr(channel, "bot", None) is not None,  # Telegram shows the chart; a console cannot
     )
     store = HistoryStore(settings.store_dir)
     daemon = Daemon(settings, sources=sources, store=store, sinks=sinks, clock=clock)
+    sinks.publishers.append(FundingSink(client, prefix, lambda: daemon.cache.frames))
+    sinks.feed = AlertFeed(
+        client,
+        prefix,
+        [pipeline, *pipelines],
+        clock=lambda: clock.now().to_pydatetime(warn=False),
+        lookback=timedelta(hours=settings.daemon.max_catchup_hours),
+        chart=daemon.chart,
+    )
     bot = None
     if commands and getattr(channel, "bot", None) is not None:
-        from riskd.sinks.commands import CommandBot, RedisStatusSource
+        from riskd.telegram.bot import CommandBot
+        from riskd.telegram.status import RedisStatusSource
 
-        bot = CommandBot(
-            channel.bot, settings.telegram, RedisStatusSource(client, prefix, outbox=pipeline), pipeline
-        )
-    rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded)
+        now = lambda: clock.now().to_pydatetime(warn=False)  # noqa: E731 - the one clock, as a callable
+        source = RedisStatusSource(client, prefix, outbox=pipeline, chart_frame=daemon.chart_frame, clock=now)
+        bot = CommandBot(channel.bot, settings.telegram, source, pipeline, links=links, clock=now)
+    rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=pipelines)
+    rt.escalation = EscalationLoop(pipeline, lease)
     try:
         yield rt
     finally:
         await _shutdown(rt, sources.values())
+
+
+def _webhooks(
+    settings: Settings, client: aioredis.Redis, clock: Clock, metrics: Metrics
+) -> tuple[list[Any], list[Any]]:
+    """The webhook snapshot sink and alert pipeline, when ``webhook.urls`` is set (else none)."""
+    hooks = settings.webhook
+    if not hooks.urls or hooks.secret is None:
+        return [], []
+    from riskd.sinks.alerting import AlertPipeline
+    from riskd.sinks.webhook import WebhookChannel, WebhookSink
+
+    urls = [str(u) for u in hooks.urls]
+    secret = hooks.secret.get_secret_value().encode()
+    sink = WebhookSink(urls, secret, timeout_s=hooks.timeout_s, attempts=hooks.attempts,
+                       initial_backoff_s=hooks.initial_backoff_s)  # fmt: skip
+    channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s)
+    pipeline = AlertPipeline.from_settings(
+        client, channel, settings,
+        on_sent=lambda ch, sev: metrics.alerts_sent.labels(ch, sev).inc(),
+        on_suppressed=lambda reason: metrics.alerts_suppressed.labels(reason).inc(),
+        clock=lambda: clock.now().timestamp(),
+        key_prefix=f"{settings.redis.key_prefix}:webhook",
+    )  # fmt: skip
+    return [sink], [pipeline]
 
 
 async def _shutdown(rt: Runtime, sources: Any) -> None:
@@ -174,6 +225,12 @@ async def _shutdown(rt: Runtime, sources: Any) -> None:
     if rt.commands is not None:
         await _step("telegram commands", rt.commands.stop(), 5.0)
     await _step("alert delivery", rt.pipeline.stop(grace_s=5), 7.0)
+    for extra in rt.extra:
+        await _step(f"alert delivery ({extra.channel.name})", extra.stop(grace_s=2), 3.0)
+        await _step(f"alert channel ({extra.channel.name})", extra.channel.aclose(), 3.0)
+    for sink in rt.daemon.sinks.publishers:
+        if hasattr(sink, "aclose"):
+            await _step(f"sink {sink.name}", sink.aclose(), 3.0)
     if rt.daemon.sinks.lease is not None:
         await _step("leader lease release", rt.daemon.sinks.lease.release(), 3.0)
     await _step("alert channel", rt.channel.aclose(), 5.0)
@@ -241,8 +298,16 @@ async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
                 print(s.to_json())
             return 0
         rt.tasks.append(asyncio.create_task(d.lease_loop(stop), name="riskd-lease"))
+        if settings.streams.enabled:  # the minute side: its own task, never inside the hourly cycle
+            from riskd.streams.orchestrator import MinuteStreams
+
+            streams = MinuteStreams(settings, client=rt.client, pipeline=rt.pipeline, clock=d.clock,
+                                    store=d.store, metrics=rt.metrics)  # fmt: skip
+            rt.tasks.append(asyncio.create_task(streams.run(stop), name="riskd-streams"))
         if rt.commands is not None:
             rt.tasks.append(rt.commands.start())
+        if rt.escalation is not None:
+            rt.tasks.append(asyncio.create_task(rt.escalation.run(stop), name="riskd-escalation"))
         log.info(
             "riskd running: venues %s, redis %s, leader=%s",
             ", ".join(d.venues),

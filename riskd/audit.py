@@ -1,9 +1,11 @@
 """``riskd data audit``: what the store holds per partition, and every run of missing rows.
 
-Each dataset is checked on its own cadence: candles hourly; open interest on its most common
+Each dataset is checked on its own cadence: candles at their timeframe (``ohlcv`` hourly, ``ohlcv_5m``
+every 5 minutes, ``ohlcv_1d`` daily: ``riskd.store.STEPS``); open interest on its most common
 spacing (the import brings 4 h rows, a backfill hourly ones), so a 4 h series is not reported as
 three missing hours out of four; funding print by print, a print being missing when the next one
-comes later than its interval (``riskd.store.funding_gap_runs``).
+comes later than its interval (``riskd.store.funding_gap_runs``). Event datasets (liquidations) have
+no cadence, so nothing in them can be missing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskd.settings import Settings
-from riskd.store import HistoryStore, funding_gap_runs, grid_gaps
+from riskd.store import STEPS, HistoryStore, funding_gap_runs, grid_gaps
 
 SUMMARY_COLUMNS = [
     "dataset", "venue", "symbol", "first", "last", "rows", "step", "missing", "missing_hours",
@@ -28,13 +30,19 @@ SUMMARY_COLUMNS = [
 GAP_COLUMNS = ["dataset", "venue", "symbol", "first_missing", "last_missing", "missing", "hours"]
 
 
+EVENTS = frozenset({"liquidations"})
+"""Datasets of events: rows come when something happens, so no row is ever missing."""
+
+
 def expected_step(dataset: str, index: pd.DatetimeIndex) -> pd.Timedelta | None:
-    """The cadence a partition is checked against; None for funding (checked print by print)."""
-    if dataset == "funding":
+    """The cadence a partition is checked against; None for funding (checked print by print) and events."""
+    if dataset == "funding" or dataset in EVENTS:
         return None
+    if dataset == "liquidations":  # riskd's own recording: one row per covered minute, a gap is missing rows
+        return pd.Timedelta(minutes=1)
     if dataset == "open_interest" and len(index) > 1:
         return pd.Timedelta(pd.Series(np.diff(index.asi8)).mode().min(), unit="ms")
-    return pd.Timedelta(hours=1)
+    return STEPS.get(dataset, pd.Timedelta(hours=1))
 
 
 def partition_gaps(
@@ -42,9 +50,19 @@ def partition_gaps(
 ) -> list[tuple[pd.Timestamp, pd.Timestamp, pd.Timedelta]]:
     """Runs (first_missing, last_missing, step) of one partition's frame, between its first and last row."""
     step = expected_step(dataset, frame.index)
+    if dataset in EVENTS:
+        return []
     if step is None:
         return funding_gap_runs(frame)
     return [(a, b, step) for a, b in grid_gaps(frame.index, step)]
+
+
+def _step_label(dataset: str, step: pd.Timedelta | None) -> str:
+    if step is None:
+        return "event" if dataset in EVENTS else "print"
+    if step < pd.Timedelta(hours=1):
+        return f"{step / pd.Timedelta(minutes=1):g}m"
+    return f"{step / pd.Timedelta(hours=1):g}h"
 
 
 def _selected(
@@ -70,7 +88,7 @@ def _scan(
                 "first": frame.index.min() if len(frame) else pd.NaT,
                 "last": frame.index.max() if len(frame) else pd.NaT,
                 "rows": len(frame),
-                "step": "print" if step is None else f"{step / pd.Timedelta(hours=1):g}h",
+                "step": _step_label(d, step),
                 "missing": sum(sizes),
                 "missing_hours": int(sum(h / pd.Timedelta(hours=1) for h in hours)),
                 "gap_count": len(runs),

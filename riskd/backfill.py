@@ -31,6 +31,7 @@ from riskd.cli import hour_arg
 from riskd.errors import ConfigError, SourceError
 from riskd.settings import VENUES, Settings
 from riskd.sources import Clock, VenueSource, make_source, utc_now
+from riskd.sources.registry import VENUES as VENUES_BY_NAME
 from riskd.sources.retry import RequestHook
 from riskd.store import HistoryStore
 
@@ -100,7 +101,7 @@ class BackfillReport:
 
 def plan(symbols: Iterable[str], venues: Iterable[str], datasets: Iterable[str]) -> list[Task]:
     """Every (venue, dataset, symbol) partition to fetch, in a stable order."""
-    return [Task(v, d, s) for v in venues for d in datasets for s in symbols]
+    return [Task(v, d, s) for v in venues for d in datasets if VENUES_BY_NAME[v].serves(d) for s in symbols]
 
 
 def resume_point(store: HistoryStore, task: Task, since: pd.Timestamp) -> pd.Timestamp:

@@ -16,13 +16,16 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import pandas as pd
+from pydantic import ValidationError
 
 from riskd import __version__
+from riskd.config_check import symbol_name
 from riskd.errors import ConfigError, DataError, RiskdError
 from riskd.logs import setup_logging
-from riskd.settings import Settings, load_settings, redacted
+from riskd.settings import Settings, format_validation_error, load_settings, redacted
 
 log = logging.getLogger("riskd")
 
@@ -40,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "replay": "riskd.replay:cli_replay",
     "demo": "riskd.demo:cli_demo",
     "validate": "riskd.validation:cli_validate",
+    "calibrate": "riskd.calibration:cli_calibrate",
 }
 
 
@@ -67,9 +71,31 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _symbols(value: str) -> list[str]:
+    """``--symbols BTC,eth``: base assets checked like ``universe.symbols`` (so ``../x`` never reaches a path)."""
+    try:
+        return [symbol_name(v) for v in _csv(value)]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def port_arg(value: str) -> int:
+    """A TCP port flag: 0 (any free port) to 65535."""
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (a whole number from 0 to 65535)")
+    return int(value)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (exit 2) instead of usage plus message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"riskd: invalid argument: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (kept in one place so ``--help`` is complete)."""
-    p = argparse.ArgumentParser(prog="riskd", description=__doc__.splitlines()[0])
+    p = _Parser(prog="riskd", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"riskd {__version__}")
     p.add_argument("--config", metavar="PATH", help="TOML config file (else RISKD_CONFIG_FILE, else none)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override log_level")
@@ -82,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     bf = sub.add_parser("backfill", help="fetch history from the venues into the store (resumable)")
     bf.add_argument("--since", help="first hour, ISO date (default: backfill.since)")
     bf.add_argument("--until", help="last hour, exclusive, ISO date (default: the last closed hour)")
-    bf.add_argument("--symbols", type=_csv, help="comma-separated base assets (default: universe.symbols)")
+    bf.add_argument(
+        "--symbols", type=_symbols, help="comma-separated base assets (default: universe.symbols)"
+    )
     bf.add_argument("--venues", type=_csv, help="comma-separated venues (default: all enabled)")
     bf.add_argument("--datasets", type=_csv, help="comma-separated: ohlcv,funding,open_interest")
     bf.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
@@ -97,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     aud = data_sub.add_parser("audit", help="list missing hours per dataset, venue and symbol")
     aud.add_argument("--dataset", help="only this dataset")
     aud.add_argument("--venue", help="only this venue")
-    aud.add_argument("--symbols", type=_csv, help="only these base assets")
+    aud.add_argument("--symbols", type=_symbols, help="only these base assets")
     aud.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("run", help="the daemon: every hour at candle close, fetch, compute, publish")
@@ -107,7 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--to", dest="end", help="last hour (open time, UTC ISO); default: the last stored")
     rp.add_argument("--alerts", choices=["configured", "console", "none"], default="configured",
                     help="alert sink: the configured one (Telegram or console), the console, or none")  # fmt: skip
-    rp.add_argument("--metrics-port", type=int, help="override metrics.port (0: any free port)")
+    rp.add_argument("--metrics-port", type=port_arg, help="override metrics.port (0: any free port)")
+    keys = rp.add_mutually_exclusive_group()
+    keys.add_argument("--prefix", help="Redis key prefix to write under (default: redis.key_prefix + ':replay', "
+                      "cleared at the start; the production keys are never touched)")  # fmt: skip
+    keys.add_argument("--production-keys", action="store_true",
+                      help="write into the configured redis.key_prefix, as the live daemon does (its consumers "
+                      "will read the replay; snapshots say live: false)")  # fmt: skip
     rp.add_argument(
         "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
     )
@@ -121,14 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--from", dest="start", help="first hour validated (UTC ISO; default 2020-01-01)")
     va.add_argument("--to", dest="end", help="last hour validated (UTC ISO; default: the last stored)")
     va.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, PNGs, results.json")
-    va.add_argument("--symbols", type=_csv, help="comma-separated base assets (default: universe.symbols)")
+    va.add_argument(
+        "--symbols", type=_symbols, help="comma-separated base assets (default: universe.symbols)"
+    )
     va.add_argument("--cost-bps", type=float, help="round-trip cost per leg, bps (default 30)")
     va.add_argument("--reps", type=int, help="bootstrap resamples for the CIs (default 1000)")
     va.add_argument("--no-progress", action="store_true", help="no progress bar")
+    va.add_argument("--intra-hour", action="store_true",
+                    help="replay the provisional detector on the stored minute bars (intrahour.md)")  # fmt: skip
+
+    importlib.import_module("riskd.calibration").add_parser(sub)  # its parser lives beside its handler
 
     fx = sub.add_parser("fake-exchange", help="serve the loopback fake exchange (for demos and benchmarks)")
     fx.add_argument("--host", default="127.0.0.1")
-    fx.add_argument("--port", type=int, default=8900)
+    fx.add_argument("--port", type=port_arg, default=8900)
     fx.add_argument("--hours", type=int, default=24 * 30, help="hours of synthetic history to serve")
     fx.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     return p
@@ -149,14 +189,17 @@ def _load_handler(target: str) -> Handler:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m riskd``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a bad argument (already reported in one line)
+        return done.code if isinstance(done.code, int) else 2
     name = _resolve(args)
     if name is None:
         parser.print_help(sys.stderr)
         return 2
     try:
         overrides = {"log_level": args.log_level} if args.log_level else {}
-        settings = load_settings(args.config, **overrides)
+        settings = load_settings(args.config, flags={"log_level": "--log-level"}, **overrides)
     except ConfigError as err:
         print(f"riskd: {err}", file=sys.stderr)
         return 2
@@ -168,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _load_handler(COMMANDS[name])(settings, args)
     except ConfigError as err:
         print(f"riskd: {err}", file=sys.stderr)
+        return 2
+    except ValidationError as err:  # settings a command derived (demo, replay) that do not validate
+        print(f"riskd: {format_validation_error(err)}", file=sys.stderr)
         return 2
     except DataError as err:
         print(f"riskd: {err}", file=sys.stderr)

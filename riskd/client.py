@@ -3,24 +3,29 @@
     from riskd.client import read_regime
     reading = read_regime(redis.Redis.from_url(url))
     size = base_size * reading.risk_multiplier      # 0.5 (configurable) when unknown or stale
-    if reading.ok: ...                              # fresh state; reading.snapshot has everything
+    if reading.ok: ...                              # usable state; reading.snapshot has everything
+    if reading.degraded: ...                        # usable, but some sources were stale or missing
 
 Never an old state as current: a key older than ``max_age`` (or gone, because the daemon died and
-its expiry ran out) comes back as ``status="stale"``/``"unknown"`` with ``snapshot=None``.
+its expiry ran out), or one computed from stale data, comes back as ``status="stale"``/``"unknown"``
+with ``snapshot=None``. The verdict is ``riskd.freshness.judge``, the same one the HTTP API, the status
+page and the Telegram bot use. Fields added by a newer v1 riskd are ignored (``riskd.models.read_snapshot``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from riskd.models import SCHEMA_VERSION, Snapshot
+from riskd.freshness import DEFAULT_MAX_AGE, Freshness, judge
+from riskd.models import SCHEMA_VERSION, Snapshot, read_snapshot
 
 DEFAULT_PREFIX = "riskd:v1"
-DEFAULT_MAX_AGE = timedelta(hours=2)
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_PREFIX", "RegimeReading", "aread_regime", "interpret", "read_regime"]
 
 
 @dataclass(frozen=True)
@@ -32,11 +37,17 @@ class RegimeReading:
     reason: str
     age_seconds: float | None
     fallback_multiplier: float
+    freshness: Freshness = "unknown"
 
     @property
     def ok(self) -> bool:
-        """True when ``snapshot`` is the current regime."""
+        """True when ``snapshot`` is the current regime (possibly degraded: see ``degraded``)."""
         return self.status == "ok"
+
+    @property
+    def degraded(self) -> bool:
+        """Usable, but computed with some sources stale or missing: lower your trust."""
+        return self.freshness == "degraded"
 
     @property
     def state(self) -> str:
@@ -58,26 +69,31 @@ def interpret(
 ) -> RegimeReading:
     """Turn the key's raw value into a reading (pure; both read helpers use it)."""
 
-    def bad(status: Literal["stale", "unknown"], reason: str, age: float | None = None) -> RegimeReading:
-        return RegimeReading(status, None, reason, age, fallback_multiplier)
+    def bad(status: Literal["stale", "unknown"], reason: str) -> RegimeReading:
+        return RegimeReading(status, None, reason, None, fallback_multiplier, status)
 
     if raw is None:
         return bad("unknown", "no regime key: riskd is not running or has not published for a while")
     try:
-        snap = Snapshot.model_validate_json(raw)
+        data = json.loads(raw)
+    except ValueError:
+        return bad("unknown", "regime key is not JSON")
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        return bad("unknown", f"schema_version {version}, this client reads {SCHEMA_VERSION}")
+    try:
+        snap = read_snapshot(data)
     except ValidationError as err:
         return bad(
             "unknown", f"regime key is not a valid v{SCHEMA_VERSION} snapshot: {err.error_count()} error(s)"
         )
-    if snap.schema_version != SCHEMA_VERSION:
-        return bad("unknown", f"schema_version {snap.schema_version}, this client reads {SCHEMA_VERSION}")
-    now = now or datetime.now(UTC)
-    age = (now - snap.as_of).total_seconds()
-    if age > max_age.total_seconds():
-        return bad("stale", f"last state is for {snap.as_of.isoformat()}, {age / 3600:.1f} h old", age)
-    if snap.state == "unknown":
-        return bad("unknown", "riskd published an unknown state (no data)", age)
-    return RegimeReading("ok", snap, "fresh", age, fallback_multiplier)
+    verdict = judge(snap, now=now or datetime.now(UTC), max_age=max_age)
+    if not verdict.usable:
+        status: Literal["stale", "unknown"] = "stale" if verdict.status == "stale" else "unknown"
+        return RegimeReading(
+            status, None, verdict.reason, verdict.age_seconds, fallback_multiplier, verdict.status
+        )
+    return RegimeReading("ok", snap, verdict.reason, verdict.age_seconds, fallback_multiplier, verdict.status)
 
 
 def read_regime(

@@ -3,7 +3,9 @@
 Two renderings of the same walk over ``riskd.settings.Settings`` (field order, descriptions, types,
 constraints and defaults): :func:`config_reference_markdown` for ``docs/operations.md`` and
 :func:`env_example` for ``deploy/riskd.env.example``. ``python -m riskd.configref --write`` rewrites
-both; ``--check`` (what tests/test_deploy.py does) exits 1 when either is out of date.
+both; ``--check`` (what tests/test_deploy.py does) exits 1 when either is out of date. The same command
+regenerates the shipped JSON Schemas (``riskd/schemas``, from ``riskd.contract``), the schema block of
+docs/redis.md and the runbook section of docs/operations.md (from ``riskd/http/runbooks/runbooks.md``).
 """
 
 from __future__ import annotations
@@ -231,26 +233,37 @@ SCHEMA_END = "<!-- END GENERATED: snapshot schema -->"
 
 
 def snapshot_schema_markdown() -> str:
-    """The JSON Schema of ``riskd.models.Snapshot`` (what ``riskd:v1:regime`` holds), as a fenced block."""
-    import json
+    """The shipped regime schema (what ``riskd:v1:regime`` holds), as a fenced block."""
+    from riskd import contract
 
-    from riskd.models import Snapshot
+    return f"```json\n{contract.render(contract.build_schemas()[contract.REGIME]).rstrip()}\n```\n"
 
-    schema = json.dumps(Snapshot.model_json_schema(), indent=2, sort_keys=True)
-    return f"```json\n{schema}\n```\n"
+
+SCHEMA_DIR = Path("riskd/schemas")
+RUNBOOKS_BEGIN = "<!-- BEGIN GENERATED RUNBOOKS: riskd/http/runbooks/runbooks.md -->"
+RUNBOOKS_END = "<!-- END GENERATED RUNBOOKS -->"
 
 
 def expected_files(root: Path) -> dict[Path, str]:
     """What the generated files must contain, by path under ``root``."""
+    from riskd import contract
+
     doc = (root / OPERATIONS_DOC).read_text(encoding="utf-8")
     redis_doc = (root / REDIS_DOC).read_text(encoding="utf-8")
     head, _, rest = redis_doc.partition(SCHEMA_BEGIN)
     _, _, tail = rest.partition(SCHEMA_END)
-    return {
+    from riskd.http import runbooks
+
+    head_rb, _, rest_rb = splice(doc, config_reference_markdown()).partition(RUNBOOKS_BEGIN)
+    _, _, tail_rb = rest_rb.partition(RUNBOOKS_END)
+    files = {
         root / ENV_EXAMPLE: env_example(),
-        root / OPERATIONS_DOC: splice(doc, config_reference_markdown()),
+        root / OPERATIONS_DOC: f"{head_rb}{RUNBOOKS_BEGIN}\n{runbooks.docs_section()}{RUNBOOKS_END}{tail_rb}",
         root / REDIS_DOC: f"{head}{SCHEMA_BEGIN}\n{snapshot_schema_markdown()}{SCHEMA_END}{tail}",
     }
+    for name, schema in contract.build_schemas().items():
+        files[root / SCHEMA_DIR / name] = contract.render(schema)
+    return files
 
 
 def stale_files(root: Path) -> list[Path]:

@@ -4,7 +4,8 @@ It serves the bundled real sample (Binance perps, 2021-04-20 .. 2021-06-10) from
 exchange, points the real ccxt clients at it, uses Redis (the configured one, one on localhost:6379
 under a separate ``riskd-demo:v1`` prefix, or an embedded server), starts the metrics server, and
 runs the *live* daemon on a simulated clock that passes hours in fractions of a second. Each hour is
-printed as it is published; alerts go to the console unless a Telegram token is configured.
+printed as it is published; alerts go to the console unless a Telegram token is configured. It holds
+the leader lease of its prefix and renews it until it exits, like ``riskd run``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import itertools
 import logging
+import math
 import sys
 import tempfile
 import uuid
@@ -107,6 +109,8 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
                 d = rt.daemon
                 d.sinks.on_snapshot.append(show)
                 await rt.start_publishing()
+                # Renewed until shutdown (--hold included), so riskd_leader and /healthz match Redis.
+                rt.tasks.append(asyncio.create_task(d.lease_loop(asyncio.Event()), name="riskd-demo-lease"))
                 port = rt.server.port if rt.server else None
                 print(
                     f"riskd demo: fake exchange {fx.base_url} serving the real May 2021 sample ({', '.join(perps)}), "
@@ -115,6 +119,9 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
                     file=out,
                     flush=True,
                 )
+                print(f"  read it yourself: {_redis_cli(rt.url)} GET {cfg.redis.key_prefix}:regime"
+                      + ("" if hold else "   (the demo's keys are deleted at the end; --hold keeps them)"),
+                      file=out, flush=True)  # fmt: skip
                 await d.run_forever(stop)
                 # Read the key as a consumer would have at the last publish: the simulated clock runs
                 # on (hours per second) while alerts drain, and would make the summary read "stale".
@@ -141,6 +148,15 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
     return 0 if seen else 1
 
 
+def _redis_cli(url: str) -> str:
+    """The redis-cli invocation that reaches ``url`` (host, port, db; never a password)."""
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    db = (u.path or "/0").lstrip("/") or "0"
+    return f"redis-cli -h {u.hostname or '127.0.0.1'} -p {u.port or 6379} -n {db}"
+
+
 async def _forget(client, prefix: str) -> None:
     """Delete this demo run's keys from a shared Redis."""
     keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=500)]
@@ -156,8 +172,8 @@ def _samples(rt, name: str) -> dict:
 
 def cli_demo(settings: Settings, args: argparse.Namespace) -> int:
     """``riskd demo``: exit 0 once the crash has been replayed live."""
-    if args.hours_per_second <= 0:
-        raise ConfigError("invalid argument --hours-per-second: must be positive")
+    if not math.isfinite(args.hours_per_second) or args.hours_per_second <= 0:
+        raise ConfigError("invalid argument --hours-per-second: must be a positive number")
     start = hour_arg(args.start, "--from") or DEMO_START
     end = hour_arg(args.end, "--to") or DEMO_END
     return asyncio.run(

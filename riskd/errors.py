@@ -33,13 +33,43 @@ class TemporaryError(SourceError):
 
 
 class RateLimited(TemporaryError):
-    """The venue asked us to slow down (HTTP 429/418); ``retry_after`` in seconds when it said."""
+    """The venue asked us to slow down (HTTP 429/418).
+
+    ``retry_after``: seconds it asked us to wait (Retry-After in seconds); ``until_ms``: the moment it
+    named (an HTTP-date Retry-After, Binance's "IP banned until <ms>"), on the venue's clock.
+    """
 
     def __init__(
-        self, message: str, *, venue: str = "", endpoint: str = "", retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        venue: str = "",
+        endpoint: str = "",
+        retry_after: float | None = None,
+        until_ms: int | None = None,
     ) -> None:
         super().__init__(message, venue=venue, endpoint=endpoint)
         self.retry_after = retry_after
+        self.until_ms = until_ms
+
+
+class VenueBanned(RateLimited):
+    """The venue asked for a wait longer than this request may take: it fails now, not retried.
+
+    No request goes to the venue until the wait (``retry_after`` seconds from when it was raised) is
+    over, so a ban is never extended by retrying into it.
+    """
+
+
+class CircuitOpen(TemporaryError):
+    """The venue failed too often in a row: requests fail at once until its next probe is due.
+
+    No request was sent; ``reason`` is the failure that opened the circuit.
+    """
+
+    def __init__(self, message: str, *, venue: str = "", endpoint: str = "", reason: str = "") -> None:
+        super().__init__(message, venue=venue, endpoint=endpoint)
+        self.reason = reason
 
 
 class SinkError(RiskdError):

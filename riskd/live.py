@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,8 @@ from riskd.store import HistoryStore
 log = logging.getLogger("riskd.live")
 
 HOUR = pd.Timedelta(hours=1)
+PANEL_DATASETS = ("ohlcv", "spot_ohlcv", "ohlcv_1d", "funding", "open_interest")
+"""The stored datasets the hourly panel reads (daily bars only rank the funding universe)."""
 _FETCH = {"ohlcv": "fetch_ohlcv", "funding": "fetch_funding", "open_interest": "fetch_open_interest"}
 
 
@@ -38,11 +40,18 @@ def datasets_for(venue: str, primary: str) -> tuple[str, ...]:
 
 @dataclass
 class FetchReport:
-    """Outcome of one incremental fetch: what came in (not yet in the store), what failed, what is unlisted."""
+    """Outcome of one incremental fetch: what came in (not yet in the store), what failed, what is unlisted.
+
+    ``failed``: (venue, dataset) -> the first error, or "deadline: …" when the cycle's deadline cut it.
+    ``venue_health``: venue -> "ok" | "degraded" | "down" after the fetch (LiveState.venue_health).
+    ``summaries``: venue -> its one summary line of the cycle (also logged).
+    """
 
     fetched: list[tuple[str, str, str, pd.DataFrame]] = field(default_factory=list)
     failed: dict[tuple[str, str], str] = field(default_factory=dict)
     unlisted: set[tuple[str, str]] = field(default_factory=set)
+    venue_health: dict[str, str] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)
 
 
 class MarketCache:
@@ -63,6 +72,8 @@ class MarketCache:
         """Fill the cache from the store (start-up): the last ``keep`` before ``until``."""
         start = until - self.keep
         for dataset, venue, symbol in store.partitions():
+            if dataset not in PANEL_DATASETS:  # other timeframes (5m, 4h, …) are not the hourly panel's
+                continue
             if symbol in self.symbols and (venue in venues or dataset == "spot_ohlcv"):
                 frame = store.read(dataset, venue, symbol, start, until)
                 if len(frame):
@@ -99,6 +110,7 @@ class MarketCache:
             {v: pick("funding", v) for v in venues},
             pick("open_interest", primary) or None,
             pick("spot_ohlcv", primary) or None,
+            ohlcv_1d=pick("ohlcv_1d", primary) or None,
             symbols=self.symbols,
             start=hour - self.lookback,
             end=hour,
@@ -114,15 +126,27 @@ async def fetch_recent(
     cache: MarketCache,
     until: pd.Timestamp,
     warm_start: pd.Timestamp,
+    *,
+    deadline_s: float | None = None,
+    health: MutableMapping[str, str] | None = None,
 ) -> FetchReport:
     """Bring every (venue, dataset, symbol) up to ``until`` (exclusive) in the cache; the new rows are
     listed in the report for :func:`persist`, which the daemon runs after publishing: an hour's
     Parquet writes (a few hundred files) must not stand between the hour close and the key.
 
     A partition with nothing held starts at ``warm_start``. Failures are recorded, never raised.
+    Everything must finish within ``deadline_s`` (default: the sources' ``daemon.fetch_deadline_s``):
+    what has not is cancelled and recorded as failed ("deadline"), so the hour goes out on time,
+    degraded, rather than late. Each venue's health goes into the report and, when given, ``health``
+    (the daemon passes ``LiveState.venue_health``); each venue logs one summary line.
     """
     report = FetchReport()
     primary = cache.params.funding.primary_venue
+    if deadline_s is None:
+        deadline_s = min((s.fetch_deadline_s for s in sources.values()), default=60.0)
+    for source in sources.values():
+        source.begin_cycle(deadline_s)
+    ends = asyncio.get_running_loop().time() + deadline_s
 
     async def one(venue: str, dataset: str, symbol: str) -> None:
         source = sources[venue]
@@ -136,16 +160,34 @@ async def fetch_recent(
                 return
             frame = await getattr(source, _FETCH[dataset])(symbol, start, until)
         except SourceError as err:
-            report.failed[(venue, dataset)] = str(err)
-            log.warning("%s %s %s: fetch failed: %s", venue, dataset, symbol, err)
+            report.failed.setdefault((venue, dataset), str(err))
+            log.debug("%s %s %s: fetch failed: %s", venue, dataset, symbol, err)
             return
         if not frame.empty:
             cache.add(dataset, venue, symbol, frame)
             report.fetched.append((dataset, venue, symbol, frame))
 
-    await asyncio.gather(
-        *(one(v, d, s) for v in sources for d in datasets_for(v, primary) for s in cache.symbols)
-    )
+    async def bounded(venue: str, dataset: str, symbol: str) -> None:
+        try:
+            async with asyncio.timeout_at(ends):
+                await one(venue, dataset, symbol)
+        except TimeoutError:
+            sources[venue].guard.tally.cut += 1
+            report.failed.setdefault((venue, dataset), f"deadline: not finished within {deadline_s:g}s")
+
+    try:
+        await asyncio.gather(
+            *(bounded(v, d, s) for v in sources for d in datasets_for(v, primary) for s in cache.symbols)
+        )
+    finally:
+        for source in sources.values():
+            source.end_cycle()
+    for venue, source in sources.items():
+        report.venue_health[venue] = source.guard.health()
+        report.summaries[venue] = line = source.guard.summary()
+        log.log(logging.INFO if report.venue_health[venue] == "ok" else logging.WARNING, "%s", line)
+    if health is not None:
+        health.update(report.venue_health)
     return report
 
 
@@ -264,6 +306,7 @@ def store_panel(
         {v: read("funding", v) for v in venues},
         read("open_interest", primary) or None,
         spot or None,
+        ohlcv_1d=read("ohlcv_1d", primary) or None,
         symbols=symbols,
         start=start,
         end=end,
@@ -287,3 +330,30 @@ def assess_row(panel: Panel, venues: Iterable[str], params: FragilityParams) -> 
         "stale" if f"{params.funding.primary_venue}:ohlcv" in missing else ("degraded" if missing else "ok")
     )
     return DataQuality(status=status, coverage=coverage, missing_sources=missing)  # type: ignore[arg-type]
+
+
+def funding_table(frames: Mapping[tuple[str, str, str], pd.DataFrame], as_of: pd.Timestamp) -> dict[str, Any]:
+    """The latest funding print per (venue, symbol) in ``frames`` (``MarketCache.frames``), as JSON-ready rows.
+
+    Rates are fractions: ``rate`` per interval, ``rate_per_hour``, ``rate_per_8h`` (= per hour × 8, so venues
+    with 1 h and 8 h intervals compare); ``next_funding_time`` is the last print plus its interval. Only
+    prints at or before ``as_of`` count; what ``/funding`` shows (``<prefix>:funding``).
+    """
+    rows = []
+    for (dataset, venue, symbol), frame in sorted(frames.items()):
+        if dataset != "funding" or frame.empty:
+            continue
+        at = int(frame.index.searchsorted(as_of, side="right")) - 1  # the last print at or before as_of
+        if at < 0:
+            continue
+        ts = frame.index[at]
+        hours = float(frame["interval_hours"].to_numpy()[at])
+        per_hour = float(frame["rate_per_hour"].to_numpy()[at])
+        if not np.isfinite(per_hour):
+            continue
+        rows.append({
+            "venue": venue, "symbol": symbol, "rate": float(frame["rate"].to_numpy()[at]), "interval_hours": hours,
+            "rate_per_hour": per_hour, "rate_per_8h": per_hour * 8, "funding_time": ts.isoformat(),
+            "next_funding_time": (ts + pd.Timedelta(hours=hours)).isoformat(),
+        })  # fmt: skip
+    return {"as_of": pd.Timestamp(as_of).isoformat(), "rows": rows}

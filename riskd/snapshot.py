@@ -15,14 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from riskd.core.cfi import COMPONENTS
+from riskd.core.cfi import COMPONENTS, V2_COMPONENTS
 from riskd.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
+from riskd.sources.registry import with_role
 
 KEY_FEATURES: tuple[str, ...] = (
     "agg_funding", "agg_funding_z", "funding_dispersion", "funding_dispersion_z", "funding_gap",
     "funding_gap_z", "extreme_funding_share", "btc_ret_1h", "btc_ret_4h", "btc_accel_1h", "btc_accel_4h",
     "btc_vol_ratio", "btc_rv_24h", "btc_drawdown_24h", "breadth_down", "oi_change_24h", "multi_asset_count",
-    "coverage",
+    "coverage", "xs_ret_std_24h", "funding_universe_n", "cfi_v1", "cfi_v1_pct", "cfi_v2", "cfi_v2_pct",
 )  # fmt: skip
 """Features published in the snapshot (all of them are in the batch frame; these are the ones bots use)."""
 
@@ -46,12 +47,22 @@ def hour_close(ts: pd.Timestamp) -> datetime:
 
 
 def features_of(row: Mapping[str, Any]) -> dict[str, float | None]:
-    """The key features, plus the per-venue funding gaps the dashboards show."""
+    """The key features, plus the per-venue funding gaps the dashboards show (``gap_<venue>`` for each
+    gap venue of the registry the core computed an aggregate for: primary minus that venue)."""
     out = {name: _num(row.get(name)) for name in KEY_FEATURES}
-    binance = _num(row.get("agg_funding"))
-    for venue in ("bybit", "hyperliquid"):
+    primary = _num(row.get("agg_funding"))
+    for venue in with_role("gap"):
+        if f"agg_funding_{venue}" not in row:
+            continue
         other = _num(row.get(f"agg_funding_{venue}"))
-        out[f"gap_{venue}"] = binance - other if binance is not None and other is not None else None
+        out[f"gap_{venue}"] = primary - other if primary is not None and other is not None else None
+    return out
+
+
+def components_of(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """CFI v1's z-score components by weight name, and v2's past-only ranks as ``rank_<name>``."""
+    out = {name: _num(row.get(col)) for name, (col, _) in COMPONENTS.items()}
+    out.update({f"rank_{name}": _num(row.get(f"rank_{name}")) for name in V2_COMPONENTS})
     return out
 
 
@@ -88,12 +99,13 @@ def to_snapshot(
         cfi=_num(row.get("cfi")),
         cfi_percentile=_num(row.get("cfi_pct")),
         cfi_quintile=quintile or None,
+        crash_prob_24h=_num(row.get("crash_prob_24h")),
         cascade_level=level,  # type: ignore[arg-type]
         cascade_level_code=LEVEL_CODES[level],
         multi_asset_cascade=bool(row.get("multi_asset")),
         episode_id=str(episode) if episode else None,
         features=features_of(row),
-        components={name: _num(row.get(col)) for name, (col, _) in COMPONENTS.items()},
+        components=components_of(row),
         data_quality=quality,
     )
 

@@ -25,9 +25,28 @@ import pyarrow.parquet as pq
 from riskd.errors import DataError
 
 _OHLCV: dict[str, str] = {c: "float64" for c in ("open", "high", "low", "close", "volume", "quote_volume")}
+CANDLE_TIMEFRAMES: dict[str, pd.Timedelta] = {
+    "1m": pd.Timedelta(minutes=1),
+    "5m": pd.Timedelta(minutes=5),
+    "1h": pd.Timedelta(hours=1),
+    "4h": pd.Timedelta(hours=4),
+    "1d": pd.Timedelta(days=1),
+}
+"""Candle timeframes the store keeps; each (kind, timeframe) is its own dataset, never mixed."""
+
+
+def candle_dataset(kind: str, timeframe: str) -> str:
+    """Dataset name of a candle kind at a timeframe: ``ohlcv`` is hourly, others carry a suffix
+    (``ohlcv_4h``, ``spot_ohlcv_5m``), so the hourly names every reader knows stay unchanged."""
+    return kind if timeframe == "1h" else f"{kind}_{timeframe}"
+
+
+_LIQUIDATION_COLUMNS = (
+    *("events", "notional_usd", "long_usd", "short_usd", "max_usd", "coverage"),
+    *("account_value_usd", "cross_events"),
+)
 SCHEMAS: dict[str, dict[str, str]] = {
-    "ohlcv": _OHLCV,
-    "spot_ohlcv": _OHLCV,
+    **{candle_dataset(k, tf): _OHLCV for k in ("ohlcv", "spot_ohlcv") for tf in CANDLE_TIMEFRAMES},
     "mark_ohlcv": _OHLCV,
     "funding": {
         "rate": "float64",
@@ -36,18 +55,34 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "rate_per_hour": "float64",
     },
     "open_interest": {"open_interest": "float64", "open_interest_value": "float64"},
+    "liquidations": {c: "float64" for c in _LIQUIDATION_COLUMNS},
 }
 """Value columns and dtypes of every dataset (docs/data.md, Datasets)."""
 DATASETS: tuple[str, ...] = tuple(SCHEMAS)
-HOURLY: frozenset[str] = frozenset({"ohlcv", "spot_ohlcv", "mark_ohlcv", "open_interest"})
+STEPS: dict[str, pd.Timedelta] = {
+    **{
+        candle_dataset(k, tf): step for k in ("ohlcv", "spot_ohlcv") for tf, step in CANDLE_TIMEFRAMES.items()
+    },
+    "mark_ohlcv": pd.Timedelta(hours=1),
+}
+"""Candle datasets and their bar length: rows are stamped on multiples of it (UTC, from the epoch)."""
+HOURLY: frozenset[str] = frozenset(
+    {*(d for d, s in STEPS.items() if s >= pd.Timedelta(hours=1)), "open_interest"}
+)
 """Datasets stamped on whole hours; funding prints may carry a few ms after the hour."""
 _NOT_NULL: dict[str, tuple[str, ...]] = {
-    "ohlcv": ("open", "high", "low", "close"),
-    "spot_ohlcv": ("open", "high", "low", "close"),
-    "mark_ohlcv": ("open", "high", "low", "close"),
+    **{d: ("open", "high", "low", "close") for d in STEPS},
     "funding": ("rate", "interval_hours", "rate_per_hour"),
     "open_interest": (),
+    "liquidations": ("events",),
 }
+_OPTIONAL: dict[str, frozenset[str]] = {
+    "liquidations": frozenset(
+        {"long_usd", "short_usd", "max_usd", "coverage", "account_value_usd", "cross_events"}
+    )
+}
+"""Columns a writer may leave out (stored as NaN): riskd's own recording has sides and coverage, an
+imported venue list (Hyperliquid) has account values instead. Missing is unknown, never zero."""
 FUNDING_TOLERANCE = pd.Timedelta(minutes=1)
 """Slack on funding print times: Binance stamps prints a few ms after the hour."""
 
@@ -121,8 +156,10 @@ class HistoryStore:
             folder.mkdir(parents=True, exist_ok=True)
             for year, chunk in new.groupby(years, sort=True):
                 path = folder / f"{year}.parquet"
-                old = self._read_file(path, dataset) if path.exists() else empty_frame(dataset)
-                merged, n = _merge(old, chunk)
+                if path.exists():
+                    merged, n = _merge(self._read_file(path, dataset), chunk)
+                else:  # a new year file: nothing to merge with (most of a first import)
+                    merged, n = chunk, len(chunk)
                 if n:
                     _atomic_write(path, _to_table(merged, dataset))
                 changed += n
@@ -247,7 +284,7 @@ def _validated(frame: pd.DataFrame, dataset: str, where: str) -> pd.DataFrame:
         raise DataError(f"{where}: index must be tz-aware UTC, got tz={idx.tz}")
     if idx.name not in (None, "ts"):
         raise DataError(f"{where}: index must be named 'ts', got {idx.name!r}")
-    missing = [c for c in cols if c not in frame.columns]
+    missing = [c for c in cols if c not in frame.columns and c not in _OPTIONAL.get(dataset, ())]
     extra = [str(c) for c in frame.columns if c not in cols]
     if missing or extra:
         raise DataError(f"{where}: columns missing {missing}, unexpected {extra}; expected {list(cols)}")
@@ -259,9 +296,12 @@ def _validated(frame: pd.DataFrame, dataset: str, where: str) -> pd.DataFrame:
     if dataset in HOURLY and (ms % 3_600_000_000_000).any():
         bad = idx[(ms % 3_600_000_000_000) != 0][0]
         raise DataError(f"{where}: timestamps must be whole hours (candle open time), got {bad}")
+    if dataset in STEPS and (off := ms % STEPS[dataset].value).any():
+        bad = idx[off != 0][0]
+        raise DataError(f"{where}: timestamps must be {dataset} bar open times, got {bad}")
     out = {}
     for col, dtype in cols.items():
-        s = frame[col]
+        s = frame[col] if col in frame.columns else pd.Series(np.nan, index=frame.index)
         if dtype == "bool":
             if not pd.api.types.is_bool_dtype(s) or s.isna().any():
                 raise DataError(f"{where}: column {col!r} must be bool without missing values, got {s.dtype}")

@@ -40,6 +40,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from riskd.cli import hour_arg
 from riskd.core import Panel, cascade_events, compute_fragility, crashing_assets
+from riskd.core.output import COVERAGE_PREFIXES, PASS_THROUGH, STATE_COLUMNS
 from riskd.core.params import FragilityParams
 from riskd.errors import ConfigError, DataError
 from riskd.live import store_panel
@@ -61,8 +62,21 @@ RESEARCH_START = pd.Timestamp("2020-01-01", tz="UTC")
 """Default ``--from``: the research's sample starts in 2020 (RESEARCH.md, "events 2020–2026"). Earlier
 stored hours still warm the core up; before 2020 the store holds mostly spot prices and no funding."""
 FEATURES = ("btc_ret_1h", "btc_vol_ratio", "cfi")
-"""The core's columns the statistics use (``ValidationInputs.features``)."""
-PARTS = ("event study", "CFI tail risk", "walk-forward", "beta decomposition", "seed backtest", "findings")
+"""The core's columns the event study and strategies use; the component study takes every feature
+(:func:`feature_frame`)."""
+SIGNALS = ("cfi", "cfi_v1", "cfi_v2", "crash_prob_24h")
+"""riskd's published signals, studied and scored out of sample when the core's frame carries them."""
+PARTS = (
+    "event study",
+    "CFI tail risk",
+    "walk-forward",
+    "beta decomposition",
+    "seed backtest",
+    "component study",
+    "signals out of sample",
+    "filter",
+    "findings",
+)
 """The names ``run_validation`` reports as each part starts, in order."""
 
 
@@ -166,6 +180,27 @@ def _day(ts: pd.Timestamp) -> str:
 # ---- inputs ---------------------------------------------------------------------------------------
 
 
+def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every numeric feature of the core's frame (no state, coverage or pass-through column), the CFI's
+    funding-gap component as it enters the CFI (``funding_gap_abs_z`` = |z|), then riskd's signals."""
+    skip = set(STATE_COLUMNS) | set(PASS_THROUGH) | set(SIGNALS)
+    names = [
+        c
+        for c in frame.columns
+        if c not in skip
+        and not c.startswith(COVERAGE_PREFIXES)
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+    ]
+    out = frame[names].astype(float)
+    if "funding_gap_z" in frame:
+        out["funding_gap_abs_z"] = frame["funding_gap_z"].abs()
+    for name in SIGNALS:
+        if name in frame:
+            out[name] = frame[name].astype(float)
+    return out
+
+
 def validation_inputs(
     loaded: LoadedHistory, params: FragilityParams
 ) -> tuple[ValidationInputs, InputsReport]:
@@ -188,7 +223,9 @@ def validation_inputs(
         f"per-asset flags from the core's detector; {int(fired.sum())} multi-asset hours in the span, "
         f"{int(crashing.to_numpy().sum())} asset-hours bought"
     )
-    inputs = ValidationInputs(closes, part[list(FEATURES)].copy(), events, crashing)
+    inputs = ValidationInputs(
+        closes, feature_frame(part), events, crashing, {"riskd regime": part["risk_multiplier"].astype(float)}
+    )
     stand_in = panel.stand_in[inside] if panel.stand_in is not None else np.zeros(closes.shape, dtype=bool)
     priced = closes.notna().to_numpy()
     share = {
@@ -284,9 +321,17 @@ def validate_store(
     say("core (batch path)")
     with times.step("core (batch path)"):
         loaded = LoadedHistory(panel, compute_fragility(panel, params), start, end)
+    say("crash probability (walk-forward)")
+    with times.step("crash probability (walk-forward)"):
+        loaded.frame["crash_prob_24h"] = walk_forward_probability(loaded, settings)
+    say("regime under each tier signal")
+    with times.step("regime under each tier signal"):
+        variants = regime_variants(panel, params)
     say("inputs")
     with times.step("inputs"):
         inputs, account = validation_inputs(loaded, params)
+        for name, multiplier in variants.items():
+            inputs.multipliers[name] = multiplier.loc[inputs.multipliers["riskd regime"].index]
         account.store = str(settings.store_dir)
     with times.parts(say) as progress:
         result = run_validation(inputs, cfg, progress=progress)
@@ -295,6 +340,34 @@ def validate_store(
         paths = write_report(result, out_dir)
         _add_inputs(paths, account, times)
     return result, paths, times
+
+
+def walk_forward_probability(loaded: LoadedHistory, settings: Settings) -> pd.Series:
+    """``crash_prob_24h`` out of sample: the ``model`` settings' logistic model refit walk-forward
+    (expanding window, only labels known at each fit date), each period predicted by the fit before it.
+    This, not a model file fitted on everything, is what the report scores."""
+    from riskd.research.calibrate import CrashSpec, crash_labels, walk_forward_crash_prob
+
+    m, p = settings.model, settings.fragility
+    spec = CrashSpec(tuple(m.crash_features), m.crash_horizon_hours, m.crash_threshold)
+    btc = loaded.panel.frame("close")[p.universe.btc_symbol]
+    labels = crash_labels(btc, spec.horizon_hours, spec.threshold)
+    wf = walk_forward_crash_prob(loaded.frame, labels, spec, refit=m.refit, min_train_hours=m.min_train_hours,
+                                 min_train_crashes=m.min_train_crashes)  # fmt: skip
+    return wf.prob
+
+
+def regime_variants(panel: Panel, params: FragilityParams) -> dict[str, pd.Series]:
+    """The regime's risk multiplier had its tiers followed another signal (the filter compares them at
+    equal mean exposure). ``crash_prob`` is left out: the core's batch path uses one fixed model file,
+    which would be in sample here."""
+    out = {}
+    for signal in ("cfi_v1", "cfi_v2", "btc_rv"):
+        if signal == params.regime.signal:
+            continue
+        variant = params.model_copy(update={"regime": params.regime.model_copy(update={"signal": signal})})
+        out[f"regime on {signal}"] = compute_fragility(panel, variant)["risk_multiplier"].astype(float)
+    return out
 
 
 def _add_inputs(paths: list[Path], account: InputsReport, times: Timings) -> None:
@@ -356,8 +429,46 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
     return cfg
 
 
+INTRAHOUR_SOURCES = (("ohlcv_5m", "binance", 5), ("ohlcv_1m", "binance", 1), ("spot_ohlcv_1m", "binance", 1))
+"""Minute datasets replayed by ``--intra-hour`` (the importer's timeframe datasets), finest wins per span."""
+
+
+def cli_intrahour(settings: Settings, args: argparse.Namespace) -> int:
+    """``riskd validate --intra-hour --out DIR``: replay the provisional detector over every stored minute
+    dataset; writes intrahour.md and prints it."""
+    from riskd.errors import DataError
+    from riskd.research.intrahour import markdown, replay
+    from riskd.store import HistoryStore
+
+    store = HistoryStore(settings.store_dir)
+    symbols = args.symbols or settings.universe.symbols
+    reports = {}
+    for dataset, venue, minutes in INTRAHOUR_SOURCES:
+        try:
+            frames = {s: store.read(dataset, venue, s, args.start, args.end) for s in symbols}
+        except DataError:
+            continue  # the dataset is not known to this store
+        btc = frames.pop(symbols[0])
+        if btc.empty:
+            continue
+        alts = pd.DataFrame({s: f["close"] for s, f in frames.items() if not f.empty})
+        reports[f"{dataset} ({venue}, {minutes}-minute bars)"] = replay(
+            btc, alts, settings.streams.detector, minutes
+        )
+    if not reports:
+        raise ConfigError("invalid argument --intra-hour: the store holds no minute data (riskd data import)")
+    text = markdown(reports, settings.streams.detector)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "intrahour.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cli_validate(settings: Settings, args: argparse.Namespace) -> int:
     """``riskd validate [--from …] [--to …] --out DIR``: exit 0 when the report was written."""
+    if getattr(args, "intra_hour", False):
+        return cli_intrahour(settings, args)
     start, end = hour_arg(args.start, "--from"), hour_arg(args.end, "--to")
     if start is not None and end is not None and start > end:
         raise ConfigError("invalid argument --from: after --to")

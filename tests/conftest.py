@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,12 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server per test, for tests that stop and restart it."""
     with RedisServer(data_dir=tmp_path / "redis", persist=True) as server:
         yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A Redis key prefix no other test uses (tests share the session Redis)."""
+    return f"riskd-test-{uuid.uuid4().hex[:10]}:v1"
 
 
 @pytest.fixture

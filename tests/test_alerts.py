@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from riskd.alerts import derive_alerts, format_late, severity_for_transition
 from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings
 from riskd.sinks.alerting import AlertPipeline, format_message
-from riskd.sinks.telegram import ConsoleChannel
+from riskd.telegram.channel import ConsoleChannel
 from riskd.testing.redis_server import RedisServer
 
 H0 = datetime(2021, 5, 19, 13, tzinfo=UTC)
@@ -245,17 +246,17 @@ async def test_outbox_delivers_in_order_and_counts(redis: Redis, prefix: str) ->
     assert await drain(p) == 0
 
 
-async def test_redis_outage_buffers_then_queues(redis_server: RedisServer, prefix: str) -> None:
-    """Alerts submitted while Redis is down are held in memory and delivered once it is back."""
+async def test_redis_outage_raises_and_holds_nothing_in_memory(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """With Redis down, submit raises (the alert feed keeps its cursor); nothing is buffered to be lost."""
     client = Redis.from_url(redis_server.url, socket_timeout=1)
-    out = io.StringIO()
-    p = pipeline(client, prefix, out)
+    p = pipeline(client, prefix)
     redis_server.stop()
-    assert await p.submit(cascade_alerts()) == ["buffered", "buffered"]
+    with pytest.raises(RedisError):
+        await p.submit(cascade_alerts())
     redis_server.start()
-    await p._flush_buffer()
-    assert await drain(p) == 2
-    assert out.getvalue().count("CRITICAL") == 2
+    assert await p.outbox_size() == 0
     await client.aclose()
 
 
@@ -270,3 +271,23 @@ async def test_hooks_see_what_stats_count(redis: Redis, prefix: str) -> None:
     await drain(p)
     assert sent == [("console", "critical"), ("console", "critical")]
     assert suppressed == ["duplicate", "duplicate"]
+
+
+@pytest.mark.parametrize(
+    ("level", "multi", "expected"),
+    [
+        ("strict", False, "BTC cascade level strict"),
+        ("none", True, "multi-asset detector (4 assets)"),
+        ("medium", True, "BTC cascade level medium and multi-asset detector (4 assets)"),
+        ("none", False, "hold after the last firing hour"),
+    ],
+)
+def test_cascade_alert_says_what_fired_never_level_none(level: str, multi: bool, expected: str) -> None:
+    """The cascade alert names the level, the multi-asset detector, or the hold — never "level none"."""
+    cur = snap(1, "cascade", episode="E1", cascade_level=level, multi_asset_cascade=multi,
+               features={"multi_asset_count": 4.0})  # fmt: skip
+    alerts = derive_alerts(snap(0, "fragile"), cur, now=live_now(cur))
+    bodies = [a.body for a in alerts if a.kind in ("cascade_start", "regime_change")]
+    assert len(bodies) == 2
+    assert all(expected in b for b in bodies)
+    assert not any("level none" in b for b in bodies)

@@ -139,3 +139,36 @@ def test_cli_audit_of_an_empty_store_fails(tmp_path: Path, capsys) -> None:
     """Nothing to audit is exit status 1 with a message, not an empty table."""
     assert cli_audit(Settings(data_dir=tmp_path), _args()) == 1
     assert "no matching partitions" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("dataset", "freq", "step"),
+    [
+        ("ohlcv_5m", "5min", "5m"),
+        ("spot_ohlcv_1m", "1min", "1m"),
+        ("ohlcv_4h", "4h", "4h"),
+        ("ohlcv_1d", "1D", "24h"),
+    ],
+)
+def test_timeframe_datasets_are_audited_at_their_own_step(
+    tmp_path: Path, dataset: str, freq: str, step: str
+) -> None:
+    """A bar missing from a 5m/1m/4h/1d series is one missing bar at that step, not hours of holes."""
+    store = HistoryStore(tmp_path)
+    idx = pd.date_range("2022-06-13", periods=50, freq=freq, tz="UTC", name="ts")
+    store.append(dataset, "binance", "BTC", candles(idx.delete([7, 8])))
+    row = audit(store).iloc[0]
+    assert (row["step"], row["missing"], row["gap_count"]) == (step, 2, 1)
+    assert row["largest_gap"] == 2 * pd.Timedelta(freq)
+    run = gaps(store).iloc[0]
+    assert (run["first_missing"], run["last_missing"]) == (idx[7], idx[8])
+
+
+def test_liquidation_events_have_no_missing_rows(tmp_path: Path) -> None:
+    """Events come when they happen: an event dataset is listed with no gaps."""
+    store = HistoryStore(tmp_path)
+    idx = pd.DatetimeIndex([ts("2023-03-01 10:00"), ts("2023-03-05 11:07")], name="ts")
+    values = {c: [1.0, 2.0] for c in ("events", "notional_usd", "account_value_usd", "cross_events")}
+    store.append("liquidations", "hyperliquid", "ALL", pd.DataFrame(values, index=idx))
+    row = audit(store).iloc[0]
+    assert (row["step"], row["missing"], row["rows"]) == ("event", 0, 2)

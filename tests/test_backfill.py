@@ -173,7 +173,7 @@ async def test_transient_faults_are_retried_and_the_result_is_exact(
         settings = _settings(tmp_path, fx, **({"attempts": 5} if kind != "timeout" else {}))
         settings.venues.binance.timeout_s = settings.venues.bybit.timeout_s = 0.5
         settings.venues.hyperliquid.timeout_s = 0.5
-        with caplog.at_level(logging.WARNING, logger="riskd.sources"):
+        with caplog.at_level(logging.DEBUG, logger="riskd.sources"):  # retries are DEBUG, the summary INFO
             store, report = await _run(settings, fx, symbols=SMALL, datasets=["ohlcv"])
     assert report.complete, [r.error for r in report.failures]
     for venue in ("binance", "bybit", "hyperliquid"):

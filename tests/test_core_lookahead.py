@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from riskd.core import FragilityParams, Panel, build_panel, compute_fragility
+from riskd.core.crashprob import CrashModel
 
 H, N = 60, 5
 SYMBOLS = ("BTC", "ETH", "SOL", "XRP", "DOGE")
@@ -23,11 +24,28 @@ SMALL = FragilityParams(
         "drawdown_hours": 5,
     },
     cfi={"percentile_min_history": 5},
+    cfi_v2={"rank_min_history": 5},
     cascade={"cooldown_hours": 3},
     multi_asset={"volume_window_hours": 12, "volume_min_periods": 4, "min_assets": 2},
     regime={"cascade_hold_hours": 2, "recovery_hours": 3, "min_dwell_hours": 2},
 )
 """Short windows, so that 60 hours exercise every window, lag, percentile, episode and regime rule."""
+
+MODEL = CrashModel(
+    features=("rank_btc_rv_24h", "rank_xs_ret_std_24h", "agg_funding"),
+    intercept=-2.0,
+    coefficients=(0.5, 0.5, 0.2),
+    means=(0.5, 0.5, 1e-5),
+    scales=(0.3, 0.3, 3e-5),
+    horizon_hours=24,
+    threshold=-0.05,
+    train_start="2023-01-01T00:00:00+00:00",
+    train_end="2023-12-01T00:00:00+00:00",
+    fitted_at="2023-12-02T00:00:00+00:00",
+    n_obs=8000,
+    n_crashes=500,
+)
+"""A fixed crash model, so that crash_prob_24h is checked too."""
 
 
 def wild_arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -78,8 +96,9 @@ def test_perturbing_the_future_changes_nothing_up_to_t(seed: int, t: int, noise:
     base = wild_arrays(np.random.default_rng(seed))
     other = wild_arrays(np.random.default_rng(noise))
     changed = {name: np.concatenate([arr[: t + 1], other[name][t + 1 :]]) for name, arr in base.items()}
-    before = compute_fragility(panel_of(base), SMALL)
-    after = compute_fragility(panel_of(changed), SMALL)
+    before = compute_fragility(panel_of(base), SMALL, MODEL)
+    after = compute_fragility(panel_of(changed), SMALL, MODEL)
+    assert before["crash_prob_24h"].notna().any()
     assert_rows_equal(before.iloc[: t + 1], after.iloc[: t + 1])
 
 

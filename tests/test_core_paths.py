@@ -16,10 +16,13 @@ from riskd.core import (
     compute_fragility_with_state,
     step,
 )
+from riskd.core.crashprob import CrashModel
 
 N_HOURS = 2000
 SYMBOLS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "AVAX", "LINK", "DOT", "LTC", "UNI")
-PARAMS = FragilityParams(universe={"funding_top_n": 8})  # 12 symbols: the top-N ranking is exercised
+PARAMS = FragilityParams(  # 12 symbols: the top-N ranking is exercised; CFI v2 ranked from week 1
+    universe={"funding_top_n": 8}, cfi_v2={"rank_min_history": 168}
+)
 
 
 def rich_market(seed: int = 11) -> Panel:
@@ -167,9 +170,71 @@ def test_state_round_trips_through_json_exactly(market: Panel) -> None:
         np.testing.assert_array_equal(back.context[name], arr)
     for name, arr in state.stage1.items():
         np.testing.assert_array_equal(back.stage1[name], arr)
-    np.testing.assert_array_equal(back.cfi_sorted, state.cfi_sorted)
+    assert set(back.ranked) == set(state.ranked)
+    assert len(state.ranked["cfi_v2"]) > 0
+    for name, arr in state.ranked.items():
+        np.testing.assert_array_equal(back.ranked[name], arr)
     assert (back.regime, back.btc_episode, back.multi_episode) == (
         state.regime,
         state.btc_episode,
         state.multi_episode,
     )
+
+
+MODEL = CrashModel(
+    features=("rank_btc_rv_24h", "rank_xs_ret_std_24h", "agg_funding"),
+    intercept=-2.5,
+    coefficients=(0.6, 0.4, 0.1),
+    means=(0.45, 0.45, 1.25e-5),
+    scales=(0.28, 0.28, 2e-5),
+    horizon_hours=24,
+    threshold=-0.05,
+    train_start="2020-01-01T00:00:00+00:00",
+    train_end="2022-12-31T00:00:00+00:00",
+    fitted_at="2023-01-01T00:00:00+00:00",
+    n_obs=26000,
+    n_crashes=1800,
+)
+"""A fixed model over two CFI v2 ranks and a level: what ``riskd calibrate`` writes."""
+
+
+def with_daily_bars(market: Panel) -> Panel:
+    """The market with 1 d quote volumes (each row: the previous day's hourly sum) and DOGE's hourly
+    quote volume blanked for a whole day, so that day ranks DOGE by its 1 d bar."""
+    qv = market.quote_volume.copy()
+    per_row = np.full(qv.shape, np.nan)  # the index starts at midnight: day d is rows 24d … 24d+23
+    for day in range(1, -(-len(market.index) // 24)):
+        per_row[day * 24 : (day + 1) * 24] = np.nansum(qv[(day - 1) * 24 : day * 24], axis=0)
+    qv[960:984, 4] = np.nan
+    return Panel(
+        market.index, market.symbols, market.close, market.volume, qv, market.funding,
+        market.open_interest, market.stand_in, per_row,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("signal", "version"), [("crash_prob", "v1"), ("btc_rv", "v2"), ("cfi_v1", "v2")])
+def test_live_equals_batch_with_a_crash_model_daily_bars_and_each_regime_signal(
+    market: Panel, signal: str, version: str
+) -> None:
+    """800 one-hour steps with a crash model, 1 d bars and the regime on another signal match the batch,
+    crash_prob_24h and the universe aggregates included."""
+    n = 800
+    panel = with_daily_bars(market).rows(0, n)
+    p = FragilityParams(
+        universe={"funding_top_n": 8},
+        cfi_v2={"rank_min_history": 168},
+        cfi={"version": version},
+        regime={"signal": signal},
+    )
+    batch = compute_fragility(panel, p, MODEL)
+    state: FragilityState | None = None
+    rows = []
+    for i in range(n):
+        if state is not None and i % 400 == 0:
+            state = FragilityState.from_dict(json.loads(json.dumps(state.to_dict())), p)
+        row, state = step(state, panel.rows(i, i + 1), p, MODEL)
+        rows.append(row)
+    assert_same(batch, pd.concat(rows))
+    assert batch["crash_prob_24h"].notna().sum() > 500
+    assert batch["regime"].nunique() >= 3
+    np.testing.assert_array_equal(batch["cfi"].to_numpy(), batch[f"cfi_{version}"].to_numpy())

@@ -82,12 +82,12 @@ def test_lag_shifts_down_with_nan_in_front() -> None:
     np.testing.assert_array_equal(lag(np.arange(2.0), 5), [np.nan, np.nan])
 
 
-@pytest.mark.parametrize("block", [1, 3, 64, 2048])
-def test_expanding_rank_counts_match_brute_force(block: int) -> None:
-    """Below / equal / past counts of each value among the valid values before it."""
-    x = RNG.integers(0, 20, 400).astype(float)
-    x[[5, 77, 300]] = np.nan
-    less, equal, past = expanding_rank_counts(x, block=block)
+@pytest.mark.parametrize(("n", "ties"), [(0, True), (1, False), (2, True), (400, True), (777, False)])
+def test_expanding_rank_counts_match_brute_force(n: int, ties: bool) -> None:
+    """Below / equal / past counts of each value among the valid values before it (ties and holes too)."""
+    x = RNG.integers(0, 20, n).astype(float) if ties else RNG.normal(size=n)
+    x[RNG.random(n) < 0.05] = np.nan
+    less, equal, past = expanding_rank_counts(x)
     for t in range(len(x)):
         prev = x[:t][~np.isnan(x[:t])]
         assert past[t] == len(prev)

@@ -313,7 +313,10 @@ def test_dashboards_match_their_generator(build: ModuleType) -> None:
 
 
 def test_dashboards_use_the_provisioned_datasource_uid(build: ModuleType) -> None:
-    """No import placeholders; every datasource is the provisioned one, by its fixed uid."""
+    """No import placeholders; every query runs on $datasource, whose default is the provisioned datasource
+    by its fixed uid; every riskd selector is scoped to $instance (all replicas by default)."""
+    import json
+
     provisioned = _yaml(ROOT / "grafana/provisioning/datasources/riskd.yml")["datasources"]
     uid = next(d["uid"] for d in provisioned if d["type"] == "prometheus")
     assert uid == build.DATASOURCE_UID
@@ -322,7 +325,17 @@ def test_dashboards_use_the_provisioned_datasource_uid(build: ModuleType) -> Non
         assert "${DS_" not in text, path.name
         assert "__inputs" not in text, path.name
         uids = set(re.findall(r'"uid": "([^"]+)"', text))
-        assert uids == {uid, path.stem}, f"{path.name}: {uids}"
+        assert uids == {"${datasource}", path.stem}, f"{path.name}: {uids}"
+        variables = {v["name"]: v for v in json.loads(text)["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource"
+        assert variables["datasource"]["current"]["value"] == uid
+        assert variables["instance"]["includeAll"] is True
+    for query in dashboard_queries(ROOT):
+        for sel in vector_selectors(query.expr):
+            if (
+                sel.name.startswith("riskd_") or sel.name == "up"
+            ):  # not ALERTS: some riskd alerts have no instance
+                assert ("instance", "=~", "$instance") in sel.matchers, f"{query.source}: {sel.promql()}"
 
 
 def test_dashboards_have_the_requested_panels() -> None:
@@ -400,20 +413,27 @@ def _slug(heading: str) -> str:
 
 
 def test_alerts_have_severity_summary_and_a_runbook_that_exists() -> None:
-    """Each alert has a known severity, a summary, and a runbook_url naming a section of
-    docs/operations.md."""
+    """Each alert has a known severity, a summary, and an absolute runbook_url: riskd's external URL (the
+    Prometheus external label riskd_url, else riskd's default base URL) + /runbooks/<the alert>, a page
+    riskd serves; the same runbook is a section of docs/operations.md."""
+    from riskd.http import runbooks
+    from riskd.settings import MetricsSettings
+
     doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", doc, flags=re.MULTILINE)}
     alerts = [r for r in rules(ROOT) if "alert" in r]
     names = {a["alert"] for a in alerts}
     assert {"RiskdDown", "RiskdAbsent", "RiskdSnapshotStale", "RiskdSourceDataStale", "RiskdCyclesFailing",
             "RiskdRegimeFragile", "RiskdCascadeInProgress", "Watchdog"} <= names  # fmt: skip
+    base = MetricsSettings().base_url()
     for alert in alerts:
-        assert alert["labels"]["severity"] in {"critical", "warning", "info", "none"}, alert["alert"]
-        assert alert["annotations"]["summary"], alert["alert"]
-        page, _, anchor = alert["annotations"]["runbook_url"].partition("#")
-        assert page == "docs/operations.md", alert["alert"]
-        assert anchor in anchors, alert["alert"]
+        name = alert["alert"]
+        assert alert["labels"]["severity"] in {"critical", "warning", "info", "none"}, name
+        assert alert["annotations"]["summary"], name
+        url = alert["annotations"]["runbook_url"]
+        assert url == f'{{{{ or $externalLabels.riskd_url "{base}" }}}}/runbooks/{name}', name
+        assert runbooks.page_html(name) is not None, name
+        assert _slug(name) in anchors, name
 
 
 def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:

@@ -5,6 +5,7 @@ Also covers the synthetic market it serves (planted truths, data contract) and `
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import os
@@ -89,7 +90,7 @@ def expected_candles(
 # --- api_urls ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("venue", ["binance", "bybit", "hyperliquid"])
+@pytest.mark.parametrize("venue", ["binance", "bybit", "hyperliquid", "okx"])
 def test_api_urls_rebase_every_ccxt_url(venue: str) -> None:
     """Every key of the class's own urls['api'] points at the base URL, so nothing reaches the internet."""
     defaults = getattr(ccxt_async, CCXT_CLASSES[venue])().urls["api"]
@@ -97,7 +98,8 @@ def test_api_urls_rebase_every_ccxt_url(venue: str) -> None:
     assert set(urls) == set(defaults)
     assert all(u.startswith("http://127.0.0.1:9") and "{" not in u for u in urls.values())
     assert all(
-        not any(h in u for h in ("binance.com", "bybit.com", "hyperliquid.xyz")) for u in urls.values()
+        not any(h in u for h in ("binance.com", "bybit.com", "hyperliquid.xyz", "okx.com"))
+        for u in urls.values()
     )
 
 
@@ -106,7 +108,7 @@ def test_api_urls_keep_paths_and_refuse_nonsense() -> None:
     assert api_urls("binance", "http://h:1")["fapiData"] == "http://h:1/futures/data"
     assert api_urls("hyperliquid", "http://h:1")["public"] == "http://h:1"
     with pytest.raises(ValueError, match="unknown venue"):
-        api_urls("okx", "http://h:1")
+        api_urls("ftx", "http://h:1")
     with pytest.raises(ValueError, match="absolute URL"):
         api_urls("bybit", "127.0.0.1:8900")
 
@@ -384,6 +386,58 @@ async def test_rate_limit_and_ban_carry_retry_after(fx: FakeExchange) -> None:
         fx.inject("ban", venue="binance", times=1)
         with pytest.raises(ccxt.DDoSProtection):
             await ex.fetch_ohlcv("BTC/USDT:USDT", "1h", None, 3)
+
+
+async def test_retry_after_as_http_date_and_ban_body_follow_the_fake_clock(fx: FakeExchange) -> None:
+    """Retry-After can be an HTTP-date (the fake's now + retry_after), and Binance's 418 body names the
+    ban's end in ms on the fake's clock, ``retry_after`` from now: what a client must honour."""
+    import email.utils
+    import json
+
+    fx.inject("rate_limit", path="/fapi/v1/time", times=1, retry_after=90, retry_after_date=True)
+    fx.inject("ban", path="/fapi/v1/ping", times=1, retry_after=7200)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{fx.base_url}/fapi/v1/time") as resp:
+            when = email.utils.parsedate_to_datetime(resp.headers["Retry-After"])
+        async with session.get(f"{fx.base_url}/fapi/v1/ping") as resp:
+            body = json.loads(await resp.text())
+    assert pd.Timestamp(when) == NOW.floor("s") + pd.Timedelta(seconds=90)
+    assert f"banned until {ms(NOW) + 7_200_000}" in body["msg"]
+
+
+@pytest.mark.parametrize("venue", ["binance", "bybit", "hyperliquid"])
+async def test_markets_scope_fails_each_venues_market_list_only(fx: FakeExchange, venue: str) -> None:
+    """``path="markets"`` breaks what ccxt's load_markets asks on every venue, and nothing else."""
+    fx.inject("server_error", path="markets", status=503)
+    async with client(venue, fx) as ex:
+        with pytest.raises(ccxt.ExchangeNotAvailable):
+            await ex.load_markets()
+        if venue != "hyperliquid":  # Hyperliquid's funding rates come from the market-list endpoint itself
+            since = ms(NOW - pd.Timedelta(hours=5))
+            ex.markets = {}  # raw candle endpoints need no market list
+            method = ex.fapiPublicGetKlines if venue == "binance" else ex.publicGetV5MarketKline
+            params = {
+                "symbol": "BTCUSDT",
+                "interval": "1h" if venue == "binance" else "60",
+                "startTime": since,
+            }
+            assert await method({**params, **({"category": "linear"} if venue == "bybit" else {})})
+    assert fx.count(venue=venue, status=503) >= 1
+
+
+async def test_hang_holds_until_the_server_stops(history: MarketHistory) -> None:
+    """A hung venue accepts the request and never answers; stopping the fake releases it at once."""
+    async with FakeExchange(history, now=NOW) as server:
+        server.inject("hang", venue="binance")
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.ensure_future(session.get(f"{server.base_url}/fapi/v1/exchangeInfo"))
+            done, _ = await asyncio.wait([request], timeout=1.0)
+            assert not done
+            started = time.perf_counter()
+            await server.close()
+            with contextlib.suppress(aiohttp.ClientError):
+                (await request).close()
+    assert time.perf_counter() - started < 3
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])

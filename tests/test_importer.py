@@ -229,10 +229,10 @@ def test_quote_volume_is_filled_from_an_agreeing_source(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        ("binance/futures/BTC_USDT_USDT-5m-futures.feather", None, "only 1h"),
+        ("binance/futures/BTC_USDT_USDT-5m-futures.feather", None, "named 5m but the rows are 1h apart"),
         ("binance/BTC_BUSD-1h.feather", None, "USDT"),
         ("binance/futures/BTC_USDT_USDT-1h-futures.feather", b"not a feather file", "unreadable"),
-        ("notes.feather", None, "freqtrade pair"),
+        ("notes.feather", None, "is not quoted in USDT"),
         ("x/ETHUSDT.csv", "a,b,c\n1,2,3\n", "unrecognised columns"),
         ("x/ETHUSDT-1h-2021-05.csv", "1,2,3\n", "headerless"),
         ("x/ETHUSDT-1h-2021-05.csv", "", "unreadable"),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from riskd.models import DataQuality, Snapshot
+from riskd.models import DataQuality, Snapshot, read_snapshot
 from riskd.sinks.metrics import Metrics, MetricsServer, health, parse_exposition
 
 AS_OF = datetime(2021, 5, 19, 14, tzinfo=UTC)
@@ -59,17 +59,18 @@ async def test_scrape_carries_regime_gauges_and_counters() -> None:
     assert status == 200
     m = parse_exposition(text)
     assert m[("riskd_cfi", ())] == 2.5
-    assert m[("riskd_cfi_percentile", ())] == 0.97
+    assert m[("riskd_cfi_percentile_ratio", ())] == 0.97
     assert m[("riskd_cfi_component", (("component", "dispersion_z"),))] == 1.1
     assert m[("riskd_regime_state", ())] == 3
-    assert m[("riskd_regime_info", (("state", "cascade"),))] == 1
-    assert m[("riskd_regime_info", (("state", "calm"),))] == 0
+    assert m[("riskd_regime", (("state", "cascade"),))] == 1
+    assert m[("riskd_regime", (("state", "calm"),))] == 0
     assert m[("riskd_cascade_level", ())] == 4
-    assert m[("riskd_risk_multiplier", ())] == 0.2
+    assert m[("riskd_risk_multiplier_ratio", ())] == 0.2
     assert m[("riskd_funding_zscore", ())] == 2.2
-    assert m[("riskd_funding_gap_per_hour", (("venue_pair", "binance-bybit"),))] == 2e-6
-    assert ("riskd_funding_gap_per_hour", (("venue_pair", "binance-others"),)) not in m  # None -> absent
-    assert m[("riskd_btc_return", (("window", "1h"),))] == -0.06
+    assert m[("riskd_funding_gap_hourly_ratio", (("venue_pair", "binance-bybit"),))] == 2e-6
+    assert ("riskd_funding_gap_hourly_ratio", (("venue_pair", "binance-others"),)) not in m  # None -> absent
+    assert m[("riskd_btc_return_ratio", (("window", "1h"),))] == -0.06
+    assert m[("riskd_funding_dispersion_hourly_ratio", ())] == 1e-5
     assert m[("riskd_data_age_seconds", (("dataset", "ohlcv"), ("venue", "binance")))] == 3720
     assert m[("riskd_data_degraded", ())] == 1
     assert m[("riskd_exchange_requests_total", (("endpoint", "klines"), ("outcome", "rate_limited"),
@@ -96,8 +97,8 @@ async def test_scrape_before_first_cycle_is_valid_and_sparse() -> None:
 
 
 async def test_regime_endpoint_serves_the_snapshot_json() -> None:
-    """/regime returns exactly the published snapshot."""
-    metrics = Metrics()
+    """/regime returns the published snapshot (plus its freshness verdict, which readers ignore)."""
+    metrics = Metrics(clock=lambda: AS_OF.timestamp() + 120)
     metrics.state.snapshot = _snapshot()
     server = await MetricsServer(metrics, "127.0.0.1", 0).start()
     try:
@@ -105,7 +106,7 @@ async def test_regime_endpoint_serves_the_snapshot_json() -> None:
     finally:
         await server.stop()
     assert status == 200
-    assert Snapshot.model_validate_json(text) == _snapshot()
+    assert read_snapshot(text) == _snapshot()
 
 
 def test_health_fails_after_cycles_stop() -> None:

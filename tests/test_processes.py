@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,6 +169,7 @@ def test_demo_exits_0_and_shows_the_crash(redis_url: str) -> None:
     assert "cascade" in out.stdout
     assert "Cascade started" in out.stdout  # an alert, on the console (no token configured)
     assert "read_regime -> ok" in out.stdout
+    assert re.search(r"redis-cli -h \S+ -p \d+ -n \d+ GET riskd-demo-[0-9a-f]{8}:v1:regime", out.stdout)
 
 
 def test_embedded_redis_starts_when_none_answers(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ missing) scrapes it every second with the job and rules of deploy/prometheus/. T
   Prometheus (cascade regime, RiskdCascadeInProgress firing) and the Watchdog fires.
 
 The synthetic market rather than the bundled May 2021 sample: the sample has Binance data only, so the
-cross-venue funding gaps (``riskd_funding_gap_per_hour``) would have no series.
+cross-venue funding gaps (``riskd_funding_gap_hourly_ratio``) would have no series.
 """
 
 from __future__ import annotations
@@ -275,8 +275,9 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
 
 
 def _allowance(sel: Selector, docs: dict[str, Any]) -> str | None:
-    """The REPLAY_EMPTY key covering ``sel``, if any."""
-    for key in (sel.promql(), base_metric(sel.name, docs)):
+    """The REPLAY_EMPTY key covering ``sel``, if any (the dashboards' ``$instance`` scope aside)."""
+    unscoped = Selector(sel.name, tuple(m for m in sel.matchers if m[0] != "instance"), sel.range)
+    for key in (unscoped.promql(), base_metric(sel.name, docs)):
         if key in REPLAY_EMPTY:
             return key
     return None
@@ -322,10 +323,10 @@ def test_every_dashboard_and_rule_query_returns_data(prometheus: str) -> None:
 
 def test_funding_gap_has_every_documented_venue_pair(prometheus: str) -> None:
     """All three venues have funding, so each documented venue pair of the gap has a series."""
-    documented = documented_metrics(ROOT / "docs" / "metrics.md")["riskd_funding_gap_per_hour"]
+    documented = documented_metrics(ROOT / "docs" / "metrics.md")["riskd_funding_gap_hourly_ratio"]
     pairs = documented.labels["venue_pair"]
-    assert pairs, "docs/metrics.md lists no venue_pair values for riskd_funding_gap_per_hour"
-    result = _query(prometheus, 'riskd_funding_gap_per_hour{job="riskd"}')
+    assert pairs, "docs/metrics.md lists no venue_pair values for riskd_funding_gap_hourly_ratio"
+    result = _query(prometheus, 'riskd_funding_gap_hourly_ratio{job="riskd"}')
     got = {r["metric"]["venue_pair"] for r in result if _has_data([r])}
     assert got == set(pairs)
 
@@ -333,11 +334,11 @@ def test_funding_gap_has_every_documented_venue_pair(prometheus: str) -> None:
 def test_planted_cascade_reaches_prometheus(prometheus: str) -> None:
     """The cascade planted 3 h before the end holds the cascade regime, fires RiskdCascadeInProgress
     in Prometheus, and went out as console alerts."""
-    (state,) = _query(prometheus, 'riskd_regime_info{job="riskd", state="cascade"}')
+    (state,) = _query(prometheus, 'riskd_regime{job="riskd", state="cascade"}')
     assert state["value"][1] == "1"
     (code,) = _query(prometheus, 'riskd_regime_state{job="riskd"}')
     assert code["value"][1] == "3"
-    (multiplier,) = _query(prometheus, 'riskd_risk_multiplier{job="riskd"}')
+    (multiplier,) = _query(prometheus, 'riskd_risk_multiplier_ratio{job="riskd"}')
     assert float(multiplier["value"][1]) < 1
     assert _query(prometheus, 'ALERTS{alertname="RiskdCascadeInProgress", alertstate="firing"}')
     sent = _query(prometheus, 'sum(riskd_alerts_sent_total{channel="console", severity="critical"})')

@@ -69,7 +69,7 @@ def result():
 
 
 def test_validation_runs_every_part_and_finds_the_planted_beta(result):
-    """Progress names each part; the beta row carries the planted 1.16 and a significant alpha."""
+    """Progress names each part; the beta row (gross returns) carries the planted 1.16 and a significant alpha."""
     res, parts = result
     assert parts == [
         "event study",
@@ -77,6 +77,9 @@ def test_validation_runs_every_part_and_finds_the_planted_beta(result):
         "walk-forward",
         "beta decomposition",
         "seed backtest",
+        "component study",
+        "signals out of sample",
+        "filter",
         "findings",
     ]
     base = res.beta["regression"].set_index("model").loc["base"]
@@ -96,6 +99,9 @@ def test_report_writes_markdown_figures_and_json(result, tmp_path: Path):
     assert md.index("## Findings") < md.index("## 1. Event study")
     for f in RESEARCH_FINDINGS:
         assert f.claim in md
+    for section in ("## Component study", "## Signals out of sample"):
+        assert section in md
+    assert {"components.png", "reliability.png", "brier_skill.png"} <= names
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert len(data["findings"]) == len(RESEARCH_FINDINGS)
     assert data["config"]["cost_bps"] == 30.0

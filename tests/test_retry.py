@@ -9,7 +9,7 @@ import pytest
 
 from riskd.errors import RateLimited, SourceError, TemporaryError
 from riskd.settings import RetrySettings
-from riskd.sources.retry import call_with_retry, translate
+from riskd.sources.retry import call_with_retry, parse_retry_after, translate
 
 FAST = RetrySettings(attempts=4, initial_backoff_s=0.001, max_backoff_s=0.01, jitter_s=0.0)
 
@@ -41,8 +41,36 @@ def test_retry_after_is_read_from_the_message() -> None:
     assert mapped.retry_after == 3.0
 
 
+@pytest.mark.parametrize(
+    ("header", "seconds", "until_ms"),
+    [
+        ("7", 7.0, None),
+        ("0.5", 0.5, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None, 1_445_412_480_000),
+        ("soon", None, None),
+    ],
+)
+def test_retry_after_header_is_seconds_or_an_http_date(
+    header: str, seconds: float | None, until_ms: int | None
+) -> None:
+    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110); anything else is ignored."""
+    assert parse_retry_after(header) == (seconds, until_ms)
+
+
+def test_binance_ban_body_names_the_end_of_the_ban() -> None:
+    """Binance's 418 "IP banned until <ms>" becomes the moment the ban ends, whatever the header says."""
+    err = ccxt.DDoSProtection(
+        'binanceusdm 418 I\'m a teapot {"code":-1003,"msg":"Way too many requests; IP(1.2.3.4) banned until '
+        '1700000000000. Please use the websocket for live updates to avoid bans."}'
+    )
+    mapped = translate(err, venue="binance", endpoint="klines")
+    assert isinstance(mapped, RateLimited)
+    assert (mapped.until_ms, mapped.retry_after) == (1_700_000_000_000, None)
+
+
 async def test_temporary_errors_are_retried_until_success(caplog: pytest.LogCaptureFixture) -> None:
-    """Two timeouts then a reply: the call succeeds, each retry is logged and counted by the hook."""
+    """Two timeouts then a reply: the call succeeds, each retry is logged at DEBUG (the venue's summary
+    line is the cycle's only INFO) and counted by the hook."""
     calls: list[str] = []
     seen: list[str] = []
 
@@ -52,14 +80,16 @@ async def test_temporary_errors_are_retried_until_success(caplog: pytest.LogCapt
             raise ccxt.RequestTimeout("slow")
         return "ok"
 
-    with caplog.at_level(logging.WARNING, logger="riskd.sources"):
+    with caplog.at_level(logging.DEBUG, logger="riskd.sources"):
         out = await call_with_retry(
             flaky, venue="binance", endpoint="klines", policy=FAST, hook=lambda v, e, o: seen.append(o)
         )
     assert out == "ok"
     assert len(calls) == 3
     assert seen == ["temporary_error", "temporary_error", "ok"]
-    assert sum("retry" in r.message for r in caplog.records) == 2
+    retries = [r for r in caplog.records if "retry" in r.message]
+    assert len(retries) == 2
+    assert {r.levelno for r in retries} == {logging.DEBUG}
 
 
 async def test_fatal_errors_are_not_retried() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -24,8 +25,10 @@ from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
 from riskd.sinks.alerting import AlertPipeline
 from riskd.sinks.chart import render_chart
-from riskd.sinks.commands import CommandBot, RedisStatusSource, parse_duration
-from riskd.sinks.telegram import ConsoleChannel, TelegramChannel, build_channel, make_bot
+from riskd.telegram.bot import CommandBot
+from riskd.telegram.channel import ConsoleChannel, TelegramChannel, build_channel, make_bot
+from riskd.telegram.commands import parse_duration
+from riskd.telegram.status import RedisStatusSource
 from riskd.testing.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:AAE-secret-TOKEN-never-logged_xyz"
@@ -69,7 +72,7 @@ def hour_line(alert: Alert) -> str:
 
 def tg_settings(tg: FakeTelegram, **kw: Any) -> TelegramSettings:
     """Telegram settings pointed at the fake."""
-    base: dict[str, Any] = {"token": TOKEN, "chat_ids": [CHAT], "allowed_ids": [ADMIN],
+    base: dict[str, Any] = {"token": TOKEN, "chat_ids": [CHAT], "allowed_ids": [ADMIN], "admin_ids": [ADMIN],
                             "api_base_url": tg.base_url, "retry_interval_s": 0.5}  # fmt: skip
     return TelegramSettings(**{**base, **kw})
 
@@ -126,9 +129,9 @@ async def test_429_then_500_then_ok_delivers_every_alert_once(
     await p.stop()
     assert tg.failures_served == [429, 500]
     assert elapsed >= 1.0  # the 429's retry_after was waited out
-    assert [m.text.splitlines()[0] for m in tg.delivered] == [f"🟠 WARNING · {a.title}" if a.severity ==
+    assert [m.plain.splitlines()[0] for m in tg.delivered] == [f"🟠 WARNING · {a.title}" if a.severity ==
         "warning" else f"🟢 INFO · {a.title}" for a in alerts]  # fmt: skip
-    assert len({m.text for m in tg.delivered}) == 3
+    assert len({m.plain for m in tg.delivered}) == 3
     assert p.stats.sent == {("telegram", "warning"): 2, ("telegram", "info"): 1}
     assert await p.outbox_size() == 0
 
@@ -143,7 +146,7 @@ async def test_silent_mode_sets_disable_notification(
     await p.submit(start + end)
     while await p.deliver_next():
         pass
-    assert [(m.text.split("\n")[0][2:], m.disable_notification) for m in tg.delivered] == [
+    assert [(m.plain.split("\n")[0][2:], m.disable_notification) for m in tg.delivered] == [
         ("WARNING · Cascade started", False),
         ("INFO · Cascade episode ended", True),
     ]
@@ -166,7 +169,7 @@ async def test_chart_goes_as_photo_with_the_alert_as_caption(
     (msg,) = tg.delivered
     assert msg.method == "sendPhoto"
     assert msg.photo == png
-    assert "Regime calm → elevated" in msg.text
+    assert "Regime calm → elevated" in msg.plain
 
 
 async def test_rate_limit_spaces_messages(
@@ -195,7 +198,7 @@ def spawn_delivery(tg: FakeTelegram, redis_url: str, prefix: str, log_path: Path
         "RISKD_TELEGRAM__RETRY_INTERVAL_S": "0.5", "RISKD_LOG_LEVEL": "DEBUG",
         "RISKD_DATA_DIR": str(log_path.parent),
     })  # fmt: skip
-    code = "from riskd.sinks.telegram import delivery_main; delivery_main(lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
+    code = "from riskd.telegram.channel import delivery_main; delivery_main(lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
 
@@ -241,8 +244,8 @@ async def test_kill9_during_backoff_loses_nothing_and_resends_nothing(
     finally:
         proc.kill()
         proc.wait(5)
-    assert [[hour_line(a) in m.text for a in alerts].index(True) for m in tg.delivered] == [0, 1, 2, 3, 4]
-    assert not any("possibly repeated" in m.text for m in tg.delivered)
+    assert [[hour_line(a) in m.plain for a in alerts].index(True) for m in tg.delivered] == [0, 1, 2, 3, 4]
+    assert not any("possibly repeated" in m.plain for m in tg.delivered)
     assert await redis.zcard(f"{prefix}:alerts:due") == 0
     assert TOKEN not in log.read_text()
     assert "alert sent channel=telegram" in log.read_text()
@@ -267,10 +270,10 @@ async def test_kill9_with_a_request_in_flight_resends_it_once_flagged(
     finally:
         proc.kill()
         proc.wait(5)
-    per_alert = [[m for m in tg.delivered if hour_line(a) in m.text] for a in alerts]
+    per_alert = [[m for m in tg.delivered if hour_line(a) in m.plain] for a in alerts]
     assert [len(found) for found in per_alert] == [1, 1, 1]
     # Only the one that was in flight says so (it comes last: it waited for its lease to lapse).
-    assert ["possibly repeated" in found[0].text for found in per_alert] == [False, True, False]
+    assert ["possibly repeated" in found[0].plain for found in per_alert] == [False, True, False]
 
 
 async def test_kill9_after_telegram_accepted_is_the_documented_window(
@@ -291,8 +294,8 @@ async def test_kill9_after_telegram_accepted_is_the_documented_window(
         proc.kill()
         proc.wait(5)
     first, second = tg.delivered
-    assert "possibly repeated" not in first.text
-    assert second.text.startswith("[possibly repeated")
+    assert "possibly repeated" not in first.plain
+    assert second.plain.startswith("[possibly repeated")
 
 
 class _Dest:
@@ -331,7 +334,7 @@ async def ask(tg: FakeTelegram, text: str, *, user: int = ADMIN) -> str:
     before = len(tg.messages_to(user))
     tg.push_command(user, user, text)
     await tg.wait_for(lambda: len(tg.messages_to(user)) > before, 5)
-    return tg.messages_to(user)[-1].text
+    return tg.messages_to(user)[-1].plain
 
 
 async def publish(redis: Redis, prefix: str, snaps: list[Snapshot]) -> None:
@@ -375,7 +378,13 @@ async def test_allowed_commands_answer_with_the_state(
     assert "CFI 2.41 (p97)" in status
     assert "CFI 2.41 (p97, quintile 5)" in await ask(tg, "/cfi")
     assert "Episode: E1" in await ask(tg, "/cascade@riskd_fake_bot")
-    assert "funding_z_BTC: 1.5" in await ask(tg, "/funding btc")
+    table = {"as_of": "2026-01-01T00:00:00+00:00", "rows": [
+        {"venue": "binance", "symbol": "BTC", "rate": 0.0001, "interval_hours": 8.0, "rate_per_hour": 0.0001 / 8,
+         "rate_per_8h": 0.0001, "next_funding_time": "2026-01-01T08:00:00+00:00"}]}  # fmt: skip
+    await redis.set(f"{prefix}:funding", json.dumps(table))
+    assert "binance: +0.0100%/8 h (+0.00125%/h) · every 8 h · next 2026-01-01T08:00" in await ask(
+        tg, "/funding btc"
+    )
     history = (await ask(tg, "/history 2")).splitlines()
     assert [line.split()[2] for line in history] == ["fragile", "cascade"]
     assert "regime_key: present" in await ask(tg, "/health")
@@ -390,7 +399,8 @@ async def test_mute_and_unmute_commands_drive_the_pipeline(
     assert (await ask(tg, "/mute regime_change 2h")).startswith("Muted regime_change until")
     first, second = hourly_alerts(2)
     assert await pipeline.submit([first]) == ["muted"]
-    assert "regime_change (120 min left)" in await ask(tg, "/mute")
+    assert "regime_change until" in await ask(tg, "/mute")
+    assert "(120 min left)" in await ask(tg, "/mutes")
     assert "unknown alert type" in await ask(tg, "/mute bogus 1h")
     assert "1 mute(s) lifted" in await ask(tg, "/unmute")
     assert await pipeline.submit([second]) == ["queued"]

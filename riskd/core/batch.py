@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from riskd.core.cascade import NO_HOUR, EpisodeMemory, Episodes, episode_ids, episodes
-from riskd.core.cfi import percentile_from_counts, quintile
+from riskd.core.crashprob import CrashModel
 from riskd.core.crosssection import CrossSection, Window, stage1_lookback
 from riskd.core.features import cross_section, multi_asset_hits, stage1_features
 from riskd.core.incremental import FragilityState
-from riskd.core.output import assemble, cascade_relevant, derive, hour_reasons
+from riskd.core.output import assemble, cascade_relevant, derive, hour_reasons, stateful_signals
 from riskd.core.panel import Panel
 from riskd.core.params import FragilityParams
 from riskd.core.regime import RegimeMemory, reason_text, risk_multiplier, run
@@ -27,23 +27,26 @@ BLOCK_ROWS = 512
 """Hours per stage-1 block: 512 × 600 symbols × 8 bytes ≈ 2.5 MB per array, cache-friendly."""
 
 
-def compute_fragility(panel: Panel, params: FragilityParams | None = None) -> pd.DataFrame:
+def compute_fragility(
+    panel: Panel, params: FragilityParams | None = None, crash_model: CrashModel | None = None
+) -> pd.DataFrame:
     """Features, CFI, cascade levels and episodes, regime and risk multiplier for every hour of ``panel``.
 
-    Row ``ts = T`` describes the hour [T, T+1h) and uses only what was known at T+1h.
+    Row ``ts = T`` describes the hour [T, T+1h) and uses only what was known at T+1h. Without a
+    ``crash_model`` the ``crash_prob_24h`` column is NaN (never a made-up number).
     """
-    return compute_fragility_with_state(panel, params)[0]
+    return compute_fragility_with_state(panel, params, crash_model)[0]
 
 
 def compute_fragility_with_state(
-    panel: Panel, params: FragilityParams | None = None
+    panel: Panel, params: FragilityParams | None = None, crash_model: CrashModel | None = None
 ) -> tuple[pd.DataFrame, FragilityState]:
     """:func:`compute_fragility` plus the live state after its last hour (to warm-start the daemon)."""
     p = params or FragilityParams()
     s1 = stage1_batch(panel, p)
     d = derive(s1, p)
     hours = panel.hours
-    memories = _stateful_columns(d, hours, p)
+    memories = _stateful_columns(d, hours, p, crash_model)
     frame = assemble(panel.index, d, list(stage1_features(p)))
     state = FragilityState.from_history(panel, s1, d, memories, p)
     return frame, state
@@ -95,6 +98,10 @@ def _blocks(panel: Panel, p: FragilityParams, block_rows: int) -> Iterator[tuple
                 volume_history=_context(panel.volume, a, b, w_multi),
                 lookback=lookback,
                 btc=btc,
+                first_hour=int(panel.hours[a]),
+                quote_volume_1d=None
+                if panel.quote_volume_1d is None
+                else _context(panel.quote_volume_1d, a, b, lookback),
             ),
         )
 
@@ -118,11 +125,11 @@ def last_flag_hours(flags: np.ndarray, hours: np.ndarray) -> np.ndarray:
     return np.where(last_row >= 0, hours[np.maximum(last_row, 0)], NO_HOUR)
 
 
-def _stateful_columns(d: dict[str, np.ndarray], hours: np.ndarray, p: FragilityParams) -> dict[str, object]:
-    """Percentile, episodes and regime over the whole history; fills ``d`` and returns end memories."""
-    less, equal, past = expanding_rank_counts(d["cfi"])
-    d["cfi_pct"] = percentile_from_counts(less, equal, past, p.cfi)
-    d["cfi_quintile"] = quintile(d["cfi_pct"])
+def _stateful_columns(
+    d: dict[str, np.ndarray], hours: np.ndarray, p: FragilityParams, model: CrashModel | None
+) -> dict[str, object]:
+    """Ranks, percentiles, episodes and regime over the whole history; fills ``d``, returns end memories."""
+    stateful_signals(d, p, lambda _, values: expanding_rank_counts(values), model)
 
     btc = episodes(hours, d["cascade_level"], p.cascade.cooldown_hours)
     multi = episodes(hours, d["multi_asset"].astype(np.int8), p.cascade.cooldown_hours)
@@ -132,7 +139,7 @@ def _stateful_columns(d: dict[str, np.ndarray], hours: np.ndarray, p: FragilityP
 
     last_cascade = last_flag_hours(cascade_relevant(d, p), hours)
     since = hours - last_cascade
-    states, dwell, why, regime = run(d["cfi_pct"], since, p.regime)
+    states, dwell, why, regime = run(d["regime_signal"], since, p.regime)
     bits = why | hour_reasons(d)
     d["regime_code"] = states
     d["hours_in_regime"] = dwell

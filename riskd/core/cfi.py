@@ -1,11 +1,16 @@
-"""The Composite Fragility Index: a weighted mean of standardised components, and where it stands.
+"""The Composite Fragility Index, v1 and v2: weighted means of standardised components, and where they stand.
 
-Components are the stage-2 z-scores named by :class:`~riskd.core.params.CFIWeights` (the funding gap
+**v1** (the research's): components are the stage-2 z-scores named by :class:`~riskd.core.params.CFIWeights` (the funding gap
 enters as |z|: divergence either way is stress), each clipped to ±``component_clip``. Missing
 components drop out and the weights of the rest are renormalised; ``cfi_coverage`` says what share of
 the weight was available, and below ``min_weight_coverage`` the CFI is NaN. The percentile is against
 the CFI's own PAST (expanding, current hour excluded), from exact counts, so the live path (a sorted
 array of past values) reproduces it exactly.
+
+**v2**: the levels that carry tail risk (BTC realised volatility, cross-sectional return dispersion,
+aggregate funding) and optional changes, each as its percentile rank against its whole past (expanding,
+current hour excluded: no 168 h window that forgets a calm or a wild year), then a weighted mean of the
+ranks (in [0, 1]) with the same drop-out and coverage rule as v1.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from riskd.core.params import CFIParams
+from riskd.core.params import CFIParams, CFIV2Params
 
 COMPONENTS: dict[str, tuple[str, bool]] = {
     "agg_funding_z": ("agg_funding_z", False),
@@ -27,33 +32,59 @@ COMPONENTS: dict[str, tuple[str, bool]] = {
 """Weight name → (source z-score column, take the absolute value)."""
 
 
+V2_COMPONENTS: tuple[str, ...] = (
+    "btc_rv_24h",
+    "xs_ret_std_24h",
+    "agg_funding",
+    "btc_rv_ratio",
+    "oi_change_24h",
+)
+"""CFI v2's components: feature columns whose past-only rank is published as ``rank_<name>``."""
+
+
 def cfi(series: Mapping[str, np.ndarray], p: CFIParams) -> tuple[np.ndarray, np.ndarray]:
-    """``(cfi, cfi_coverage)``: the weighted mean of the clipped components and the weight share present."""
-    weights = p.weights.model_dump()
-    total_weight = float(sum(weights.values()))
-    n = len(next(iter(series.values())))
-    num, den = np.zeros(n), np.zeros(n)
+    """v1 ``(cfi, cfi_coverage)``: the weighted mean of the clipped components and the weight share present."""
+    comps = {}
     for name, (column, absolute) in COMPONENTS.items():
-        w = weights[name]
+        comp = np.clip(series[column], -p.component_clip, p.component_clip)
+        comps[name] = np.abs(comp) if absolute else comp
+    return weighted_components(comps, p.weights.model_dump(), p.min_weight_coverage)
+
+
+def cfi_v2(series: Mapping[str, np.ndarray], p: CFIV2Params) -> tuple[np.ndarray, np.ndarray]:
+    """v2 ``(cfi_v2, cfi_v2_coverage)``: the weighted mean of the components' past-only ranks."""
+    ranks = {name: series[f"rank_{name}"] for name in V2_COMPONENTS}
+    return weighted_components(ranks, p.weights.model_dump(), p.min_weight_coverage)
+
+
+def weighted_components(
+    comps: Mapping[str, np.ndarray], weights: Mapping[str, float], min_coverage: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean of the present components (weights renormalised) and the weight share present;
+    NaN below ``min_coverage``. Added in the weights' order, elementwise: one row or many, same bits."""
+    total_weight = float(sum(weights.values()))
+    n = len(next(iter(comps.values())))
+    num, den = np.zeros(n), np.zeros(n)
+    for name, w in weights.items():
         if w == 0:
             continue
-        comp = np.clip(series[column], -p.component_clip, p.component_clip)
-        if absolute:
-            comp = np.abs(comp)
+        comp = comps[name]
         present = ~np.isnan(comp)
         num = num + np.where(present, comp * w, 0.0)
         den = den + np.where(present, w, 0.0)
     share = den / total_weight if total_weight > 0 else np.zeros(n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.where((share >= p.min_weight_coverage) & (den > 0), num / den, np.nan)
+        value = np.where((share >= min_coverage) & (den > 0), num / den, np.nan)
     return value, share
 
 
-def percentile_from_counts(less: np.ndarray, equal: np.ndarray, past: np.ndarray, p: CFIParams) -> np.ndarray:
-    """Mid-rank percentile in [0, 1] of each value among the past ones; NaN before enough history."""
+def percentile_from_counts(
+    less: np.ndarray, equal: np.ndarray, past: np.ndarray, min_history: int
+) -> np.ndarray:
+    """Mid-rank percentile in [0, 1] of each value among the past ones; NaN before ``min_history``."""
     with np.errstate(invalid="ignore", divide="ignore"):
         pct = (less + 0.5 * equal) / past
-    return np.where(past >= p.percentile_min_history, pct, np.nan)
+    return np.where(past >= min_history, pct, np.nan)
 
 
 def quintile(pct: np.ndarray) -> np.ndarray:

@@ -22,9 +22,15 @@ OI_LAGS: tuple[int, ...] = (1, 24)
 """Open-interest changes are measured over these many hours."""
 
 
+DAY_HOURS = 24
+
+
 def stage1_lookback(p: FragilityParams) -> int:
-    """Rows of context a block needs before its first output row (windows and lags above)."""
-    return max(p.universe.quote_volume_window_hours - 1, p.market.volume_baseline_hours, max(OI_LAGS), 2)
+    """Rows of context a block needs before its first output row (windows and lags above; the previous
+    day's ranking needs up to 47 rows: 23 hours of today, then the 24 of yesterday)."""
+    u = p.universe
+    rank = 2 * DAY_HOURS - 1 if u.rank_by == "previous_day" else u.quote_volume_window_hours - 1
+    return max(rank, p.market.volume_baseline_hours, max(OI_LAGS), 2)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class Window:
     volume_history: np.ndarray
     lookback: int
     btc: int | None
+    first_hour: int = 0
+    """Hour number (hours since the epoch) of the first output row: where the UTC days begin."""
+    quote_volume_1d: np.ndarray | None = None
+    """Previous closed day's quote volume from 1 d bars, per row (laid out like ``close``), if stored."""
 
 
 @dataclass(frozen=True)
@@ -93,20 +103,54 @@ class CrossSection:
         return trailing_sum(nan_to_zero(self.win.quote_volume), w)[start : start + self.rows]
 
     @cached_property
+    def previous_day_qv(self) -> np.ndarray:
+        """Each symbol's quote volume over the previous closed UTC day (quote units).
+
+        From the hourly bars where at least ``previous_day_min_hours`` of them are there (the sum of
+        those), else from the day's 1 d bar if one is stored, else NaN. Row t's day starts at hour
+        ``t - t % 24``; yesterday's 24 rows end just before it, so nothing after the day's start is read.
+        """
+        lb, d = self.win.lookback, DAY_HOURS
+        rows = np.arange(self.rows)
+        start = lb + rows - (self.win.first_hour + rows) % d - d  # context row where yesterday begins
+        starts, day_of_row = np.unique(start, return_inverse=True)
+        # The 24 rows of each distinct yesterday, summed by the same fixed tree as a trailing window.
+        days = self.win.quote_volume[starts[None, :] + np.arange(d)[:, None]]  # 24 × days × symbols
+        missing = np.isnan(days)
+        total = trailing_sum(np.where(missing, 0.0, days), d)[0][day_of_row]
+        enough = np.ones(total.shape, dtype=bool)  # all 24 hours there (min_hours is at most 24)
+        if missing.any():  # counts are exact integers; skipped when nothing is missing
+            counts = trailing_sum((~missing).astype(np.float64), d)[0][day_of_row]
+            enough = counts >= self.p.universe.previous_day_min_hours
+        daily = self.now(self.win.quote_volume_1d) if self.win.quote_volume_1d is not None else np.nan
+        return np.where(enough, total, daily)
+
+    @cached_property
+    def rank_volume(self) -> np.ndarray:
+        """The quote volume that ranks and weights the funding universe (``universe.rank_by``)."""
+        if self.p.universe.rank_by == "previous_day":
+            return self.previous_day_qv
+        return self.qv_trailing
+
+    @cached_property
     def top_columns(self) -> tuple[np.ndarray, np.ndarray]:
         """The funding universe: ``(column index, selected)``, rows × min(N, top_n), in panel order.
 
-        The top N symbols priced from their perp this hour, by trailing quote volume (a spot stand-in
-        has no funding and its volume is another market's). Exact ties at the boundary are broken by
-        numpy's selection, which treats each row on its own (one row or many, same answer).
+        The top N symbols by :attr:`rank_volume`, never one priced from spot this hour (a stand-in has
+        no funding). Ranked by the previous day, a perp needs no candle this hour (its funding still
+        applies: a day ranked by its 1 d bar is enough); ranked by the trailing hours it must be priced
+        now. Exact ties at the boundary are broken by numpy's selection, which treats each row on its
+        own (one row or many, same answer).
         """
-        eligible = self.priced & (self.qv_trailing > 0)
+        eligible = self.rank_volume > 0
+        if self.p.universe.rank_by == "trailing":
+            eligible &= self.priced
         if self.win.stand_in is not None:
             eligible &= ~self.now(self.win.stand_in)
         n_top, n_sym = self.p.universe.funding_top_n, self.close.shape[1]
         if n_sym <= n_top:
             return np.broadcast_to(np.arange(n_sym), eligible.shape), eligible
-        vals = np.where(eligible, self.qv_trailing, -np.inf)
+        vals = np.where(eligible, self.rank_volume, -np.inf)
         idx = np.sort(np.argpartition(vals, n_sym - n_top, axis=1)[:, n_sym - n_top :], axis=1)
         return idx, np.take_along_axis(eligible, idx, axis=1)
 
@@ -116,8 +160,8 @@ class CrossSection:
 
     @cached_property
     def top_weight(self) -> np.ndarray:
-        """Trailing quote volume of the funding universe (0 where not selected)."""
-        return np.where(self.top_columns[1], self.top(self.qv_trailing), 0.0)
+        """Ranking quote volume of the funding universe (0 where not selected)."""
+        return np.where(self.top_columns[1], self.top(self.rank_volume), 0.0)
 
     def rates(self, venue: str) -> np.ndarray | None:
         """A venue's rates (per hour) on the funding universe's columns, or None if the venue is absent."""
@@ -167,7 +211,7 @@ def share(hit: np.ndarray, among: np.ndarray, min_n: int) -> np.ndarray:
 
 
 def weighted_mean(values: np.ndarray | None, xs: CrossSection) -> np.ndarray:
-    """Mean of ``values`` (on the universe's columns) weighted by trailing quote volume, NaN skipped."""
+    """Mean of ``values`` (on the universe's columns) weighted by the ranking quote volume, NaN skipped."""
     if values is None:
         return np.full(xs.rows, np.nan)
     use = xs.top_columns[1] & ~np.isnan(values)

@@ -83,6 +83,11 @@ def positive_funding_share(xs: CrossSection) -> np.ndarray:
     return share(xs.primary > 0, xs.primary_top, xs.p.universe.min_symbols)
 
 
+def funding_universe_n(xs: CrossSection) -> np.ndarray:
+    """Symbols in the funding universe with a primary-venue rate this hour: the aggregates' coverage."""
+    return count(xs.primary_top)
+
+
 # --- prices and volumes ---------------------------------------------------------------------------
 
 
@@ -246,6 +251,7 @@ def stage1_features(p: FragilityParams) -> dict[str, Callable[[CrossSection], np
             "funding_max": funding_max,
             "extreme_funding_share": extreme_funding_share,
             "positive_funding_share": positive_funding_share,
+            "funding_universe_n": funding_universe_n,
             "xs_ret_mean": xs_ret_mean,
             "xs_ret_std": xs_ret_std,
             "breadth_down": breadth_down,

@@ -2,7 +2,8 @@
 
 The state holds exactly what the next hour needs: the last few rows of every per-symbol array (the
 stage-1 look-back, and the multi-asset volume ranking's window), the last :func:`stage2_lookback`
-hours of stage-1 series, the sorted past CFI values, and the episode and regime memories. Each hour
+hours of stage-1 series, the sorted past values of every series ranked against its own past (the CFI
+v2 components, both CFIs), and the episode and regime memories. Each hour
 runs the batch path's own functions on those buffers, so the answers agree with a batch run over the
 same history (tests: to 1e-12 over 2,000 hours; in practice bit for bit).
 
@@ -20,18 +21,18 @@ import numpy as np
 import pandas as pd
 
 from riskd.core.cascade import NO_HOUR, EpisodeMemory, episode_id
-from riskd.core.cfi import insert_sorted, percentile_from_counts, quintile
+from riskd.core.cfi import insert_sorted
+from riskd.core.crashprob import CrashModel
 from riskd.core.crosssection import Window, stage1_lookback
 from riskd.core.features import cross_section, stage1_features
-from riskd.core.output import assemble, cascade_relevant, derive, hour_reasons
+from riskd.core.output import RANKED, assemble, cascade_relevant, derive, hour_reasons, stateful_signals
 from riskd.core.panel import HOUR_NS, Panel
 from riskd.core.params import FragilityParams
 from riskd.core.regime import RegimeMemory, reason_text, risk_multiplier, transition
 from riskd.core.timeseries import stage2_lookback
 from riskd.core.windows import pad_front
 
-STATE_VERSION = 1
-_PER_SYMBOL = ("close", "volume", "quote_volume", "open_interest", "stand_in")
+STATE_VERSION = 2
 
 
 def tracked_venues(p: FragilityParams) -> tuple[str, ...]:
@@ -48,7 +49,8 @@ class FragilityState:
     last_hour: int | None
     context: dict[str, np.ndarray]
     stage1: dict[str, np.ndarray]
-    cfi_sorted: np.ndarray
+    ranked: dict[str, np.ndarray]
+    """Series name (``output.RANKED``) → its past valid values, sorted."""
     btc_episode: EpisodeMemory = field(default_factory=EpisodeMemory)
     multi_episode: EpisodeMemory = field(default_factory=EpisodeMemory)
     last_cascade_hour: int = NO_HOUR
@@ -64,7 +66,7 @@ class FragilityState:
         context["stand_in"] = np.zeros((rows, n), dtype=bool)
         r = stage2_lookback(p)
         stage1 = {name: np.full(r, np.nan) for name in stage1_features(p)}
-        return cls(p.fingerprint(), tuple(symbols), None, context, stage1, np.empty(0))
+        return cls(p.fingerprint(), tuple(symbols), None, context, stage1, {k: np.empty(0) for k in RANKED})
 
     @classmethod
     def from_history(
@@ -88,6 +90,7 @@ class FragilityState:
             "volume": tail(panel.volume, long_rows),
             "quote_volume": tail(panel.quote_volume, rows),
             "open_interest": tail(panel.open_interest, rows),
+            "quote_volume_1d": tail(panel.quote_volume_1d, rows),
         }
         for venue in tracked_venues(p):
             context[f"funding:{venue}"] = tail(panel.funding.get(venue), rows)
@@ -95,14 +98,13 @@ class FragilityState:
         context["stand_in"] = np.concatenate([np.zeros((rows, n), dtype=bool), stand_in])[-rows:]
         r = stage2_lookback(p)
         stage1 = {name: tail(values, r) for name, values in s1.items()}
-        cfi = d["cfi"]
         return cls(
             fingerprint=p.fingerprint(),
             symbols=tuple(panel.symbols),
             last_hour=int(panel.hours[-1]) if len(panel.index) else None,
             context=context,
             stage1=stage1,
-            cfi_sorted=np.sort(cfi[~np.isnan(cfi)]),
+            ranked={k: np.sort(d[k][~np.isnan(d[k])]) for k in RANKED},
             btc_episode=memories["btc_episode"],
             multi_episode=memories["multi_episode"],
             last_cascade_hour=memories["last_cascade_hour"],
@@ -118,7 +120,7 @@ class FragilityState:
             "last_hour": self.last_hour,
             "context": {k: _encode(v) for k, v in self.context.items()},
             "stage1": {k: _encode(v) for k, v in self.stage1.items()},
-            "cfi_sorted": _encode(self.cfi_sorted),
+            "ranked": {k: _encode(v) for k, v in self.ranked.items()},
             "btc_episode": list(vars(self.btc_episode).values()),
             "multi_episode": list(vars(self.multi_episode).values()),
             "last_cascade_hour": self.last_cascade_hour,
@@ -138,7 +140,7 @@ class FragilityState:
             last_hour=data["last_hour"],
             context={k: _decode(v) for k, v in data["context"].items()},
             stage1={k: _decode(v) for k, v in data["stage1"].items()},
-            cfi_sorted=_decode(data["cfi_sorted"]),
+            ranked={k: _decode(v) for k, v in data["ranked"].items()},
             btc_episode=EpisodeMemory(*data["btc_episode"]),
             multi_episode=EpisodeMemory(*data["multi_episode"]),
             last_cascade_hour=int(data["last_cascade_hour"]),
@@ -152,11 +154,15 @@ class FragilityState:
 
 
 def step(
-    state: FragilityState | None, panel: Panel, params: FragilityParams | None = None
+    state: FragilityState | None,
+    panel: Panel,
+    params: FragilityParams | None = None,
+    crash_model: CrashModel | None = None,
 ) -> tuple[pd.DataFrame, FragilityState]:
     """Feed the hour(s) in ``panel`` (usually one row) after ``state``; returns their rows and the new state.
 
-    ``state=None`` starts from nothing. Hours skipped since the state's last hour are fed as 'no data'
+    ``state=None`` starts from nothing. ``crash_model`` (the batch path's, for the same answer) gives
+    ``crash_prob_24h``; without one it is NaN. Hours skipped since the state's last hour are fed as 'no data'
     first (and returned too), so the live grid stays the batch grid. New symbols join the state; missing
     ones read as NaN. An hour at or before the state's last hour raises ValueError.
     """
@@ -173,10 +179,10 @@ def step(
             raise ValueError(f"hour {pd.Timestamp(hour * HOUR_NS, tz='UTC')} was already processed")
         while state.last_hour is not None and state.last_hour + 1 < hour:
             gap = state.last_hour + 1
-            row, state = _advance(state, _empty_row(state, p), gap, p)
+            row, state = _advance(state, _empty_row(state, p), gap, p, crash_model)
             rows.append(row)
             hours.append(gap)
-        row, state = _advance(state, _panel_row(panel, i, cols, p), hour, p)
+        row, state = _advance(state, _panel_row(panel, i, cols, p), hour, p, crash_model)
         rows.append(row)
         hours.append(hour)
     index = pd.DatetimeIndex(np.asarray(hours, dtype=np.int64) * HOUR_NS, tz="UTC", name="ts")
@@ -187,19 +193,23 @@ def step(
 
 
 def _advance(
-    state: FragilityState, row: dict[str, np.ndarray], hour: int, p: FragilityParams
+    state: FragilityState,
+    row: dict[str, np.ndarray],
+    hour: int,
+    p: FragilityParams,
+    model: CrashModel | None,
 ) -> tuple[dict[str, np.ndarray], FragilityState]:
     """One hour: stage 1 on the context + row, stage 2 on the buffer, then the stateful parts."""
     grown = {k: np.concatenate([state.context[k], row[k][None, :]]) for k in state.context}
-    s1_row = cross_section(_window(grown, state.symbols, p), p)
+    s1_row = cross_section(_window(grown, state.symbols, hour, p), p)
     buffer = {k: np.concatenate([state.stage1[k][1:], s1_row[k]]) for k in state.stage1}
     d = {k: v[-1:] for k, v in derive(buffer, p).items()}
-    memories = _stateful(state, d, hour, p)
+    memories = _stateful(state, d, hour, p, model)
     context = {k: v[1:] for k, v in grown.items()}
     return d, replace(state, last_hour=hour, context=context, stage1=buffer, **memories)
 
 
-def _window(grown: dict[str, np.ndarray], symbols: tuple[str, ...], p: FragilityParams) -> Window:
+def _window(grown: dict[str, np.ndarray], symbols: tuple[str, ...], hour: int, p: FragilityParams) -> Window:
     """The one-hour block: the context rows plus the new row, as the batch path's blocks are laid out."""
     lookback, vol = stage1_lookback(p), grown["volume"]
     return Window(
@@ -212,16 +222,22 @@ def _window(grown: dict[str, np.ndarray], symbols: tuple[str, ...], p: Fragility
         volume_history=vol[-(p.multi_asset.volume_window_hours + 1) :],
         lookback=lookback,
         btc=symbols.index(p.universe.btc_symbol) if p.universe.btc_symbol in symbols else None,
+        first_hour=hour,
+        quote_volume_1d=grown["quote_volume_1d"],
     )
 
 
 def _stateful(
-    state: FragilityState, d: dict[str, np.ndarray], hour: int, p: FragilityParams
+    state: FragilityState, d: dict[str, np.ndarray], hour: int, p: FragilityParams, model: CrashModel | None
 ) -> dict[str, Any]:
-    """Percentile, episodes and regime for the hour (filled into ``d``); returns the new memories."""
-    cfi_sorted, less, equal, past = insert_sorted(state.cfi_sorted, float(d["cfi"][0]))
-    d["cfi_pct"] = percentile_from_counts(np.array([less]), np.array([equal]), np.array([past]), p.cfi)
-    d["cfi_quintile"] = quintile(d["cfi_pct"])
+    """Ranks, percentiles, episodes and regime for the hour (filled into ``d``); returns the new memories."""
+    ranked = dict(state.ranked)
+
+    def counts(name: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ranked[name], less, equal, past = insert_sorted(ranked[name], float(values[0]))
+        return np.array([less]), np.array([equal]), np.array([past])
+
+    stateful_signals(d, p, counts, model)
     cooldown = p.cascade.cooldown_hours
     btc_ep = state.btc_episode.advance(hour, int(d["cascade_level"][0]), cooldown)
     multi_ep = state.multi_episode.advance(hour, int(d["multi_asset"][0]), cooldown)
@@ -229,14 +245,14 @@ def _stateful(
     d["episode_level"] = np.array([btc_ep.max_level], dtype=np.int8)
     d["multi_episode_id"] = _id_of(multi_ep, "multi")
     last_cascade = hour if bool(cascade_relevant(d, p)[0]) else state.last_cascade_hour
-    regime, why = transition(state.regime, float(d["cfi_pct"][0]), hour - last_cascade, p.regime)
+    regime, why = transition(state.regime, float(d["regime_signal"][0]), hour - last_cascade, p.regime)
     d["regime_code"] = np.array([regime.state], dtype=np.int8)
     d["hours_in_regime"] = np.array([regime.hours_in_state], dtype=np.int64)
     d["risk_multiplier"] = risk_multiplier(d["regime_code"], d["degraded"], p.regime)
     d["reason_bits"] = np.array([why], dtype=np.int64) | hour_reasons(d)
     d["reasons"] = reason_text(d["reason_bits"])
     return {
-        "cfi_sorted": cfi_sorted,
+        "ranked": ranked,
         "btc_episode": btc_ep,
         "multi_episode": multi_ep,
         "last_cascade_hour": last_cascade,
@@ -250,7 +266,8 @@ def _id_of(memory: EpisodeMemory, prefix: str) -> np.ndarray:
 
 
 def _context_names(p: FragilityParams) -> list[str]:
-    return ["close", "quote_volume", "open_interest", *(f"funding:{v}" for v in tracked_venues(p))]
+    names = ["close", "quote_volume", "open_interest", "quote_volume_1d"]
+    return [*names, *(f"funding:{v}" for v in tracked_venues(p))]
 
 
 def _volume_rows(p: FragilityParams) -> int:
@@ -276,7 +293,8 @@ def _panel_row(panel: Panel, i: int, cols: list[int], p: FragilityParams) -> dic
         out[missing] = np.nan
         return out
 
-    row = {name: pick(getattr(panel, name)) for name in ("close", "volume", "quote_volume", "open_interest")}
+    names = ("close", "volume", "quote_volume", "open_interest", "quote_volume_1d")
+    row = {name: pick(getattr(panel, name)) for name in names}
     for venue in tracked_venues(p):
         row[f"funding:{venue}"] = pick(panel.funding.get(venue))
     stand_in = np.zeros(len(idx), dtype=bool)

@@ -8,13 +8,14 @@ the tests. :func:`assemble` builds the frame both paths return, column for colum
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from riskd.core.cascade import LEVEL_NAMES, LEVELS, level_code, level_flags
-from riskd.core.cfi import cfi
+from riskd.core.cfi import V2_COMPONENTS, cfi, cfi_v2, percentile_from_counts, quintile
+from riskd.core.crashprob import CrashModel, predict
 from riskd.core.params import FragilityParams
 from riskd.core.regime import REASONS, STATES
 from riskd.core.timeseries import stage2
@@ -27,13 +28,49 @@ def derive(s1: Mapping[str, np.ndarray], p: FragilityParams) -> dict[str, np.nda
     """Stage 2, CFI, cascade flags and the degraded-data flag from the stage-1 series."""
     out = dict(s1)
     out.update(stage2(s1, p))
-    out["cfi"], out["cfi_coverage"] = cfi(out, p.cfi)
+    out["cfi_v1"], out["cfi_v1_coverage"] = cfi(out, p.cfi)
     flags = level_flags(out["btc_ret_1h"], out["btc_vol_ratio"], out["agg_funding_z"], p.cascade)
     out.update({f"cascade_{name}": flag for name, flag in flags.items()})
     out["cascade_level"] = level_code(flags)
     out["multi_asset"] = out["multi_asset_count"] >= p.multi_asset.min_assets
     out["degraded"] = (out["coverage"] < p.regime.min_coverage) | np.isnan(out["btc_close"])
     return out
+
+
+RankCounts = Callable[[str, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""``(name, values) → (less, equal, past)``: how each value ranks among the series' own past values
+(the batch path counts over the whole history, the live path against its sorted past)."""
+
+RANKED: tuple[str, ...] = (*V2_COMPONENTS, "cfi_v1", "cfi_v2")
+"""Series ranked against their own past, in the order :func:`stateful_signals` ranks them."""
+
+SIGNAL_COLUMNS: dict[str, str] = {
+    "cfi_v1": "cfi_v1_pct",
+    "cfi_v2": "cfi_v2_pct",
+    "crash_prob": "crash_prob_24h",
+    "btc_rv": "rank_btc_rv_24h",
+}
+"""``regime.signal`` → the column the regime's tiers follow."""
+
+
+def stateful_signals(
+    d: dict[str, np.ndarray], p: FragilityParams, counts: RankCounts, model: CrashModel | None
+) -> None:
+    """Past-only ranks, CFI v2, both CFI percentiles, the chosen CFI, the crash probability and the
+    regime's signal, filled into ``d``. Both paths call this; they differ only in ``counts``."""
+    for name in V2_COMPONENTS:
+        d[f"rank_{name}"] = percentile_from_counts(*counts(name, d[name]), p.cfi_v2.rank_min_history)
+    d["cfi_v2"], d["cfi_v2_coverage"] = cfi_v2(d, p.cfi_v2)
+    for version in ("cfi_v1", "cfi_v2"):
+        d[f"{version}_pct"] = percentile_from_counts(
+            *counts(version, d[version]), p.cfi.percentile_min_history
+        )
+    chosen = f"cfi_{p.cfi.version}"
+    d["cfi"], d["cfi_coverage"], d["cfi_pct"] = d[chosen], d[f"{chosen}_coverage"], d[f"{chosen}_pct"]
+    d["cfi_quintile"] = quintile(d["cfi_pct"])
+    n = len(d["cfi"])
+    d["crash_prob_24h"] = predict(model, d) if model is not None else np.full(n, np.nan)
+    d["regime_signal"] = d[SIGNAL_COLUMNS[p.regime.signal]]
 
 
 def cascade_relevant(d: Mapping[str, np.ndarray], p: FragilityParams) -> np.ndarray:
@@ -69,6 +106,7 @@ STAGE2_COLUMNS: tuple[str, ...] = (
     "btc_rv_24h",
     "btc_rv_ratio",
     "btc_drawdown_24h",
+    "xs_ret_std_24h",
     "market_volume_ratio",
     "agg_funding_change_24h",
     "agg_funding_z",
@@ -84,6 +122,15 @@ STATE_COLUMNS: tuple[str, ...] = (
     "cfi_coverage",
     "cfi_pct",
     "cfi_quintile",
+    "cfi_v1",
+    "cfi_v1_coverage",
+    "cfi_v1_pct",
+    *(f"rank_{name}" for name in V2_COMPONENTS),
+    "cfi_v2",
+    "cfi_v2_coverage",
+    "cfi_v2_pct",
+    "crash_prob_24h",
+    "regime_signal",
     *(f"cascade_{n}" for n in LEVELS),
     "cascade_level",
     "cascade_level_name",

@@ -19,7 +19,6 @@ from riskd.core.params import PanelParams
 from riskd.errors import DataError
 
 HOUR_NS = 3_600_000_000_000
-VENUES: tuple[str, ...] = ("binance", "bybit", "hyperliquid")
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,9 @@ class Panel:
     funding: Mapping[str, np.ndarray] = field(default_factory=dict)
     open_interest: np.ndarray | None = None
     stand_in: np.ndarray | None = None
+    quote_volume_1d: np.ndarray | None = None
+    """At row T, the quote volume of the 1 d bar of the UTC day BEFORE T's day (known since that day's
+    end): the funding universe's ranking where the hourly bars of that day are missing."""
 
     def __post_init__(self) -> None:
         shape = (len(self.index), len(self.symbols))
@@ -46,6 +48,8 @@ class Panel:
         arrays.update({f"funding[{v}]": a for v, a in self.funding.items()})
         if self.open_interest is not None:
             arrays["open_interest"] = self.open_interest
+        if self.quote_volume_1d is not None:
+            arrays["quote_volume_1d"] = self.quote_volume_1d
         for name, arr in arrays.items():
             if arr.shape != shape:
                 raise DataError(f"panel {name} has shape {arr.shape}, expected {shape}")
@@ -78,6 +82,7 @@ class Panel:
             funding={v: a[start:stop] for v, a in self.funding.items()},
             open_interest=None if self.open_interest is None else self.open_interest[start:stop],
             stand_in=None if self.stand_in is None else self.stand_in[start:stop],
+            quote_volume_1d=None if self.quote_volume_1d is None else self.quote_volume_1d[start:stop],
         )
 
     @classmethod
@@ -127,6 +132,7 @@ def build_panel(
     open_interest: Mapping[str, pd.DataFrame | Prints] | None = None,
     spot_ohlcv: Mapping[str, pd.DataFrame | Candles] | None = None,
     *,
+    ohlcv_1d: Mapping[str, pd.DataFrame | Candles] | None = None,
     symbols: Sequence[str] | None = None,
     start: pd.Timestamp | str | None = None,
     end: pd.Timestamp | str | None = None,
@@ -136,8 +142,9 @@ def build_panel(
 
     ``ohlcv``: symbol → Binance perp candles; ``funding``: venue → symbol → prints (``rate_per_hour``);
     ``open_interest``: symbol → readings; ``spot_ohlcv``: symbol → spot candles, the stand-in where a
-    perp candle is missing. The grid runs from ``start`` to ``end`` (default: the candles' span).
-    A symbol or venue without data gives NaN columns, never an error. Inputs are not modified.
+    perp candle is missing; ``ohlcv_1d`` (optional): symbol → daily perp bars stamped at the day's
+    open, whose quote volume ranks the funding universe on days without hourly bars. The grid runs
+    from ``start`` to ``end`` (default: the candles' span). A symbol or venue without data gives NaN columns, never an error. Inputs are not modified.
 
     Any frame may be given already prepared (``Candles.of`` / ``Prints.of``): the live daemon keeps
     its recent data prepared so that its one-row panel costs array look-ups, not pandas conversions;
@@ -165,7 +172,21 @@ def build_panel(
     oi = None
     if open_interest:
         oi = _column_of_prints(open_interest, names, hours, params.open_interest_max_age_hours, _oi_base)
-    return Panel(index, names, close, volume, qv, rates, oi, stand_in if stand_in.any() else None)
+    daily = _previous_day_quote_volume(ohlcv_1d, names, grid) if ohlcv_1d else None
+    return Panel(index, names, close, volume, qv, rates, oi, stand_in if stand_in.any() else None, daily)
+
+
+def _previous_day_quote_volume(
+    bars: Mapping[str, pd.DataFrame | Candles], names: Sequence[str], grid_ns: np.ndarray
+) -> np.ndarray:
+    """Per row, the quote volume of the 1 d bar opened one day before the row's UTC day began."""
+    day_ns = 24 * HOUR_NS
+    yesterday = grid_ns - grid_ns % day_ns - day_ns
+    out = np.full((len(grid_ns), len(names)), np.nan)
+    for j, sym in enumerate(names):
+        if bars.get(sym) is not None:
+            out[:, j] = Candles.of(bars[sym]).at(yesterday)[2]
+    return out
 
 
 @dataclass(frozen=True)
@@ -253,13 +274,15 @@ class Prints:
 
 def prepare(dataset: str, frame: pd.DataFrame) -> Candles | Prints:
     """A frame of the data contract's ``dataset`` (docs/data.md) prepared for ``build_panel``."""
-    if dataset in ("ohlcv", "spot_ohlcv"):
+    if dataset in ("ohlcv", "spot_ohlcv", "ohlcv_1d"):
         return Candles.of(frame)
     if dataset == "funding":
         return Prints.of(frame, _rate_per_hour)
     if dataset == "open_interest":
         return Prints.of(frame, _oi_base)
-    raise DataError(f"unknown dataset {dataset!r}: expected ohlcv, spot_ohlcv, funding or open_interest")
+    raise DataError(
+        f"unknown dataset {dataset!r}: expected ohlcv, spot_ohlcv, ohlcv_1d, funding or open_interest"
+    )
 
 
 def asof_hours(print_ts: pd.DatetimeIndex, values: np.ndarray, hours: np.ndarray, max_age: int) -> np.ndarray:

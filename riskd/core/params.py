@@ -14,7 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Venue = Literal["binance", "bybit", "hyperliquid"]
+from riskd.core.liquidations import LiquidationParams
+
+Venue = str
+"""A venue name. The core knows no venue list: Settings checks the names against the venue registry
+(riskd/sources/registry.py) and fills the gap venues from it."""
 
 
 class _Params(BaseModel):
@@ -61,10 +65,23 @@ class UniverseParams(_Params):
 
     btc_symbol: str = Field("BTC", description="Base asset whose perp drives the cascade levels.")
     funding_top_n: int = Field(
-        50, ge=1, description="Aggregate funding uses the top N symbols by trailing quote volume."
+        50, ge=1, description="Aggregate funding uses the top N symbols by quote volume (see rank_by)."
+    )
+    rank_by: Literal["previous_day", "trailing"] = Field(
+        "previous_day",
+        description="Quote volume that ranks (and weights) the funding universe: the previous CLOSED UTC "
+        "day's (the research's universe: fixed for the day, never the future), or the trailing "
+        "quote_volume_window_hours (current hour included).",
+    )
+    previous_day_min_hours: int = Field(
+        12,
+        ge=1,
+        le=24,
+        description="A symbol's previous day ranks from its hourly bars when at least this many are "
+        "there, else from its 1 d bar (dataset ohlcv_1d) if stored, else it is not in the universe.",
     )
     quote_volume_window_hours: int = Field(
-        24, ge=1, description="Trailing window (current hour included) of the quote volume ranking."
+        24, ge=1, description="Trailing window (current hour included) of the 'trailing' ranking."
     )
     min_symbols: int = Field(
         3,
@@ -77,10 +94,14 @@ class UniverseParams(_Params):
 class FundingParams(_Params):
     """Funding aggregates across symbols and venues (all rates per hour)."""
 
-    primary_venue: Venue = Field("binance", description="Venue of the aggregate funding and dispersion.")
+    primary_venue: Venue = Field(
+        "binance", description="Venue of the aggregate funding and dispersion (a registered venue name)."
+    )
     gap_venues: tuple[Venue, ...] = Field(
         ("bybit", "hyperliquid"),
-        description="Venues averaged (where present) and subtracted from the primary in the funding gap.",
+        description="Venues averaged (where present) and subtracted from the primary in the funding gap. "
+        "Unless set, riskd fills it from the venue registry: every default gap venue plus each enabled opt-in "
+        "one (RISKD_VENUES__OKX__ENABLED=true alone adds okx).",
     )
     extreme_abs_per_hour: float = Field(
         6.25e-5,
@@ -140,8 +161,14 @@ class CFIWeights(_Params):
 
 
 class CFIParams(_Params):
-    """The Composite Fragility Index and its past-only percentile."""
+    """The Composite Fragility Index (v1: the research's 168 h z-scores) and its past-only percentile."""
 
+    version: Literal["v1", "v2"] = Field(
+        "v2",
+        description="Which CFI the columns cfi / cfi_pct / cfi_quintile (and the snapshot) carry; both "
+        "are always in the output as cfi_v1 and cfi_v2 (docs/features.md: v2's top/bottom quintile "
+        "crash ratio is about 4 to 5 on the real store, v1's about 1.2).",
+    )
     weights: CFIWeights = Field(default_factory=CFIWeights, description="Component weights.")
     component_clip: float = Field(
         4.0, gt=0, description="Each component is clipped to ±this many std so one outlier cannot rule."
@@ -154,6 +181,34 @@ class CFIParams(_Params):
     )
     percentile_min_history: int = Field(
         168, ge=1, description="Fewest past CFI values before its expanding percentile is reported."
+    )
+
+
+class CFIV2Weights(_Params):
+    """Weights of CFI v2's components, each a past-only percentile rank in [0, 1] (renormalised)."""
+
+    btc_rv_24h: float = Field(1.0, ge=0, description="Level of BTC's 24 h realised volatility.")
+    xs_ret_std_24h: float = Field(
+        1.0, ge=0, description="Level of the cross-section's return dispersion, 24 h."
+    )
+    agg_funding: float = Field(1.0, ge=0, description="Level of aggregate funding: crowded leverage.")
+    btc_rv_ratio: float = Field(0.0, ge=0, description="Change: short over long realised vol (expansion).")
+    oi_change_24h: float = Field(0.0, ge=0, description="Change: 24 h open-interest build-up (needs OI).")
+
+
+class CFIV2Params(_Params):
+    """CFI v2: levels where the level carries the tail risk, ranked against their whole past."""
+
+    weights: CFIV2Weights = Field(default_factory=CFIV2Weights, description="Component weights.")
+    rank_min_history: int = Field(
+        168,
+        ge=1,
+        description="Fewest past hours before a component's expanding percentile rank (current hour "
+        "excluded) is reported; before that the component is missing. The ranks are against ALL the "
+        "past the path has seen: the live path matches the batch only when warmed from the same start.",
+    )
+    min_weight_coverage: float = Field(
+        0.5, ge=0, le=1, description="cfi_v2 is NaN when the ranked components carry less weight than this."
     )
 
 
@@ -227,6 +282,19 @@ class RegimeParams(_Params):
     cascade_min_level: int = Field(
         1, ge=1, le=4, description="Lowest BTC level (1 volume-only … 4 strict) that means 'cascade'."
     )
+    signal: Literal["cfi_v1", "cfi_v2", "crash_prob", "btc_rv"] = Field(
+        "cfi_v2",
+        description="What the elevated/fragile tiers follow: a CFI's or BTC 24 h realised vol's past-only "
+        "percentile (the *_enter/*_exit thresholds above), or crash_prob_24h (the crash_prob_* ones).",
+    )
+    crash_prob_elevated_enter: float = Field(
+        0.12, ge=0, le=1, description="crash_prob_24h entering 'elevated'."
+    )
+    crash_prob_elevated_exit: float = Field(0.10, ge=0, le=1, description="…and leaving it.")
+    crash_prob_fragile_enter: float = Field(
+        0.25, ge=0, le=1, description="crash_prob_24h entering 'fragile'."
+    )
+    crash_prob_fragile_exit: float = Field(0.20, ge=0, le=1, description="…and leaving it.")
     cascade_on_multi_asset: bool = Field(True, description="The multi-asset detector also means 'cascade'.")
     cascade_hold_hours: int = Field(6, ge=1, description="Hours 'cascade' is wanted after a flagged hour.")
     recovery_hours: int = Field(24, ge=0, description="Hours of 'recovery' wanted after the hold.")
@@ -249,7 +317,21 @@ class RegimeParams(_Params):
             raise ValueError("need elevated_exit <= elevated_enter <= fragile_enter")
         if not self.fragile_exit <= self.fragile_enter:
             raise ValueError("need fragile_exit <= fragile_enter")
+        c = (self.crash_prob_elevated_exit, self.crash_prob_elevated_enter, self.crash_prob_fragile_enter)
+        if not c[0] <= c[1] <= c[2] or not self.crash_prob_fragile_exit <= self.crash_prob_fragile_enter:
+            raise ValueError("need crash_prob thresholds ordered like the percentile ones")
         return self
+
+    def thresholds(self) -> tuple[float, float, float, float]:
+        """``(elevated_enter, elevated_exit, fragile_enter, fragile_exit)`` of the chosen signal."""
+        if self.signal == "crash_prob":
+            return (
+                self.crash_prob_elevated_enter,
+                self.crash_prob_elevated_exit,
+                self.crash_prob_fragile_enter,
+                self.crash_prob_fragile_exit,
+            )
+        return self.elevated_enter, self.elevated_exit, self.fragile_enter, self.fragile_exit
 
 
 class FragilityParams(_Params):
@@ -260,14 +342,19 @@ class FragilityParams(_Params):
     funding: FundingParams = Field(default_factory=FundingParams, description="Funding aggregates.")
     zscore: ZScoreParams = Field(default_factory=ZScoreParams, description="Trailing z-scores.")
     market: MarketParams = Field(default_factory=MarketParams, description="Price and volume features.")
-    cfi: CFIParams = Field(default_factory=CFIParams, description="Composite Fragility Index.")
+    cfi: CFIParams = Field(default_factory=CFIParams, description="Composite Fragility Index (v1, version).")
+    cfi_v2: CFIV2Params = Field(default_factory=CFIV2Params, description="CFI v2's components.")
     cascade: CascadeParams = Field(default_factory=CascadeParams, description="BTC cascade levels.")
     multi_asset: MultiAssetParams = Field(
         default_factory=MultiAssetParams, description="Multi-asset detector."
     )
     regime: RegimeParams = Field(default_factory=RegimeParams, description="Regime state machine.")
+    liquidations: LiquidationParams = Field(
+        default_factory=LiquidationParams, description="Hourly liquidation features (riskd's own record)."
+    )
 
     def fingerprint(self) -> str:
         """Short hash of every value: a saved incremental state only resumes under the same params."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        off = None if self.liquidations.enabled else {"liquidations"}  # states saved before it existed resume
+        blob = json.dumps(self.model_dump(mode="json", exclude=off), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

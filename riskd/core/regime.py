@@ -5,9 +5,11 @@ Each hour the machine works out the state the inputs *want*:
 - ``cascade`` while a cascade flag (BTC level ≥ ``cascade_min_level``, or the multi-asset detector)
   fired within the last ``cascade_hold_hours``;
 - then ``recovery`` for ``recovery_hours`` (unless the CFI tier is more severe);
-- otherwise the CFI tier: ``fragile`` when the CFI percentile reaches ``fragile_enter`` and until it
-  falls below ``fragile_exit``; ``elevated`` likewise between ``elevated_enter``/``elevated_exit``;
-  else ``calm`` (hysteresis: entering needs more than staying).
+- otherwise the tier of the regime's signal (``regime.signal``: a CFI's or BTC realised vol's
+  past-only percentile, or the crash probability, each with its own thresholds): ``fragile`` when it
+  reaches the fragile entry threshold and until it falls below the exit one; ``elevated`` likewise;
+  else ``calm`` (hysteresis: entering needs more than staying). The reason bits keep their names
+  ``cfi_fragile``/``cfi_elevated`` whatever the signal.
 A more severe wanted state is taken at once; a less severe one only after the current state has lasted
 ``min_dwell_hours`` (so it does not flap). ``risk_multiplier`` is the state's setting, capped while
 data is degraded. The reasons (which rules fired) travel with the state as a bit mask and a string.
@@ -54,19 +56,20 @@ class RegimeMemory:
 
 
 def cfi_tier(prev_tier: int, pct: float, p: RegimeParams) -> tuple[int, int]:
-    """``(tier, reason bits)``: calm / elevated / fragile from the CFI percentile, with hysteresis.
+    """``(tier, reason bits)``: calm / elevated / fragile from the signal, with hysteresis.
 
-    A NaN percentile (no history yet, or no data) keeps the previous tier.
+    A NaN signal (no history yet, no data, no crash model) keeps the previous tier.
     """
     if pct != pct:
         return prev_tier, REASONS["no_cfi"]
-    if pct >= p.fragile_enter:
+    elevated_enter, elevated_exit, fragile_enter, fragile_exit = p.thresholds()
+    if pct >= fragile_enter:
         return FRAGILE, REASONS["cfi_fragile"]
-    if prev_tier == FRAGILE and pct >= p.fragile_exit:
+    if prev_tier == FRAGILE and pct >= fragile_exit:
         return FRAGILE, REASONS["cfi_fragile"] | REASONS["hysteresis_hold"]
-    if pct >= p.elevated_enter:
+    if pct >= elevated_enter:
         return ELEVATED, REASONS["cfi_elevated"]
-    if prev_tier >= ELEVATED and pct >= p.elevated_exit:
+    if prev_tier >= ELEVATED and pct >= elevated_exit:
         return ELEVATED, REASONS["cfi_elevated"] | REASONS["hysteresis_hold"]
     return CALM, 0
 

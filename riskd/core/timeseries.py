@@ -13,7 +13,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from riskd.core.params import FragilityParams
-from riskd.core.windows import lag, previous_mean, rolling_max, rolling_sum_count, rolling_zscore
+from riskd.core.windows import (
+    lag,
+    previous_mean,
+    rolling_max,
+    rolling_mean,
+    rolling_sum_count,
+    rolling_zscore,
+)
 
 Series = Mapping[str, np.ndarray]
 
@@ -94,6 +101,7 @@ def stage2(s1: Series, p: FragilityParams) -> dict[str, np.ndarray]:
     out["btc_rv_24h"] = realised_vol(close, p.market.rv_short_hours)
     out["btc_rv_ratio"] = rv_ratio(close, p)
     out["btc_drawdown_24h"] = drawdown(close, p.market.drawdown_hours)
+    out["xs_ret_std_24h"] = rolling_mean(s1["xs_ret_std"], 24, 12)
     out["market_volume_ratio"] = vol_ratio(s1["market_quote_volume"], p)
     out["agg_funding_change_24h"] = change(s1["agg_funding"], 24)
     out["agg_funding_z"] = zscore(s1["agg_funding"], p, zf.funding_std_floor)

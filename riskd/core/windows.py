@@ -126,33 +126,40 @@ def rolling_zscore(x: FloatArray, w: int, min_periods: int, std_floor: float) ->
     return np.where(ok, z, np.nan)
 
 
-def expanding_rank_counts(x: FloatArray, block: int = 1024) -> tuple[FloatArray, FloatArray, FloatArray]:
+def expanding_rank_counts(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """For each row t: how many valid past values (rows < t) are below x[t], equal to it, and valid.
 
     Exact integer counts (as float64), so a percentile from them is the same in the incremental path
-    (a sorted array of the past and ``searchsorted``). Blocks of rows keep memory at ``block²``.
+    (a sorted array of the past and ``searchsorted``). Counted by halving: at level s the valid values
+    fall in blocks of 2s, and each value in a block's right half counts those in its left half below
+    and equal to it (a sorted search on (block, dense rank) keys), so every earlier value is counted
+    exactly once over the log2(n) levels: O(n log² n), a few ms per 10,000 rows.
     """
     n_rows = x.shape[0]
-    less = np.zeros(n_rows)
-    equal = np.zeros(n_rows)
-    past = np.zeros(n_rows)
-    sorted_past = np.empty(0)
-    for start in range(0, n_rows, block):
-        vals = x[start : start + block]
-        valid = ~np.isnan(vals)
-        lo = np.searchsorted(sorted_past, vals, side="left").astype(np.float64)
-        hi = np.searchsorted(sorted_past, vals, side="right").astype(np.float64)
-        earlier = np.tri(len(vals), k=-1, dtype=bool) & valid[None, :]
-        within_less = np.count_nonzero(earlier & (vals[None, :] < vals[:, None]), axis=1)
-        within_equal = np.count_nonzero(earlier & (vals[None, :] == vals[:, None]), axis=1)
-        within_n = np.concatenate([[0], np.cumsum(valid)[:-1]])
-        sl = slice(start, start + len(vals))
-        less[sl] = lo + within_less
-        equal[sl] = hi - lo + within_equal
-        past[sl] = len(sorted_past) + within_n
-        new = np.sort(vals[valid])
-        sorted_past = np.insert(sorted_past, np.searchsorted(sorted_past, new), new)
-    bad = np.isnan(x)
-    less[bad] = np.nan
-    equal[bad] = np.nan
+    valid = ~np.isnan(x)
+    rows = np.flatnonzero(valid)
+    m = len(rows)
+    less_v = np.zeros(m, dtype=np.int64)
+    equal_v = np.zeros(m, dtype=np.int64)
+    if m:
+        rank = np.unique(x[rows], return_inverse=True)[1].astype(np.int64).ravel()
+        span = int(rank.max()) + 2
+        pos = np.arange(m)
+        size = 1
+        while size < m:
+            block = pos // (2 * size)
+            left = pos % (2 * size) < size
+            keys = np.sort(block[left] * span + rank[left])
+            right = ~left
+            base = block[right] * span
+            key = base + rank[right]
+            lo = np.searchsorted(keys, key, side="left")
+            less_v[right] += lo - np.searchsorted(keys, base, side="left")
+            equal_v[right] += np.searchsorted(keys, key, side="right") - lo
+            size *= 2
+    less = np.full(n_rows, np.nan)
+    equal = np.full(n_rows, np.nan)
+    less[rows] = less_v
+    equal[rows] = equal_v
+    past = (np.cumsum(valid) - valid).astype(np.float64)
     return less, equal, past

@@ -7,7 +7,9 @@
   figure is marked untestable with a reason.
 - ``ci`` (estimates with sampling error: means, ICs, betas, Sharpe ratios, rate ratios): **reproduced**
   when the research's value lies inside our 95% confidence interval **and** our estimate has the same
-  sign; otherwise **differs**. Without a CI the ``tolerance`` rule applies.
+  sign; otherwise **differs**. A CI with an infinite end (a rate ratio whose resamples include some with
+  no crash in Q1) is still a CI, a one-sided one, ``≥ lo``, and decides the same way. Without a CI the
+  ``tolerance`` rule applies.
 - ``pvalue`` (claims of (non-)significance): **reproduced** when both p-values fall on the same side of
   5%, i.e. the same conclusion, and, when both are significant and the figure names its estimate
   (``paired``), that estimate has the research's sign (a significant effect in the other direction is
@@ -102,7 +104,9 @@ RESEARCH_FINDINGS: tuple[Finding, ...] = (
     _f("down_n", "beta", "trades where BTC keeps falling", 30, "count", "tolerance"),
     _f("down_alt", "beta", "alts' mean when BTC keeps falling", -0.0262, "pct", "ci"),
     _f("xs_mean", "walk-forward", "cross-sectional hardest/least-hit: mean per trade", -0.0064, "pct", "ci"),
-    _f("cfi_ratio", "tail risk", "CFI crash rate Q5/Q1 (in sample)", 5.13, "ratio", "ci"),
+    _f("cfi_ratio_return", "tail risk", "CFI crash rate Q5/Q1 (in sample); crash = BTC 24 h return", 5.13, "ratio", "ci"),
+    _f("cfi_ratio_drawdown", "tail risk", "CFI crash rate Q5/Q1 (in sample); crash = BTC 24 h drawdown", 5.13, "ratio", "ci"),
+    _f("cfi_ratio_cascade", "tail risk", "CFI crash rate Q5/Q1 (in sample); crash = cascade in 24 h", 5.13, "ratio", "ci"),
     _f("cost_rt", "costs", "round-trip cost in a cascade ~30 bps", 30, "bps", "tolerance",
        untestable="needs order-book spreads during cascades; the data has candles only"),
     _f("seed_trades", "seed backtest", "multi-asset 1–2 h hold, 2023-01–2024-01: trades", 98, "count", "tolerance"),
@@ -124,7 +128,7 @@ def verdict(
     (research, ours) of the estimate a p-value belongs to."""
     if finding.untestable:
         return "not testable", finding.untestable
-    if ours is None or not np.isfinite(ours.value):
+    if ours is None or np.isnan(ours.value):
         return "not testable", (ours.note if ours and ours.note else "no value on this data")
     if ours.n is not None and finding.unit != "count" and ours.n < min_n:
         return "not testable", f"n = {ours.n} < {min_n}"
@@ -135,10 +139,10 @@ def verdict(
         if same and value < 0.05 and paired is not None and np.sign(paired[0]) != np.sign(paired[1]):
             return "differs", f"ours {word} at 5% (p = {value:.3g}) but with the opposite sign"
         return ("reproduced" if same else "differs"), f"ours {word} at 5% (p = {value:.3g})"
-    if finding.rule == "ci" and np.isfinite(ours.ci_lo) and np.isfinite(ours.ci_hi):
+    if finding.rule == "ci" and has_ci(ours):
         inside = ours.ci_lo <= research <= ours.ci_hi
         same_sign = np.sign(value) == np.sign(research)
-        ci = f"[{fmt(ours.ci_lo, finding.unit)}, {fmt(ours.ci_hi, finding.unit)}]"
+        ci = fmt_ci(ours.ci_lo, ours.ci_hi, finding.unit)
         if inside and same_sign:
             return "reproduced", f"research value inside our 95% CI {ci}"
         why = "outside our 95% CI" if not inside else "inside our CI but the sign differs"
@@ -164,7 +168,6 @@ def findings_table(measurements: Mapping[str, Measurement], *, min_n: int = 10) 
                 measurements[f.paired].value,
             )
         v, reason = verdict(f, m, min_n=min_n, paired=pair)
-        has_ci = m is not None and np.isfinite(m.ci_lo) and np.isfinite(m.ci_hi)
         rows.append(
             {
                 "key": f.key,
@@ -172,7 +175,7 @@ def findings_table(measurements: Mapping[str, Measurement], *, min_n: int = 10) 
                 "claim": f.claim,
                 "research": fmt(f.value, f.unit),
                 "ours": fmt(m.value, f.unit) if m is not None else "—",
-                "ci": f"[{fmt(m.ci_lo, f.unit)}, {fmt(m.ci_hi, f.unit)}]" if has_ci else "",
+                "ci": fmt_ci(m.ci_lo, m.ci_hi, f.unit) if m is not None and has_ci(m) else "",
                 "n": m.n if m is not None else None,
                 "span": m.span if m is not None else "",
                 "verdict": v,
@@ -185,10 +188,37 @@ def findings_table(measurements: Mapping[str, Measurement], *, min_n: int = 10) 
     return pd.DataFrame(rows)
 
 
+def has_ci(m: Measurement) -> bool:
+    """A CI with a finite lower end and an upper end (finite, or infinite: a one-sided bound)."""
+    return bool(np.isfinite(m.ci_lo) and not np.isnan(m.ci_hi) and m.ci_hi >= m.ci_lo)
+
+
+def fmt_ci(lo: float, hi: float, unit: Unit) -> str:
+    """``[lo, hi]``, or ``≥ lo`` when the upper end is infinite (a one-sided 95% bound)."""
+    if np.isfinite(lo) and hi == np.inf:
+        return f"≥ {fmt(lo, unit)}"
+    return f"[{fmt(lo, unit)}, {fmt(hi, unit)}]"
+
+
+def ratio_text(value: float, lo: float, hi: float, q1_crashes: float) -> str:
+    """A crash-rate ratio with its CI as the report words it; a zero Q1 rate is said, not printed as inf."""
+    if q1_crashes == 0 or value == np.inf:
+        bound = f", CI ≥ {lo:.2f}x" if np.isfinite(lo) else ""
+        return f"0 crashes in Q1 (ratio unbounded{bound})"
+    if np.isnan(value):
+        return "—"
+    if np.isfinite(lo) and hi == np.inf:
+        return f"{value:.2f}x, CI ≥ {lo:.2f}x"
+    return f"{value:.2f}x [{lo:.2f}, {hi:.2f}]"
+
+
 def fmt(value: float, unit: Unit) -> str:
-    """A figure as the report prints it: percentages with a sign, p-values in 3 significant digits."""
+    """A figure as the report prints it: percentages with a sign, p-values in 3 significant digits; an
+    infinite ratio is a zero rate in its denominator, which is what it says."""
     if value is None or not np.isfinite(value):
-        return "∞" if value is not None and value == np.inf else "—"
+        if value is not None and value == np.inf:
+            return "0 crashes in Q1" if unit == "ratio" else "∞"
+        return "—"
     if unit == "pct":
         return f"{value:+.2%}"
     if unit == "bps":

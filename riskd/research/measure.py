@@ -16,7 +16,8 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from riskd.research import events
-from riskd.research.findings import Measurement
+from riskd.research.components import ComponentStudy
+from riskd.research.findings import Measurement, ratio_text
 
 
 def clustered_mean_ci(
@@ -154,8 +155,7 @@ def strategy_measurements(strat: dict[str, Any]) -> dict[str, Measurement]:
             "alt_maxdd": Measurement(alt["max_drawdown"], n, span, note="trade-by-trade equity"),
         }
     )
-    mn = summary.loc["market_neutral"]
-    out["spread_p"] = Measurement(mn["p"], int(mn["n"]), _span(strat["trades"]["market_neutral"].index))
+    out["spread_p"] = gross_test(strat["trades"]["market_neutral"])
     xs = summary.loc["cross_sectional"]
     out["xs_mean"] = Measurement(
         xs["mean"],
@@ -167,19 +167,44 @@ def strategy_measurements(strat: dict[str, Any]) -> dict[str, Measurement]:
     return out
 
 
+def gross_test(trades: pd.DataFrame) -> Measurement:
+    """The t-test p-value of a strategy's **gross** mean per trade; the cost and the net figures in the note
+    (a cost is a constant per trade: testing net returns mixes it into the return)."""
+    gross = trades["gross"].dropna() if len(trades) else pd.Series(dtype=float)
+    if len(gross) < 2 or gross.std() == 0:
+        return Measurement(np.nan, len(gross), _span(trades.index), note="fewer than 2 trades")
+    g = stats.ttest_1samp(gross, 0.0)
+    net = stats.ttest_1samp(trades["net"].dropna(), 0.0)
+    cost = float(trades["cost"].mean())
+    note = (
+        f"gross mean {gross.mean():+.2%} per trade (p = {g.pvalue:.3g}); cost {cost:.2%} per trade "
+        f"on its own; net mean {trades['net'].mean():+.2%} (p = {net.pvalue:.3g})"
+    )
+    return Measurement(float(g.pvalue), len(gross), _span(trades.index), note=note)
+
+
 def beta_measurements(beta: dict[str, pd.DataFrame], span: str) -> dict[str, Measurement]:
-    """Beta-decomposition figures: beta, R², alpha with and without the volatility control, the split."""
+    """Beta-decomposition figures (gross trade returns): beta, R², alpha with and without the volatility
+    control, the split; the cost and alpha net of it in the notes."""
     reg = beta["regression"].set_index("model")
     base = reg.loc["base"]
     n = int(base["n"])
-    hac = f"HAC p = {base.get('alpha_p_hac', np.nan):.3g}"
+    cost = beta["cost"].set_index("model") if "cost" in beta else None
+    hac = f"gross; HAC p = {base.get('alpha_p_hac', np.nan):.3g}"
+    net_note = "gross trade returns"
+    if cost is not None and "base" in cost.index:
+        c0 = cost.loc["base"]
+        net_note = (
+            f"gross; cost {c0['cost']:.2%} per trade on its own line; alpha net of cost {c0['alpha_net']:+.2%} "
+            f"[{c0['alpha_net_ci_lo']:+.2%}, {c0['alpha_net_ci_hi']:+.2%}], HAC p = {c0['alpha_net_p_hac']:.3g}"
+        )
     out = {
         "beta": Measurement(
             base["beta"], n, span, base.get("beta_ci_lo", np.nan), base.get("beta_ci_hi", np.nan)
         ),
         "r2": Measurement(base["r2"], n, span),
         "alpha": Measurement(
-            base["alpha"], n, span, base.get("alpha_ci_lo", np.nan), base.get("alpha_ci_hi", np.nan)
+            base["alpha"], n, span, base.get("alpha_ci_lo", np.nan), base.get("alpha_ci_hi", np.nan), net_note
         ),
         "alpha_p": Measurement(base.get("alpha_p", np.nan), n, span, note=hac),
     }
@@ -191,14 +216,16 @@ def beta_measurements(beta: dict[str, pd.DataFrame], span: str) -> dict[str, Mea
             span,
             c.get("alpha_ci_lo", np.nan),
             c.get("alpha_ci_hi", np.nan),
-            "control centred: alpha at the mean pre-event BTC volatility",
+            "gross; control centred: alpha at the mean pre-event BTC volatility",
         )
         out["alpha_vol_p"] = Measurement(c.get("alpha_p", np.nan), int(c["n"]), span)
     split = beta["split"].set_index("case")
     for key, case in (("up", "btc_recovers"), ("down", "btc_keeps_falling")):
         r = split.loc[case]
         out[f"{key}_n"] = Measurement(int(r["n"]), int(r["n"]), span)
-        out[f"{key}_alt"] = Measurement(r["alt_mean"], int(r["n"]), span, r["alt_ci_lo"], r["alt_ci_hi"])
+        out[f"{key}_alt"] = Measurement(
+            r["alt_mean"], int(r["n"]), span, r["alt_ci_lo"], r["alt_ci_hi"], "gross alt-basket return"
+        )
     return out
 
 
@@ -207,8 +234,30 @@ def tail_measurements(tail: pd.DataFrame, crash_text: str) -> dict[str, Measurem
     t = tail.set_index(["sample", "bucket"])
     ins, oos = t.loc[("in_sample", "Q5/Q1")], t.loc[("out_of_sample", "Q5/Q1")]
     span = f"{ins['start']:%Y-%m-%d} – {ins['end']:%Y-%m-%d}" if pd.notna(ins["start"]) else ""
-    note = f"crash = {crash_text}; out of sample {oos['value']:.2f}x [{oos['ci_lo']:.2f}, {oos['ci_hi']:.2f}]"
+    q1 = t.loc[("out_of_sample", "Q1"), "crashes"]
+    oos_text = ratio_text(oos["value"], oos["ci_lo"], oos["ci_hi"], q1)
+    note = f"crash = {crash_text}; out of sample {oos_text}"
     return {"cfi_ratio": Measurement(ins["value"], int(ins["n"]), span, ins["ci_lo"], ins["ci_hi"], note)}
+
+
+def component_measurements(study: ComponentStudy, feature: str = "cfi") -> dict[str, Measurement]:
+    """The research's CFI Q5/Q1 claim under each crash definition (in sample; out of sample in the note)."""
+    out = {}
+    for crash, text in study.crashes.items():
+        have = study.ratios[(study.ratios["feature"] == feature) & (study.ratios["crash"] == crash)]
+        if len(have) < 2:
+            continue
+        ins, oos = study.row(feature, crash, "in_sample"), study.row(feature, crash, "out_of_sample")
+        span = f"{ins['start']:%Y-%m-%d} – {ins['end']:%Y-%m-%d}" if pd.notna(ins["start"]) else ""
+        oos_text = ratio_text(oos["ratio"], oos["ci_lo"], oos["ci_hi"], oos["q1_crashes"])
+        note = (
+            f"crash = {text}; in sample {int(ins['q1_crashes'])} crashes in Q1, {int(ins['q5_crashes'])} in Q5; "
+            f"out of sample (monthly past-only edges) {oos_text}; {study.reps} block resamples"
+        )
+        out[f"cfi_ratio_{crash}"] = Measurement(
+            ins["ratio"], int(ins["n"]), span, ins["ci_lo"], ins["ci_hi"], note
+        )
+    return out
 
 
 def seed_measurements(seed: pd.DataFrame) -> dict[str, Measurement]:
@@ -247,6 +296,7 @@ def measurements(
     *,
     crash_text: str = "",
     reps: int = 1000,
+    components: ComponentStudy | None = None,
 ) -> dict[str, Measurement]:
     """Every measurement, keyed like ``RESEARCH_FINDINGS``."""
     out = event_measurements(es, reps=reps)
@@ -254,6 +304,8 @@ def measurements(
     out.update(beta_measurements(beta, _span(strat["trades"]["alt_contagion"].index)))
     out.update(tail_measurements(tail, crash_text))
     out.update(seed_measurements(seed))
+    if components is not None:
+        out.update(component_measurements(components))
     return out
 
 

@@ -24,7 +24,8 @@ def _axes(title: str, size: tuple[float, float] = (7.5, 4.2)):
 
 def event_study_curves(spread: pd.DataFrame) -> Figure:
     """Mean return of the alts and of BTC after the events, by horizon (``alt_btc_spread`` output)."""
-    fig, ax = _axes("After the cascade: alts vs BTC")
+    n_ev = int(spread["n_events"].max()) if "n_events" in spread and len(spread) else 0
+    fig, ax = _axes(f"After the cascade: alts vs BTC, gross mean returns, in sample, {n_ev} events")
     h = np.r_[0, spread["horizon_h"].to_numpy()]
     ax.plot(h, np.r_[0, spread["alt_mean"]], "o-", color=_ALT, label="alts (mean of alt-event obs.)")
     ax.plot(h, np.r_[0, spread["btc_mean"]], "s--", color=_BTC, label="BTC")
@@ -50,7 +51,9 @@ def event_study_curves(spread: pd.DataFrame) -> Figure:
 
 def equity_vs_benchmark(equity: pd.Series, benchmark: pd.Series, *, label: str = "alt contagion") -> Figure:
     """Compounded equity of a strategy beside BTC bought at the same closes (buy the dip)."""
-    fig, ax = _axes("Equity: strategy vs BTC buy-the-dip (same entries)")
+    fig, ax = _axes(
+        f"Equity, net of costs, out of sample: strategy vs BTC buy-the-dip (same entries, n = {max(len(equity) - 1, 0)})"
+    )
     if len(equity):
         ax.step(equity.index, equity.to_numpy(), where="post", color=_ALT, label=label)
     if len(benchmark):
@@ -65,7 +68,9 @@ def equity_vs_benchmark(equity: pd.Series, benchmark: pd.Series, *, label: str =
 
 def trade_scatter(x: pd.Series, y: pd.Series, alpha: float, beta: float) -> Figure:
     """Each trade's alt-basket return against BTC's, with the fitted line ``y = alpha + beta x``."""
-    fig, ax = _axes("Trades: alt basket vs BTC over the same hold", (6.0, 5.0))
+    fig, ax = _axes(
+        f"Trades (out of sample, n = {len(x.dropna())}): gross alt basket vs BTC, OLS fit", (6.0, 5.0)
+    )
     frame = pd.concat({"x": x, "y": y}, axis=1).dropna()
     win = frame["y"] > 0
     ax.scatter(frame.loc[win, "x"], frame.loc[win, "y"], s=18, color="#2ca02c", label="profitable")
@@ -76,7 +81,7 @@ def trade_scatter(x: pd.Series, y: pd.Series, alpha: float, beta: float) -> Figu
     ax.axhline(0, color=_GREY, lw=0.8)
     ax.axvline(0, color=_GREY, lw=0.8)
     ax.set_xlabel("BTC return over the trade")
-    ax.set_ylabel("alt basket net return")
+    ax.set_ylabel("alt basket gross return")
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.legend(fontsize=8)
@@ -85,7 +90,8 @@ def trade_scatter(x: pd.Series, y: pd.Series, alpha: float, beta: float) -> Figu
 
 def crash_rates(tail: pd.DataFrame) -> Figure:
     """Crash rate per CFI quintile with its bootstrap CI, in sample and out of sample (``tail_risk``)."""
-    fig, ax = _axes("Crash rate by CFI quintile (95% block-bootstrap CI)")
+    n = int(tail.loc[tail["bucket"] != "Q5/Q1", "n"].sum() / 2) if len(tail) else 0
+    fig, ax = _axes(f"Crash rate by CFI quintile, in vs out of sample, 95% block-bootstrap CI, n ≈ {n:,} h")
     buckets = [f"Q{k}" for k in range(1, 6)]
     pos = np.arange(5)
     for i, (sample, color) in enumerate((("in_sample", _ALT), ("out_of_sample", "#ff7f0e"))):
@@ -110,7 +116,7 @@ def crash_rates(tail: pd.DataFrame) -> Figure:
 
 def drawdown_chart(equity: pd.Series, *, label: str = "alt contagion") -> Figure:
     """Drawdown of the compounded equity below its running peak."""
-    fig, ax = _axes(f"Drawdown: {label}", (7.5, 3.2))
+    fig, ax = _axes(f"Drawdown, net of costs, out of sample: {label}", (7.5, 3.2))
     if len(equity):
         dd = equity / np.maximum(equity.cummax(), 1.0) - 1.0
         ax.fill_between(dd.index, dd.to_numpy(), 0, step="post", color="#d62728", alpha=0.5)
@@ -122,7 +128,9 @@ def drawdown_chart(equity: pd.Series, *, label: str = "alt contagion") -> Figure
 
 def walk_forward_gap(windows: pd.DataFrame) -> Figure:
     """Per window: the chosen parameter set's train Sharpe and the mean return it then made out of sample."""
-    fig, ax = _axes("BTC fade grid: train Sharpe of the chosen set vs its test-window mean")
+    fig, ax = _axes(
+        f"BTC fade grid, net: in-sample train Sharpe vs out-of-sample test mean, {len(windows)} windows"
+    )
     ax.bar(
         windows["test_start"], windows["train_sharpe_ann"], width=60, color=_GREY, label="train Sharpe (ann.)"
     )

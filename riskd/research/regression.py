@@ -127,3 +127,31 @@ def conditional_split(alt: pd.Series, btc: pd.Series) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def alpha_net_of_cost(regression: pd.DataFrame, cost: float) -> pd.DataFrame:
+    """The cost per trade on its own line beside each model's gross alpha, and alpha net of it.
+
+    The regression is of gross returns (costs are a constant per trade, so they only shift the
+    intercept: fitting net returns would fold the cost into "alpha"). Net alpha = gross alpha - cost,
+    its CI the gross one shifted, its p-value a HAC z-test of gross alpha = cost. Columns: ``model``,
+    ``alpha_gross``, ``cost``, ``alpha_net``, ``alpha_net_ci_lo``/``alpha_net_ci_hi``, ``alpha_net_p_hac``.
+    """
+    rows = []
+    for r in regression.itertuples(index=False):
+        alpha = getattr(r, "alpha", np.nan)
+        se = getattr(r, "alpha_se_hac", np.nan)
+        net = alpha - cost
+        z = net / se if se and np.isfinite(se) and se > 0 else np.nan
+        rows.append(
+            {
+                "model": r.model,
+                "alpha_gross": alpha,
+                "cost": cost,
+                "alpha_net": net,
+                "alpha_net_ci_lo": getattr(r, "alpha_ci_lo", np.nan) - cost,
+                "alpha_net_ci_hi": getattr(r, "alpha_ci_hi", np.nan) - cost,
+                "alpha_net_p_hac": float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskd.research import plots
+from riskd.research import plots, sections, signal_plots
 from riskd.research.validate import ValidationResult
 
 Fmt = Callable[[Any], str]
@@ -89,10 +89,40 @@ def figures(result: ValidationResult) -> dict[str, Any]:
         ),
         "drawdown": plots.drawdown_chart(strat["equity"]["alt_contagion"]),
         "trade_scatter": plots.trade_scatter(
-            alt.get("btc_ret", pd.Series()), alt["net"], reg["alpha"], reg["beta"]
+            alt.get("btc_ret", pd.Series()), alt["gross"], reg["alpha"], reg["beta"]
         ),
         "walk_forward": plots.walk_forward_gap(strat["fade"].windows),
+        **signal_figures(result),
     }
+
+
+def signal_figures(result: ValidationResult) -> dict[str, Any]:
+    """The figures of the component study, the out-of-sample scores and the filter (those that ran)."""
+    out: dict[str, Any] = {}
+    if result.components is not None:
+        out["components"] = signal_plots.component_ratios(result.components, result.config.crash.kind)
+    if result.signals is not None and not result.signals.probabilities.empty:
+        out["reliability"] = signal_plots.reliability(result.signals)
+        out["brier_skill"] = signal_plots.brier_skill(result.signals)
+    if result.exposure is not None:
+        out["filter_equity"] = signal_plots.filter_equity(result.exposure)
+    return out
+
+
+def tail_table(tail: pd.DataFrame) -> pd.DataFrame:
+    """The tail-risk table as printed: rates per quintile, and the ratio worded (0 crashes in Q1, ≥ x)."""
+    rows = []
+    for r in tail.itertuples(index=False):
+        if r.bucket == "Q5/Q1":
+            q1 = tail[(tail["sample"] == r.sample) & (tail["bucket"] == "Q1")]["crashes"]
+            text = sections.ratio_cell(r.value, r.ci_lo, r.ci_hi, float(q1.iloc[0]) if len(q1) else None)
+        else:
+            ci = "" if _missing(r.ci_lo) else f" [{r.ci_lo:.2%}, {r.ci_hi:.2%}]"
+            text = "—" if _missing(r.value) else f"{r.value:.2%}{ci}"
+        rows.append(
+            {"sample": r.sample, "bucket": r.bucket, "n": r.n, "crashes": r.crashes, "value [95% CI]": text}
+        )
+    return pd.DataFrame(rows)
 
 
 def render_markdown(result: ValidationResult, images: Mapping[str, str]) -> str:
@@ -139,7 +169,7 @@ def render_markdown(result: ValidationResult, images: Mapping[str, str]) -> str:
         "",
         f"![crash rates]({images['crash_rates']})",
         "",
-        md_table(tail.drop(columns=["start", "end"]), {"n": _int, "crashes": _int}),
+        md_table(tail_table(tail), {"n": _int, "crashes": _int}),
         "",
         "## 3. Walk-forward",
         "`sharpe_ann` = per-trade mean / sd x sqrt(trades per year of evaluated time), our basis; trades never "
@@ -168,9 +198,19 @@ def render_markdown(result: ValidationResult, images: Mapping[str, str]) -> str:
         out += [f"Per year, {name.replace('_', ' ')}:", "", md_table(table[cols], _STAT_FMT), ""]
     out += [
         "## 4. Beta decomposition",
+        "The alt contagion's **gross** trade return (before costs) on BTC's return over the same hold; the "
+        "cost per trade is on its own line below and alpha net of it beside; the split is gross.",
+        "",
         f"![trade scatter]({images['trade_scatter']})",
         "",
         md_table(result.beta["regression"], {"alpha": _pct, "n": _int, "hac_lags": _int}),
+        "",
+        md_table(
+            result.beta["cost"],
+            {c: _pct for c in ("alpha_gross", "cost", "alpha_net", "alpha_net_ci_lo", "alpha_net_ci_hi")},
+        )
+        if "cost" in result.beta
+        else "",
         "",
         md_table(result.beta["split"], {"alt_mean": _pct, "btc_mean": _pct, "alt_win_rate": _pct, "n": _int}),
         "",
@@ -180,6 +220,12 @@ def render_markdown(result: ValidationResult, images: Mapping[str, str]) -> str:
         else "Not run: the multi-asset detector's flags were not provided.",
         "",
     ]
+    if result.components is not None:
+        out += sections.render_components(result.components, images["components"])
+    if result.signals is not None:
+        out += sections.render_signals(result.signals, images)
+    if result.exposure is not None:
+        out += sections.render_filter(result.exposure, images["filter_equity"])
     return "\n".join(out)
 
 
@@ -225,6 +271,21 @@ def results_json(result: ValidationResult) -> dict[str, Any]:
             },
             "beta": result.beta,
             "seed_backtest": result.seed,
+            "component_study": None
+            if result.components is None
+            else {
+                "ratios": result.components.ratios,
+                "ic": result.components.ic,
+                "crashes": result.components.crashes,
+            },
+            "signals_oos": None
+            if result.signals is None
+            else {
+                "table": result.signals.table,
+                "reliability": result.signals.reliability,
+                "span": result.signals.span,
+            },
+            "filter": None if result.exposure is None else {"summary": result.exposure.summary},
         }
     )
 

@@ -90,3 +90,37 @@ def ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
     for i in range(1, n):
         out[i] = phi * out[i - 1] + shocks[i]
     return out
+
+
+@dataclass(frozen=True)
+class PlantedTailDriver:
+    """A tail-risk driver planted in **level** form: ``features`` holds ``driver`` (the level, a slow
+    AR(1)) and ``driver_z`` (its 168 h z-score, the form the CFI's components take); ``crash`` is 1.0
+    in an hour with probability ``base x ratio`` when the level is in its top (whole-sample) quintile,
+    ``base`` otherwise, so the true Q5/Q1 crash-rate ratio of the level is ``ratio``."""
+
+    features: pd.DataFrame
+    crash: pd.Series
+    ratio: float
+
+
+def planted_tail_driver(
+    *,
+    years: float = 6.0,
+    ratio: float = 5.0,
+    base: float = 0.01,
+    phi: float = 0.9995,
+    z_window_h: int = 168,
+    start: str = "2020-01-01",
+    seed: int = 0,
+) -> PlantedTailDriver:
+    """Hourly driver level, its rolling z-score and crash labels with the planted Q5/Q1 ``ratio``."""
+    rng = np.random.default_rng(seed)
+    n = int(years * 365.25 * 24)
+    index = pd.date_range(start, periods=n, freq="h", tz="UTC", name="ts")
+    level = pd.Series(ar1(rng, n, phi), index=index)
+    roll = level.rolling(z_window_h, min_periods=z_window_h)
+    z = (level - roll.mean()) / roll.std()
+    top = level > level.quantile(0.8)
+    crash = pd.Series((rng.random(n) < np.where(top, base * ratio, base)).astype(float), index=index)
+    return PlantedTailDriver(pd.DataFrame({"driver": level, "driver_z": z}), crash.rename("crash"), ratio)

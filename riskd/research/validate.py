@@ -3,7 +3,7 @@
 ``riskd validate`` builds :class:`ValidationInputs` from the store through the core's batch path, calls
 :func:`run_validation` and hands the result to :func:`riskd.research.report.write_report`. Each part is
 also a function of its own (``event_study``, ``tail_risk_part``, ``strategies_part``, ``beta_part``,
-``seed_part``), which the benchmark times one by one.
+``seed_part``, ``component_part``, ``signals_part``, ``filter_part``), which the benchmark times one by one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskd.research import backtest, events, regression, strategies, tailrisk, walkforward
+from riskd.research import (
+    backtest,
+    components,
+    events,
+    exposure,
+    garch,
+    regression,
+    signals,
+    strategies,
+    tailrisk,
+    walkforward,
+)
 from riskd.research.findings import Measurement, findings_table
 from riskd.research.measure import measurements
 
@@ -68,22 +79,41 @@ class ValidationConfig:
     """Holding periods of the multi-asset strategy, hours."""
     seed: int = 0
     """Random seed of every bootstrap."""
+    component_reps: int = 200
+    """Block-bootstrap resamples of the component study and the out-of-sample signal table (shared
+    resamples, block sums: :mod:`riskd.research.resample`)."""
+    oos_start: str = "2021-01-01"
+    """First hour of the walk-forward evaluation of the signals and the filter (2020 trains)."""
+    signals: tuple[str, ...] = ("cfi_v1", "cfi_v2", "crash_prob_24h")
+    """riskd's signals scored out of sample, those the features carry (CFI v1, v2, crash probability)."""
+    probability_signals: tuple[str, ...] = ("crash_prob_24h",)
+    """Signals that already are crash probabilities (used as they are, not mapped)."""
+    garch_refit_months: int = 3
+    """The GARCH(1,1) baseline is refit every this many months..."""
+    garch_window_h: int = 2 * 8766
+    """... on the last this many hours before the refit (0: all earlier hours)."""
+    vol_window_h: int = 168
+    """Realised-volatility window of the filter's volatility-targeting baseline, hours."""
 
 
 @dataclass(frozen=True)
 class ValidationInputs:
     """What the core's batch path provides, hourly on one UTC grid.
 
-    ``closes``: close prices, hours x symbols (BTC in ``BTC``). ``features``: ``btc_ret_1h`` (fraction),
-    ``btc_vol_ratio``, ``cfi``. ``events``: cascade level name -> first hour of each episode (after
-    the cool-down), see :func:`events_by_level`. ``crashing``: the multi-asset detector, per symbol
-    (hours x symbols, bool) or per hour (bool Series), or None to skip the seed backtest.
+    ``closes``: close prices, hours x symbols (BTC in ``BTC``). ``features``: at least ``btc_ret_1h``
+    (fraction), ``btc_vol_ratio``, ``cfi``; every column is studied by the component study, and the
+    named ``signals`` present are scored out of sample. ``events``: cascade level name -> first hour of
+    each episode (after the cool-down), see :func:`events_by_level`. ``crashing``: the multi-asset
+    detector, per symbol (hours x symbols, bool) or per hour (bool Series), or None to skip the seed
+    backtest. ``multipliers``: named hourly exposure series in [0, 1] (riskd's ``risk_multiplier``
+    first) for the filter part, empty to skip it.
     """
 
     closes: pd.DataFrame
     features: pd.DataFrame
     events: Mapping[str, pd.DatetimeIndex]
     crashing: pd.DataFrame | pd.Series | None = None
+    multipliers: Mapping[str, pd.Series] = field(default_factory=dict)
 
     def span(self) -> str:
         """First and last hour of the prices, for the report."""
@@ -104,6 +134,9 @@ class ValidationResult:
     seed: pd.DataFrame
     measurements: dict[str, Measurement]
     findings: pd.DataFrame
+    components: components.ComponentStudy | None = None
+    signals: signals.SignalEvaluation | None = None
+    exposure: exposure.FilterResult | None = None
 
 
 def events_by_level(
@@ -154,13 +187,30 @@ def event_study(inputs: ValidationInputs, cfg: ValidationConfig) -> dict[str, pd
     }
 
 
-def tail_risk_part(inputs: ValidationInputs, cfg: ValidationConfig) -> pd.DataFrame:
-    """Part 2: crash rate per CFI quintile and the Q5/Q1 ratio, in and out of sample."""
+def crash_definitions(cfg: ValidationConfig) -> dict[str, tailrisk.CrashDefinition]:
+    """The three crash definitions at the configured horizon and threshold, by kind."""
+    return {
+        kind: tailrisk.CrashDefinition(
+            kind=kind, horizon_h=cfg.crash.horizon_h, threshold=cfg.crash.threshold
+        )
+        for kind in ("return", "drawdown", "cascade")
+    }
+
+
+def crash_label(
+    inputs: ValidationInputs, cfg: ValidationConfig, definition: tailrisk.CrashDefinition
+) -> pd.Series:
+    """Hourly crash labels of one definition (cascades: first hours of ``event_level`` episodes)."""
     cascade = None
-    if cfg.crash.kind == "cascade":
+    if definition.kind == "cascade":
         hours = inputs.events.get(cfg.event_level, pd.DatetimeIndex([]))
         cascade = pd.Series(inputs.closes.index.isin(hours), index=inputs.closes.index)
-    crash = tailrisk.crash_labels(inputs.closes[events.BTC], cfg.crash, cascade)
+    return tailrisk.crash_labels(inputs.closes[events.BTC], definition, cascade)
+
+
+def tail_risk_part(inputs: ValidationInputs, cfg: ValidationConfig) -> pd.DataFrame:
+    """Part 2: crash rate per CFI quintile and the Q5/Q1 ratio, in and out of sample."""
+    crash = crash_label(inputs, cfg, cfg.crash)
     return tailrisk.tail_risk(
         inputs.features["cfi"],
         crash,
@@ -211,13 +261,95 @@ def strategies_part(inputs: ValidationInputs, cfg: ValidationConfig) -> dict[str
 
 
 def beta_part(trades: pd.DataFrame, closes: pd.DataFrame, cfg: ValidationConfig) -> dict[str, pd.DataFrame]:
-    """Part 4: the alt contagion's net trade return on BTC's return, with a volatility control, and the
-    split by what BTC did."""
+    """Part 4: the alt contagion's **gross** trade return on BTC's return, with a volatility control; the
+    cost on its own line and alpha net of it; the split by what BTC did (gross)."""
     vol = regression.pre_event_volatility(closes, trades.index, cfg.vol_control_hours)
+    reg = regression.beta_decomposition(trades["gross"], trades["btc_ret"], vol.to_frame())
     return {
-        "regression": regression.beta_decomposition(trades["net"], trades["btc_ret"], vol.to_frame()),
+        "regression": reg,
+        "cost": regression.alpha_net_of_cost(reg, float(trades["cost"].mean()) if len(trades) else np.nan),
         "split": regression.conditional_split(trades["alt_ret"], trades["btc_ret"]),
     }
+
+
+def component_part(inputs: ValidationInputs, cfg: ValidationConfig) -> components.ComponentStudy:
+    """Item 3: every feature's tail ratio per crash definition, in and out of sample, and its IC."""
+    defs = crash_definitions(cfg)
+    crashes = pd.DataFrame({k: crash_label(inputs, cfg, d) for k, d in defs.items()}).reindex(
+        inputs.features.index
+    )
+    fwd = events.forward_returns(inputs.closes[[events.BTC]], 24)[events.BTC]
+    return components.component_study(
+        inputs.features,
+        crashes,
+        fwd,
+        descriptions={k: d.describe() for k, d in defs.items()},
+        block_h=cfg.block_h,
+        reps=cfg.component_reps,
+        seed=cfg.seed,
+        min_history_h=cfg.oos_min_history_h,
+    )
+
+
+def baseline_scores(inputs: ValidationInputs, cfg: ValidationConfig) -> tuple[pd.DataFrame, list[str]]:
+    """riskd's signals present in the features, then the baselines: BTC 24 h realised volatility, the
+    GARCH(1,1) crash probability and forecast volatility, funding z alone. Returns the scores and the
+    names that are probabilities already."""
+    feats, closes = inputs.features, inputs.closes
+    first = pd.Timestamp(cfg.oos_start, tz="UTC")
+    out = {name: feats[name] for name in cfg.signals if name in feats and feats[name].notna().any()}
+    if "btc_rv_24h" in feats:
+        out["btc_rv_24h"] = feats["btc_rv_24h"]
+    else:  # the synthetic markets carry no core features: the same quantity from the closes
+        out["btc_rv_24h"] = closes[events.BTC].pct_change(fill_method=None).rolling(24).std() * np.sqrt(24)
+    kind = cfg.crash.kind
+    g = garch.walk_forward_garch(
+        closes[events.BTC],
+        first_test=first,
+        refit_months=cfg.garch_refit_months,
+        horizon_h=cfg.crash.horizon_h,
+        kind=kind,
+        threshold=cfg.crash.threshold,
+        min_train_h=cfg.oos_min_history_h,
+        window_h=cfg.garch_window_h or None,
+    )
+    probs = [n for n in cfg.probability_signals if n in out]
+    if kind != "cascade":
+        out["garch_prob"] = g.forecast["prob"]
+        probs.append("garch_prob")
+    out["garch_vol"] = g.forecast["vol_h"]
+    if "agg_funding_z" in feats and feats["agg_funding_z"].notna().any():
+        out["agg_funding_z"] = feats["agg_funding_z"]
+    return pd.DataFrame(out).reindex(feats.index), probs
+
+
+def signals_part(inputs: ValidationInputs, cfg: ValidationConfig) -> signals.SignalEvaluation:
+    """Item 6: riskd's signals and the baselines scored out of sample, walk-forward from ``oos_start``."""
+    scores, probs = baseline_scores(inputs, cfg)
+    return signals.evaluate_signals(
+        scores,
+        crash_label(inputs, cfg, cfg.crash),
+        first_test=pd.Timestamp(cfg.oos_start, tz="UTC"),
+        probabilities=probs,
+        crash_text=cfg.crash.describe(),
+        horizon_h=cfg.crash.horizon_h,
+        block_h=cfg.block_h,
+        reps=cfg.component_reps,
+        seed=cfg.seed,
+        min_history_h=cfg.oos_min_history_h,
+    )
+
+
+def filter_part(inputs: ValidationInputs, cfg: ValidationConfig) -> exposure.FilterResult | None:
+    """Item 7: BTC and the alt basket held at each multiplier vs constant and vol-targeted exposure."""
+    if not inputs.multipliers:
+        return None
+    return exposure.filter_backtest(
+        inputs.closes,
+        inputs.multipliers,
+        first_test=pd.Timestamp(cfg.oos_start, tz="UTC"),
+        vol_window_h=cfg.vol_window_h,
+    )
 
 
 def seed_part(inputs: ValidationInputs, cfg: ValidationConfig) -> pd.DataFrame:
@@ -266,9 +398,19 @@ def run_validation(
     beta = beta_part(strat["trades"]["alt_contagion"], inputs.closes, cfg)
     say("seed backtest")
     seed = seed_part(inputs, cfg)
+    say("component study")
+    comp = component_part(inputs, cfg)
+    say("signals out of sample")
+    sig = signals_part(inputs, cfg)
+    say("filter")
+    filt = filter_part(inputs, cfg)
     say("findings")
-    meas = measurements(es, tail, strat, beta, seed, crash_text=cfg.crash.describe(), reps=cfg.bootstrap_reps)
-    return ValidationResult(cfg, inputs.span(), es, tail, strat, beta, seed, meas, findings_table(meas))
+    meas = measurements(
+        es, tail, strat, beta, seed, crash_text=cfg.crash.describe(), reps=cfg.bootstrap_reps, components=comp
+    )
+    return ValidationResult(
+        cfg, inputs.span(), es, tail, strat, beta, seed, meas, findings_table(meas), comp, sig, filt
+    )
 
 
 def _per_event_means(obs: pd.DataFrame) -> pd.DataFrame:

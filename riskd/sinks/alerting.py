@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 import uuid
@@ -56,13 +57,21 @@ class DeliveryError(Exception):
 
 
 class Channel(Protocol):
-    """Where alerts go. ``send`` returns a receipt (e.g. the message id) once the channel confirmed."""
+    """Where alerts go. ``send`` returns a receipt (e.g. the message id) once the channel confirmed.
+
+    Optional, looked up with ``getattr``: ``destinations_for(alert)`` (routing; default: all
+    ``destinations``), ``render(alert, now=, maybe_repeated=, escalation=)`` (own formatting),
+    ``escalation`` (``(dests, minutes)``: critical alerts left unacknowledged are re-sent there) and
+    ``structured`` (``send`` also gets ``alert=``).
+    """
 
     name: str
     destinations: list[str]
     max_per_minute: int | None
 
-    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None) -> str: ...
+    async def send(
+        self, dest: str, text: str, *, silent: bool, chart: bytes | None, reply_to: str | None = None
+    ) -> str: ...
 
 
 @dataclass
@@ -96,10 +105,15 @@ class RateLimiter:
         self._times.append(time.monotonic())
 
 
-def format_message(alert: Alert, *, now: datetime, maybe_repeated: bool = False) -> str:
-    """The text a human reads: severity, title, figures; delays and possible repeats said plainly."""
+def format_message(alert: Alert, *, now: datetime, maybe_repeated: bool = False,
+                   escalation: float | None = None) -> str:  # fmt: skip
+    """The text a human reads: severity, title, figures; delays, possible repeats, escalation said plainly.
+
+    Channels that format for themselves (Telegram's HTML) provide ``render`` with the same arguments."""
     head = f"{ICONS.get(alert.severity, '')} {alert.severity.upper()} · {alert.title}".strip()
     lines = [head]
+    if escalation is not None:
+        lines.insert(0, f"[ESCALATION: not acknowledged within {escalation:g} min]")
     delayed = (now - alert.as_of).total_seconds()
     if delayed > LATE_AFTER_S and delayed - alert.late_by_seconds > LATE_AFTER_S:
         lines.insert(0, f"[DELAYED: delivered {format_late(delayed)} after the hour — delivery was held up]")
@@ -148,8 +162,8 @@ class AlertPipeline:
         self._on_suppressed = on_suppressed
         limit = channel.max_per_minute
         self._limiter = RateLimiter(limit, rate_window_s) if limit else None
+        self._replies = "reply_to" in inspect.signature(channel.send).parameters  # older channels: no threads
         self._paused_until = 0.0
-        self._buffer: list[tuple[Alert, bytes | None]] = []
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -158,39 +172,36 @@ class AlertPipeline:
     @classmethod
     def from_settings(cls, redis: Redis, channel: Channel, settings: Settings, **kw: Any) -> AlertPipeline:
         """The pipeline as ``riskd run`` configures it (``kw``: hooks and test-speed timings)."""
-        return cls(redis, channel, alerts=settings.alerts, key_prefix=settings.redis.key_prefix,
-                   retry_interval_s=settings.telegram.retry_interval_s, **kw)  # fmt: skip
+        kw.setdefault("key_prefix", settings.redis.key_prefix)
+        return cls(redis, channel, alerts=settings.alerts, retry_interval_s=settings.telegram.retry_interval_s,
+                   **kw)  # fmt: skip
 
     # -- submission ------------------------------------------------------------------------------
 
     async def submit(self, alerts: Sequence[Alert], *, chart: bytes | None = None) -> list[str]:
         """Apply the policy and queue what passes; returns each alert's outcome.
 
-        Outcomes: ``queued``, ``off``, ``duplicate``, ``muted``, ``cooldown``, or ``buffered`` when
-        Redis is unreachable (held in memory and queued by the worker once Redis answers).
+        Outcomes: ``queued``, ``off``, ``duplicate``, ``muted``, ``cooldown``. Redis unreachable raises
+        (RedisError): nothing is held in memory, the caller (:class:`riskd.sinks.alert_feed.AlertFeed`)
+        keeps its cursor and derives the same alerts again later; fingerprints make that idempotent.
         """
         chart_key = ""
         if chart and any(self._mode(a) != "off" for a in alerts):
             with contextlib.suppress(RedisError):
                 chart_key = await self.outbox.store_chart(chart)
-        outcomes = [await self._submit_one(alert, chart, chart_key) for alert in alerts]
+        outcomes = [await self._submit_one(alert, chart_key) for alert in alerts]
         self._wake.set()
         return outcomes
 
-    async def _submit_one(self, alert: Alert, chart: bytes | None, chart_key: str) -> str:
+    async def _submit_one(self, alert: Alert, chart_key: str) -> str:
         mode = self._mode(alert)
         if mode == "off":
             outcome = "off"
         else:
-            try:
-                outcome = await self.outbox.submit(
-                    alert, silent=mode == "silent", chart_key=chart_key, now_ms=self._now_ms(),
-                    cooldown_ms=int(self._settings.cooldown_s * 1000), dests=self.channel.destinations,
-                )  # fmt: skip
-            except RedisError as exc:
-                log.warning("redis unreachable, alert held in memory kind=%s error=%s", alert.kind, exc)
-                self._buffer.append((alert, chart))
-                return "buffered"
+            outcome = await self.outbox.submit(
+                alert, silent=mode == "silent", chart_key=chart_key, now_ms=self._now_ms(),
+                cooldown_ms=self._cooldown_ms(alert), dests=self._dests_for(alert),
+            )  # fmt: skip
         if outcome != "queued":
             self._suppressed(outcome, alert)
         return outcome
@@ -201,8 +212,46 @@ class AlertPipeline:
             self._on_suppressed(reason)
         log.info("alert suppressed reason=%s kind=%s as_of=%s", reason, alert.kind, alert.as_of.isoformat())
 
+    def _cooldown_ms(self, alert: Alert) -> int:
+        """The kind's cooldown; none for a provisional alert's confirmation or retraction, which
+        settles a message already sent rather than raising a new one."""
+        if alert.kind == "cascade_developing" and alert.figures.get("to") != "developing":
+            return 0
+        return int(self._settings.cooldown_s * 1000)
+
     def _mode(self, alert: Alert) -> str:
         return str(getattr(self._settings, alert.kind))
+
+    def _dests_for(self, alert: Alert) -> list[str]:
+        route = getattr(self.channel, "destinations_for", None)
+        return list(route(alert)) if route is not None else list(self.channel.destinations)
+
+    # -- escalation ------------------------------------------------------------------------------
+
+    @property
+    def escalation(self) -> tuple[list[str], float] | None:
+        """(chats, minutes) when the channel escalates unacknowledged critical alerts, else None."""
+        esc = getattr(self.channel, "escalation", None)
+        return esc if esc and esc[0] and esc[1] > 0 else None
+
+    async def escalate_due(self) -> list[tuple[str, str]]:
+        """Escalate every critical alert whose wait is over and nobody acknowledged: (fingerprint, outcome).
+
+        Run by the leader only (:class:`riskd.telegram.escalation.EscalationLoop`); the claim in Redis is
+        atomic, so even two replicas that both believe they lead escalate each alert at most once.
+        """
+        esc = self.escalation
+        if esc is None:
+            return []
+        out = []
+        for fp in await self.outbox.due_escalations(self._now_ms()):
+            outcome = await self.outbox.escalate(fp, now_ms=self._now_ms(), minutes=esc[1], dests=esc[0])
+            log.log(logging.WARNING if outcome == "escalated" else logging.INFO,
+                    "escalation fingerprint=%s outcome=%s", fp, outcome)  # fmt: skip
+            out.append((fp, outcome))
+        if out:
+            self._wake.set()
+        return out
 
     # -- mute ------------------------------------------------------------------------------------
 
@@ -226,7 +275,7 @@ class AlertPipeline:
 
     async def outbox_size(self) -> int:
         """Items waiting to be (re)sent, in flight included; also cached in ``stats.outbox_size``."""
-        self.stats.outbox_size = await self.outbox.size() + len(self._buffer)
+        self.stats.outbox_size = await self.outbox.size()
         return self.stats.outbox_size
 
     def start(self) -> asyncio.Task[None]:
@@ -249,7 +298,6 @@ class AlertPipeline:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
-                await self._flush_buffer()
                 busy = await self.deliver_next(stop)
                 await self.outbox_size()
             except RedisError as exc:
@@ -271,14 +319,23 @@ class AlertPipeline:
             log.error("outbox item for a destination this channel does not serve, dropped id=%s", item.id)
             await self.outbox.mark(item, "dropped: destination not configured")
             return True
-        text = format_message(item.alert, now=self._now(), maybe_repeated=item.maybe_sent)
+        render = getattr(self.channel, "render", format_message)
+        text = render(item.alert, now=self._now(), maybe_repeated=item.maybe_sent, escalation=item.escalation)
         chart = await self.outbox.load_chart(item.chart_key)
+        reply_to = await self.outbox.thread_root(item.alert.thread, item.dest) if item.alert.thread else None
+        if reply_to and item.alert.kind in ("cascade_start", "regime_change"):
+            text = "Confirmed at the hour close (provisional alert above)\n" + text
         if not await self.outbox.start(item):
             return True  # the lease lapsed and another worker owns the item now
         if self._limiter:
             self._limiter.record()
         try:
-            send = self.channel.send(item.dest, text, silent=item.silent, chart=chart)
+            extra: dict[str, Any] = (
+                {"alert": item.alert} if getattr(self.channel, "structured", False) else {}
+            )
+            if reply_to and self._replies:
+                extra["reply_to"] = reply_to
+            send = self.channel.send(item.dest, text, silent=item.silent, chart=chart, **extra)
             receipt = await asyncio.wait_for(send, self._send_timeout_s)
         except DeliveryError as exc:
             await self._release(item, exc)
@@ -289,8 +346,14 @@ class AlertPipeline:
         return True
 
     async def _delivered(self, item: Item, receipt: str) -> None:
-        if not await self.outbox.mark(item, receipt):
+        esc = self.escalation
+        due = 0
+        if esc is not None and item.alert.severity == "critical" and item.escalation is None:
+            due = self._now_ms() + int(esc[1] * 60_000)
+        if not await self.outbox.mark(item, receipt, escalate_at_ms=due):
             log.warning("alert delivered after its lease lapsed (possible duplicate) id=%s", item.id)
+        if item.alert.thread:
+            await self.outbox.set_thread_root(item.alert.thread, item.dest, receipt)
         self.stats.sent[(self.channel.name, item.alert.severity)] += 1
         self.stats.last_success_ts = self._clock()
         if self._on_sent:
@@ -310,14 +373,6 @@ class AlertPipeline:
         self._paused_until = time.monotonic() + pause
         log.warning("alert delivery failed id=%s attempt=%s definite=%s retry_in=%.1fs error=%s",
                     item.id, attempts, exc.definite, pause, exc)  # fmt: skip
-
-    async def _flush_buffer(self) -> None:
-        while self._buffer:
-            alert, chart = self._buffer.pop(0)
-            key = await self.outbox.store_chart(chart) if chart else ""
-            if await self._submit_one(alert, chart, key) == "buffered":
-                self._buffer.insert(0, self._buffer.pop())  # still away: back to the front, keep order
-                return
 
     async def _wait_until_allowed(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -1,4 +1,4 @@
-"""Prometheus metrics (docs/metrics.md) and the small HTTP server that also answers /healthz, /regime.
+"""Prometheus metrics (docs/metrics.md) and the HTTP server that also carries the API (``riskd.http``).
 
 Gauges of the regime come from a custom collector that reads the latest published snapshot: a scrape
 never triggers a fetch or a computation, and before the first cycle it simply yields fewer samples.
@@ -12,6 +12,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,26 +21,36 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from riskd import __version__
+from riskd.http import page
+from riskd.http.api import Api, ApiContext, auth_middleware, probe_json
+from riskd.http.history import HistorySource
 from riskd.models import LEVEL_CODES, STATE_CODES, Snapshot
+from riskd.settings import MetricsSettings
+from riskd.sources.registry import primary_venue, with_role
 from riskd.sources.retry import OUTCOMES
 
 log = logging.getLogger("riskd.metrics")
 
 # feature name in Snapshot.features -> (metric, labels)
+# Units: fractions are ``_ratio`` (0.01 = 1 %); funding rates are normalised to one hour and say so with
+# ``_hourly_ratio`` (a fraction of notional paid per hour), whatever the venue's funding interval.
 _FEATURE_GAUGES: dict[str, tuple[str, dict[str, str]]] = {
     "agg_funding_z": ("riskd_funding_zscore", {}),
-    "funding_dispersion": ("riskd_funding_dispersion", {}),
-    "gap_bybit": ("riskd_funding_gap_per_hour", {"venue_pair": "binance-bybit"}),
-    "gap_hyperliquid": ("riskd_funding_gap_per_hour", {"venue_pair": "binance-hyperliquid"}),
-    "funding_gap": ("riskd_funding_gap_per_hour", {"venue_pair": "binance-others"}),
-    "btc_ret_1h": ("riskd_btc_return", {"window": "1h"}),
-    "btc_ret_4h": ("riskd_btc_return", {"window": "4h"}),
+    "funding_dispersion": ("riskd_funding_dispersion_hourly_ratio", {}),
+    # one series per gap venue of the registry: gap_okx -> venue_pair="binance-okx"
+    **{
+        f"gap_{v}": ("riskd_funding_gap_hourly_ratio", {"venue_pair": f"{primary_venue()}-{v}"})
+        for v in with_role("gap")
+    },
+    "funding_gap": ("riskd_funding_gap_hourly_ratio", {"venue_pair": f"{primary_venue()}-others"}),
+    "btc_ret_1h": ("riskd_btc_return_ratio", {"window": "1h"}),
+    "btc_ret_4h": ("riskd_btc_return_ratio", {"window": "4h"}),
 }
 _HELP = {
     "riskd_funding_zscore": "Aggregate funding z-score over the trailing 168 h",
-    "riskd_funding_dispersion": "Cross-sectional std of funding per hour (fraction)",
-    "riskd_funding_gap_per_hour": "Binance funding minus the other venue(s), per hour (fraction)",
-    "riskd_btc_return": "BTC return over the window (fraction)",
+    "riskd_funding_dispersion_hourly_ratio": "Cross-sectional std of funding, per hour (fraction of notional)",
+    "riskd_funding_gap_hourly_ratio": "Binance funding minus the other venue(s), per hour (fraction of notional)",
+    "riskd_btc_return_ratio": "BTC return over the window (fraction)",
 }
 
 
@@ -53,6 +64,7 @@ class LiveState:
     outbox_size: Callable[[], int] = lambda: 0
     started_at: float = field(default_factory=time.time)
     last_cycle_ok: float | None = None
+    venue_health: dict[str, str] = field(default_factory=dict)  # venue -> "ok" | "degraded" | "down"
 
 
 class SnapshotCollector(Collector):
@@ -64,6 +76,7 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._data_age()
+        yield from self._venues()
         yield _gauge(
             "riskd_leader", "1 on the replica holding the leader lease", 1.0 if self._state.leader else 0.0
         )
@@ -73,15 +86,24 @@ class SnapshotCollector(Collector):
         snap = self._state.snapshot
         if snap is None:
             return
-        yield _gauge("riskd_risk_multiplier", "Position scale other bots apply, 0..1", snap.risk_multiplier)
+        yield _gauge(
+            "riskd_risk_multiplier_ratio", "Position scale other bots apply, 0..1", snap.risk_multiplier
+        )
         yield _gauge(
             "riskd_regime_state", "Regime code: 0 calm .. 4 recovery, -1 unknown", STATE_CODES[snap.state]
         )
-        info = GaugeMetricFamily("riskd_regime_info", "1 for the current regime state", labels=["state"])
+        regime = GaugeMetricFamily(
+            "riskd_regime", "State set: 1 for the current regime state", labels=["state"]
+        )
         for state in STATE_CODES:
-            info.add_metric([state], 1.0 if state == snap.state else 0.0)
-        yield info
+            regime.add_metric([state], 1.0 if state == snap.state else 0.0)
+        yield regime
         yield _gauge("riskd_cascade_level", "0 none .. 4 strict", LEVEL_CODES[snap.cascade_level])
+        yield _gauge(
+            "riskd_multi_asset_cascade",
+            "1 when the multi-asset detector fired this hour",
+            snap.multi_asset_cascade,
+        )
         yield _gauge(
             "riskd_snapshot_as_of_timestamp_seconds", "Hour the state covers", snap.as_of.timestamp()
         )
@@ -94,8 +116,15 @@ class SnapshotCollector(Collector):
             yield _gauge("riskd_cfi", "Composite Fragility Index", snap.cfi)
         if snap.cfi_percentile is not None:
             yield _gauge(
-                "riskd_cfi_percentile", "CFI percentile against its own past, 0..1", snap.cfi_percentile
+                "riskd_cfi_percentile_ratio", "CFI percentile against its own past, 0..1", snap.cfi_percentile
             )
+        # Always exported: NaN (Prometheus' "no value") while no crash model is loaded, never a made-up number.
+        prob = snap.crash_prob_24h
+        yield _gauge(
+            "riskd_crash_probability_ratio",
+            "Calibrated P(BTC drawdown beyond the model's threshold within its horizon; default -5 %, 24 h)",
+            float("nan") if prob is None else prob,
+        )
         comp = GaugeMetricFamily("riskd_cfi_component", "Standardised CFI components", labels=["component"])
         for name, value in sorted(snap.components.items()):
             if value is not None:
@@ -122,6 +151,16 @@ class SnapshotCollector(Collector):
             fam.add_metric([venue, dataset], max(0.0, now - newest))
         yield fam
 
+    def _venues(self) -> Iterator[Metric]:
+        fam = GaugeMetricFamily(
+            "riskd_venue_up",
+            "1 while a venue answers (ok or degraded), 0 while down (circuit open or banned)",
+            labels=["venue"],
+        )
+        for venue, health in sorted(self._state.venue_health.items()):
+            fam.add_metric([venue], 0.0 if health == "down" else 1.0)
+        yield fam
+
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=float(value))
@@ -131,6 +170,7 @@ class Metrics:
     """The registry of one riskd process (tests make their own) and the counters the daemon feeds."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # the data clock (simulated in replay and the demo): judges snapshot age
         self.registry = CollectorRegistry()
         self.state = LiveState()
         self.registry.register(SnapshotCollector(self.state, clock))
@@ -149,6 +189,12 @@ class Metrics:
             ["venue", "endpoint", "outcome"],
             registry=r,
         )
+        self.stage_failures = Counter(
+            "riskd_stage_failures",
+            "Failures of a stage (store, state, redis, alerts, ...)",
+            ["stage"],
+            registry=r,
+        )
         self.alerts_sent = Counter(
             "riskd_alerts_sent", "Alerts delivered", ["channel", "severity"], registry=r
         )
@@ -163,6 +209,8 @@ class Metrics:
                 self.alerts_sent.labels(channel, severity)
         for reason in ("duplicate", "cooldown", "muted", "off"):
             self.alerts_suppressed.labels(reason)
+        for stage in ("fetch", "store", "state", "redis", "alerts"):
+            self.stage_failures.labels(stage)
 
     def declare_endpoints(self, venue: str, endpoints: list[str]) -> None:
         """Create the request counters of a venue's endpoints at 0 for every outcome."""
@@ -178,43 +226,88 @@ class Metrics:
         """Record that a stage (fetch, compute, redis, telegram, store, cycle) just succeeded."""
         self.last_success.labels(stage).set(when if when is not None else time.time())
 
+    # ---- what the daemon reports (it never touches the registry or LiveState directly) ----------
+
+    name = "metrics"
+    leader_only = False
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        """The SnapshotSink side: the newest hour becomes what a scrape reads (revisions of older hours
+        do not replace it)."""
+        held = self.state.snapshot
+        if held is None or snapshot.as_of >= held.as_of:
+            self.state.snapshot = snapshot
+
+    def observe_cycle(self, seconds: float, outcome: str, when: float | None = None) -> None:
+        """One cycle ended: ``outcome`` ok, degraded or failed."""
+        self.cycles.labels(outcome).inc()
+        if outcome != "failed":
+            self.cycle_duration.observe(seconds)
+            self.state.last_cycle_ok = when if when is not None else time.time()
+            self.success("cycle", when)
+
+    def observe_data(self, venue: str, dataset: str, newest: float) -> None:
+        """The newest data held for (venue, dataset), unix seconds (never moves back)."""
+        key = (venue, dataset)
+        self.state.newest_data[key] = max(self.state.newest_data.get(key, 0.0), newest)
+
+    def set_leader(self, leader: bool) -> None:
+        """Whether this replica holds the lease now."""
+        self.state.leader = leader
+
+    def failure(self, stage: str) -> None:
+        """Count one failure of a stage (the stage's last success stops moving too)."""
+        self.stage_failures.labels(stage).inc()
+
     def exposition(self) -> bytes:
         """The text format a scrape returns."""
         return generate_latest(self.registry)
 
 
 def health(state: LiveState, now: float, max_silence_s: float = 2.5 * 3600) -> tuple[int, dict[str, object]]:
-    """Healthy while cycles succeed; a fresh process gets one silence period to finish its first."""
-    last = state.last_cycle_ok if state.last_cycle_ok is not None else state.started_at
-    age = now - last
-    ok = age <= max_silence_s
-    body: dict[str, object] = {
-        "status": "ok" if ok else "failing",
-        "seconds_since_last_cycle": round(age, 1) if state.last_cycle_ok is not None else None,
-        "leader": state.leader,
-        "as_of": state.snapshot.as_of.isoformat() if state.snapshot else None,
-    }
-    return (200 if ok else 503), body
+    """/healthz: 200 while cycles complete (``status`` ok, or degraded when a venue is down or the data is
+    stale), 503 ``failing`` when none completed for ``max_silence_s``; a fresh process gets one silence
+    period to finish its first. The verdicts are ``riskd.freshness.probe``'s."""
+    ctx = ApiContext(state, MetricsSettings(), data_clock=lambda: datetime.fromtimestamp(now, UTC),
+                     wall_clock=lambda: now, max_silence_s=max_silence_s)  # fmt: skip
+    p = ctx.probe()
+    return (200 if p.live else 503), probe_json(ctx, p)
 
 
 class MetricsServer:
-    """aiohttp app serving /metrics, /healthz and /regime on the configured address."""
+    """aiohttp app serving /metrics and the API (``riskd.http``: /regime, /history, /healthz, /readyz,
+    /schema/…, /openapi.json, /runbooks/…, the status page at /) on the configured address."""
 
     def __init__(
-        self, metrics: Metrics, host: str, port: int, clock: Callable[[], float] = time.time
+        self,
+        metrics: Metrics,
+        host: str,
+        port: int,
+        clock: Callable[[], float] = time.time,
+        *,
+        settings: MetricsSettings | None = None,
+        history: HistorySource | None = None,
+        grace_s: float = 120.0,
     ) -> None:
         self.metrics = metrics
         self.host = host
         self.port = port
-        self._clock = clock
+        self.api = ApiContext(
+            metrics.state,
+            settings or MetricsSettings(host=host, port=port),
+            history=history,
+            data_clock=lambda: datetime.fromtimestamp(metrics.clock(), UTC),
+            wall_clock=clock,
+            grace_s=grace_s,
+        )
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         """The routes (exposed for tests that want the app without a socket)."""
-        app = web.Application()
+        token = self.api.settings.api_token
+        app = web.Application(middlewares=[auth_middleware(token.get_secret_value() if token else None)])
         app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._health)
-        app.router.add_get("/regime", self._regime)
+        Api(self.api, page=page.build).add_routes(app)
         return app
 
     async def start(self) -> MetricsServer:
@@ -226,7 +319,13 @@ class MetricsServer:
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         if sockets:
             self.port = sockets[0].getsockname()[1]
-        log.info("metrics on http://%s:%d/metrics (also /healthz, /regime)", self.host, self.port)
+            if self.api.settings.external_url is None:  # links name the port actually bound
+                self.api.settings = self.api.settings.model_copy(update={"port": self.port})
+        log.info(
+            "http on http://%s:%d/ (status page; also /metrics, /regime, /healthz, /readyz)",
+            self.host,
+            self.port,
+        )
         return self
 
     async def stop(self) -> None:
@@ -238,16 +337,6 @@ class MetricsServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def _health(self, request: web.Request) -> web.Response:
-        status, body = health(self.metrics.state, self._clock())
-        return web.json_response(body, status=status)
-
-    async def _regime(self, request: web.Request) -> web.Response:
-        snap = self.metrics.state.snapshot
-        if snap is None:
-            return web.json_response({"state": "unknown", "reason": "no cycle completed yet"}, status=503)
-        return web.Response(text=snap.to_json(), content_type="application/json")
 
 
 def parse_exposition(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

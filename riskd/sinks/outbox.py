@@ -14,7 +14,17 @@ Keys under ``{prefix}:alerts:`` (prefix = ``redis.key_prefix``, e.g. ``riskd:v1`
 ``sent:{id}``                string  receipt (e.g. Telegram message id), written with the delete
                                      of the item (TTL 7 d)
 ``chart:{sha}``              string  base64 PNG shared by the items of one hour (TTL 7 d)
+``thread:{thread}:{dest}``   string  receipt of a thread's first delivered message; later messages of
+                                     the thread reply to it (TTL 7 d)
+``alert:{fingerprint}``      string  the alert JSON once delivered, to edit or escalate it (TTL 7 d)
+``msgs:{fingerprint}``       hash    dest → channel receipt (Telegram message id) of each copy (7 d)
+``pending``                  zset    fingerprint → when its escalation is due (ms): critical alerts
+                                     delivered and not yet acknowledged
+``ack:{fingerprint}``        string  JSON {by, at}: the first acknowledgement wins (TTL 30 d)
+``escalated:{fingerprint}``  string  the escalation was claimed (SET NX): never twice (TTL 30 d)
 ===========================  ======  ==========================================================
+
+Escalation items carry ``escalation`` = minutes waited; their ids end in ``:esc-{dest}``.
 
 Item ids are ``{seq:012d}:{fingerprint}:{dest}``. The scripts build key names from the prefix, so
 the outbox needs a single Redis (not Cluster), as the rest of riskd does.
@@ -88,6 +98,17 @@ _MARK = """
 local p, id = ARGV[1], ARGV[2]
 local item = p .. ':alerts:item:' .. id
 local mine = redis.call('HGET', item, 'owner') == ARGV[3]
+local fp, alert = ARGV[6], redis.call('HGET', item, 'alert')
+if alert then
+  redis.call('SET', p .. ':alerts:alert:' .. fp, alert, 'PX', ARGV[5])
+  redis.call('HSET', p .. ':alerts:msgs:' .. fp, redis.call('HGET', item, 'dest'), ARGV[4])
+  redis.call('PEXPIRE', p .. ':alerts:msgs:' .. fp, ARGV[5])
+  local due = tonumber(ARGV[7])
+  if due > 0 and redis.call('HGET', item, 'escalation') ~= '1'
+     and redis.call('EXISTS', p .. ':alerts:ack:' .. fp, p .. ':alerts:escalated:' .. fp) == 0 then
+    redis.call('ZADD', p .. ':alerts:pending', 'NX', due, fp)
+  end
+end
 redis.call('SET', p .. ':alerts:sent:' .. id, ARGV[4], 'PX', ARGV[5])
 redis.call('DEL', item)
 redis.call('ZREM', p .. ':alerts:due', id)
@@ -109,7 +130,32 @@ redis.call('ZADD', p .. ':alerts:due', score, id)
 return attempts
 """
 
-MUTE_TYPES = ("all", "regime_change", "cascade_start", "cascade_end", "data_stale", "data_recovered")
+_ESCALATE = """
+local p, fp, now, ttl, minutes = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+redis.call('ZREM', p .. ':alerts:pending', fp)
+if redis.call('EXISTS', p .. ':alerts:ack:' .. fp) == 1 then return 'acknowledged' end
+local alert = redis.call('GET', p .. ':alerts:alert:' .. fp)
+if not alert then return 'expired' end
+if not redis.call('SET', p .. ':alerts:escalated:' .. fp, now, 'NX', 'PX', ttl) then return 'already' end
+for i = 6, #ARGV do
+  local id = string.format('%012d', redis.call('INCR', p .. ':alerts:seq')) .. ':' .. fp .. ':esc-' .. ARGV[i]
+  redis.call('HSET', p .. ':alerts:item:' .. id, 'alert', alert, 'dest', ARGV[i], 'silent', 0, 'chart', '',
+    'attempts', 0, 'inflight', 0, 'maybe_sent', 0, 'enqueued_ms', now, 'escalation', minutes)
+  redis.call('ZADD', p .. ':alerts:due', now, id)
+end
+return 'escalated'
+"""
+
+_ACK = """
+local p, fp = ARGV[1], ARGV[2]
+redis.call('SET', p .. ':alerts:ack:' .. fp, ARGV[3], 'NX', 'PX', ARGV[4])
+redis.call('ZREM', p .. ':alerts:pending', fp)
+return redis.call('GET', p .. ':alerts:ack:' .. fp)
+"""
+
+MUTE_TYPES = (
+    "all", "regime_change", "cascade_start", "cascade_end", "data_stale", "data_recovered", "cascade_developing",
+)  # fmt: skip
 DEFER_AFTER_ATTEMPTS = 3
 """After this many failures an item stops holding the head of the queue and waits retry_interval_s."""
 
@@ -125,6 +171,8 @@ class Item:
     chart_key: str
     attempts: int
     maybe_sent: bool
+    escalation: float | None = None
+    """An escalation copy: the minutes it waited unacknowledged."""
 
 
 class Outbox:
@@ -140,7 +188,7 @@ class Outbox:
         self._sent_ttl_ms = int(sent_ttl_s * 1000)
         self._scripts = {n: redis.register_script(s) for n, s in
                          (("submit", _SUBMIT), ("claim", _CLAIM), ("start", _START), ("mark", _MARK),
-                          ("release", _RELEASE))}  # fmt: skip
+                          ("release", _RELEASE), ("escalate", _ESCALATE), ("ack", _ACK))}  # fmt: skip
 
     async def submit(self, alert: Alert, *, silent: bool, chart_key: str, cooldown_ms: int,
                      now_ms: int, dests: list[str]) -> str:  # fmt: skip
@@ -167,17 +215,20 @@ class Outbox:
             chart_key=fields.get("chart", ""),
             attempts=int(fields.get("attempts", "0")),
             maybe_sent=fields.get("maybe_sent") == "1",
+            escalation=float(fields["escalation"]) if fields.get("escalation") else None,
         )
 
     async def start(self, item: Item) -> bool:
         """Mark the item in flight just before the request; False when the lease was lost."""
         return bool(await self._scripts["start"](args=[self.p, item.id, self.owner]))
 
-    async def mark(self, item: Item, receipt: str) -> bool:
-        """Record the channel's receipt and remove the item, atomically; False if the lease had lapsed."""
-        return bool(
-            await self._scripts["mark"](args=[self.p, item.id, self.owner, receipt, self._sent_ttl_ms])
-        )
+    async def mark(self, item: Item, receipt: str, *, escalate_at_ms: int = 0) -> bool:
+        """Record the channel's receipt (and the copy's message id) and remove the item, atomically;
+        False if the lease had lapsed. ``escalate_at_ms`` > 0 puts the alert on the escalation list
+        (once, unless acknowledged or escalated already)."""
+        return bool(await self._scripts["mark"](args=[
+            self.p, item.id, self.owner, receipt, self._sent_ttl_ms, item.alert.fingerprint, escalate_at_ms,
+        ]))  # fmt: skip
 
     async def release(self, item: Item, *, now_ms: int, counts: bool, definite: bool, error: str,
                       defer_ms: int) -> int:  # fmt: skip
@@ -187,6 +238,37 @@ class Outbox:
             error[:300], DEFER_AFTER_ATTEMPTS, defer_ms,
         ])  # fmt: skip
         return int(res)
+
+    async def due_escalations(self, now_ms: int) -> list[str]:
+        """Fingerprints whose escalation is due."""
+        raw = await self.redis.zrangebyscore(f"{self.p}:alerts:pending", "-inf", now_ms)
+        return [_text(v) for v in raw]
+
+    async def escalate(self, fingerprint: str, *, now_ms: int, minutes: float, dests: list[str]) -> str:
+        """Queue the escalation copies of one alert, atomically and at most once across replicas.
+
+        Outcomes: ``escalated``, ``acknowledged`` (nothing to do), ``already`` (another replica or an
+        earlier run did it), ``expired`` (the alert is gone from Redis).
+        """
+        return _text(await self._scripts["escalate"](
+            args=[self.p, fingerprint, now_ms, self._seen_ttl_ms, f"{minutes:g}", *dests]
+        ))  # fmt: skip
+
+    async def acknowledge(self, fingerprint: str, ack_json: str) -> str:
+        """Record an acknowledgement (the first one wins) and cancel the escalation; returns the stored one."""
+        return _text(await self._scripts["ack"](args=[self.p, fingerprint, ack_json, self._seen_ttl_ms]))
+
+    async def ack_of(self, fingerprint: str) -> str | None:
+        """The stored acknowledgement JSON, or None."""
+        raw = await self.redis.get(f"{self.p}:alerts:ack:{fingerprint}")
+        return _text(raw) if raw else None
+
+    async def delivered(self, fingerprint: str) -> tuple[Alert | None, dict[str, str]]:
+        """The alert as delivered and dest → receipt of each copy (to edit them)."""
+        raw = await self.redis.get(f"{self.p}:alerts:alert:{fingerprint}")
+        msgs = await self.redis.hgetall(f"{self.p}:alerts:msgs:{fingerprint}")
+        alert = Alert.model_validate_json(raw) if raw else None
+        return alert, {_text(k): _text(v) for k, v in msgs.items()}
 
     async def size(self) -> int:
         """Items waiting or in flight."""
@@ -202,6 +284,17 @@ class Outbox:
         """The PNG behind ``key``; None when there is none or it expired."""
         raw = await self.redis.get(key) if key else None
         return base64.b64decode(raw) if raw else None
+
+    async def thread_root(self, thread: str, dest: str) -> str | None:
+        """The receipt (message id) of the first message delivered in ``thread`` to ``dest``."""
+        raw = await self.redis.get(f"{self.p}:alerts:thread:{thread}:{dest}")
+        return _text(raw) if raw else None
+
+    async def set_thread_root(self, thread: str, dest: str, receipt: str) -> None:
+        """Remember ``receipt`` as the root of ``thread`` unless one is set already (TTL as ``sent``)."""
+        await self.redis.set(
+            f"{self.p}:alerts:thread:{thread}:{dest}", receipt, nx=True, px=self._sent_ttl_ms
+        )
 
     async def set_mute(self, kind: str, until_iso: str, seconds: float) -> None:
         """Mute ``kind`` (or ``all``) for ``seconds``."""

@@ -1,17 +1,20 @@
 """Publishing the regime to Redis: the key bots read, the hourly history stream, the pub/sub ping.
 
 One Lua script writes all three atomically, so a reader never sees the stream ahead of the key.
-The stream entry id *is* the hour (``<as_of ms>-0``), which makes publishing idempotent and ordered:
-the same hour twice is one entry, and an older hour never overwrites the key of a newer one.
-Snapshots that could not be written (Redis down) wait in a spool file, in order, and are flushed
-before anything newer: the stream ends up with every hour.
+A new hour's entry id is the hour (``<as_of ms>-0``); an hour restated after late data is appended as a
+revision (``revision`` n > 0, ``restated: true``) after the newest entry. Publishing is idempotent and
+ordered: the same hour and revision twice is one entry, and an older hour never overwrites the key of a
+newer one. Snapshots that could not be written (Redis down) wait in an fsynced spool file, in order, and
+are flushed before anything newer: the stream ends up with every hour.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from riskd.errors import SinkError
-from riskd.models import Snapshot
+from riskd.models import RegimeEvent, Snapshot, read_snapshot
 from riskd.settings import RedisSettings
 
 log = logging.getLogger("riskd.redis")
@@ -27,22 +30,43 @@ log = logging.getLogger("riskd.redis")
 CYCLE_SECONDS = 3600
 
 _PUBLISH = """
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local last_ms = -1
-if #last > 0 then last_ms = tonumber(string.match(last[1][1], '^(%d+)')) end
-local ms = tonumber(ARGV[2])
-local added = 0
-if ms > last_ms then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], ARGV[2] .. '-0', 'json', ARGV[1])
-  added = 1
+local key, stream, channel, revs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local body, as_of, ttl, maxlen, rev = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local ms = tonumber(as_of)
+local have = redis.call('HGET', revs, as_of)
+if have and tonumber(have) >= rev then return {0, 0} end
+local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+local last_ms, last_seq = -1, 0
+if #last > 0 then
+  local a, b = string.match(last[1][1], '^(%d+)-(%d+)$')
+  last_ms, last_seq = tonumber(a), tonumber(b)
 end
+local id
+if ms > last_ms then
+  id = as_of .. '-0'
+elseif rev > 0 then
+  id = last_ms .. '-' .. (last_seq + 1)
+else
+  return {0, 0}
+end
+redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'json', body)
+redis.call('HSET', revs, as_of, rev)
 local current = 0
 if ms >= last_ms then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  redis.call('SET', key, body, 'PX', ttl)
   current = 1
 end
-redis.call('PUBLISH', KEYS[3], ARGV[5])
-return {added, current}
+redis.call('PUBLISH', channel, ARGV[6])
+return {1, current}
+"""
+"""Writes one hour (or one revision of it) atomically, and only when it is news.
+
+``<prefix>:regime:revisions`` (hash: as_of ms -> highest revision written) refuses a repeat or an older
+revision, and the first publication (revision 0) of an hour older than the stream's newest: a replay of an
+old span, or a second replica, writes nothing and announces nothing. A new hour is appended as
+``<as_of ms>-0``; a revision of an earlier hour is appended after the newest entry
+(``<newest ms>-<seq+1>``), so the stream stays in publication order and an entry id never goes back. The
+key follows the newest hour only; the event goes out only for what was written.
 """
 
 
@@ -53,6 +77,8 @@ def keys(prefix: str) -> dict[str, str]:
         "history": f"{prefix}:regime:history",
         "events": f"{prefix}:events",
         "leader": f"{prefix}:leader",
+        "revisions": f"{prefix}:regime:revisions",
+        "alert_cursor": f"{prefix}:alerts:cursor",
     }
 
 
@@ -70,6 +96,7 @@ class RedisSink:
     """Publishes snapshots in hour order; keeps what failed in a spool until Redis is back."""
 
     name = "redis"
+    leader_only = True
 
     def __init__(self, client: aioredis.Redis, settings: RedisSettings, spool: Path | None = None) -> None:
         self._client = client
@@ -79,6 +106,7 @@ class RedisSink:
         self._spool = spool
         self._pending: deque[Snapshot] = deque(self._load_spool())
         self._spooled = bool(self._pending)  # the spool file holds something that must be cleared
+        self._spool_error: str | None = None
         self._script = client.register_script(_PUBLISH)
 
     @property
@@ -87,11 +115,20 @@ class RedisSink:
         return len(self._pending)
 
     def enqueue(self, snapshot: Snapshot, keep: int = 24 * 7) -> None:
-        """Hold a snapshot without writing (a standby replica): a takeover flushes it; the script's
-        hour-ordering makes hours the old leader already wrote no-ops. Only the newest ``keep`` stay."""
+        """Hold a snapshot without writing (a standby replica): a takeover flushes it; the script makes
+        hours the old leader already wrote no-ops. Only the newest ``keep`` stay.
+
+        The queue is spooled to disk: a standby that computed hours nobody published (it restarted while
+        the dead leader's lease ran out) must not lose them if it dies too, since its saved state says
+        they are done."""
         self._pending.append(snapshot)
         while len(self._pending) > keep:
             self._pending.popleft()
+        self._save_spool()
+
+    def hold(self, snapshot: Snapshot) -> None:
+        """The SnapshotSink standby side: keep it (spooled) for a takeover."""
+        self.enqueue(snapshot)
 
     async def publish(self, snapshot: Snapshot) -> int:
         """Queue ``snapshot`` and write everything queued, oldest first; returns how many were written.
@@ -122,14 +159,19 @@ class RedisSink:
                 self._save_spool()
         return written
 
-    async def _write(self, snap: Snapshot) -> None:
+    async def _write(self, snap: Snapshot) -> bool:
+        """One hour or revision through the script; True when Redis took it (not a repeat)."""
         body = snap.to_json()
         ms = int(snap.as_of.timestamp() * 1000)
-        event = json.dumps({"type": "regime", "as_of": snap.as_of.isoformat(), "state": snap.state})
-        await self._script(
-            keys=[self._keys["regime"], self._keys["history"], self._keys["events"]],
-            args=[body, ms, self._ttl_ms, self._settings.history_maxlen, event],
+        event = RegimeEvent(
+            type="revision" if snap.revision else "regime", as_of=snap.as_of, state=snap.state,
+            revision=snap.revision,
+        ).model_dump_json()  # fmt: skip
+        added, _ = await self._script(
+            keys=[self._keys["regime"], self._keys["history"], self._keys["events"], self._keys["revisions"]],
+            args=[body, ms, self._ttl_ms, self._settings.history_maxlen, snap.revision, event],
         )
+        return bool(added)
 
     def _load_spool(self) -> list[Snapshot]:
         if self._spool is None or not self._spool.exists():
@@ -143,16 +185,55 @@ class RedisSink:
         return out
 
     def _save_spool(self) -> None:
+        """Write the queue to the spool file, fsynced: what Redis has not taken must outlive a crash.
+
+        A disk fault (full, read-only) is logged once per change and never raised: the queue is still
+        held in memory, and publishing goes on."""
         if self._spool is None:
             return
+        try:
+            write_durably(self._spool, "".join(s.to_json() + "\n" for s in self._pending))
+        except OSError as err:
+            if self._spool_error is None:
+                log.error("redis spool %s not written (%s); %d hour(s) held in memory only",
+                          self._spool, err, len(self._pending))  # fmt: skip
+            self._spool_error = str(err)
+            return
+        if self._spool_error is not None:
+            log.warning("redis spool %s writable again", self._spool)
+            self._spool_error = None
         self._spooled = bool(self._pending)
-        self._spool.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._spool.with_suffix(".tmp")
-        tmp.write_text("".join(s.to_json() + "\n" for s in self._pending))
-        tmp.replace(self._spool)
 
 
 async def read_history(client: aioredis.Redis, prefix: str, count: int) -> list[Snapshot]:
-    """The last ``count`` hours from the history stream, oldest first."""
-    rows: list[tuple[Any, dict[bytes, bytes]]] = await client.xrevrange(keys(prefix)["history"], count=count)
-    return [Snapshot.model_validate_json(fields[b"json"]) for _, fields in reversed(rows)]
+    """The last ``count`` hours from the history stream, oldest first, each at its highest revision."""
+    rows: list[tuple[Any, dict[bytes, bytes]]] = await client.xrevrange(
+        keys(prefix)["history"], count=count * 2
+    )
+    return latest_revisions(read_snapshot(fields[b"json"]) for _, fields in rows)[-count:]
+
+
+def latest_revisions(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
+    """One snapshot per hour, its highest revision, oldest hour first (how to read the stream)."""
+    best: dict[datetime, Snapshot] = {}
+    for snap in snapshots:
+        held = best.get(snap.as_of)
+        if held is None or snap.revision >= held.revision:  # on a tie, the later entry
+            best[snap.as_of] = snap
+    return [best[t] for t in sorted(best)]
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically and fsynced (file and folder), or raise OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -9,16 +9,17 @@ venue's row limit; a page that comes back full is split and asked again, so a ve
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import ccxt.async_support as ccxt_async
 import pandas as pd
 
-from riskd.settings import RetrySettings, VenueSettings
+from riskd.errors import SourceError
+from riskd.sources.guard import VenueGuard
 from riskd.sources.normalize import (
     FUNDING_COLUMNS,
     HOUR,
@@ -30,8 +31,12 @@ from riskd.sources.normalize import (
     oi_frame,
     to_ms,
 )
-from riskd.sources.retry import RequestHook, call_with_retry
+from riskd.sources.retry import RequestHook, call_with_retry, capture_retry_after
 from riskd.symbols import canonical, listed_name
+
+if TYPE_CHECKING:  # settings import the registry, which imports this module: types only here
+    from riskd.settings import RetrySettings, VenueSettings
+    from riskd.sources.registry import VenueSpec
 
 log = logging.getLogger("riskd.sources")
 
@@ -67,16 +72,28 @@ class Page:
 
 
 class VenueSource(ABC):
-    """An async ccxt client for one venue, returning frames of docs/data.md."""
+    """An async ccxt client for one venue, returning frames of docs/data.md.
 
-    venue: ClassVar[str]
-    ccxt_class: ClassVar[str]
-    ohlcv_window_hours: ClassVar[int]
+    What the venue *is* (name, ccxt class, quote, rate-limit window, datasets) lives in its registered
+    ``VenueSpec``; the class only says how to page through it.
+    """
+
+    spec: ClassVar[VenueSpec]  # bound by riskd.sources.registry.register
+    ohlcv_window_hours: ClassVar[int] = 0
     funding_window_hours: ClassVar[int]
     oi_window_hours: ClassVar[int] = 0
     history_limit_hours: ClassVar[int | None] = None  # candles a venue keeps at all (Hyperliquid)
     oi_history_limit_hours: ClassVar[int | None] = None  # open interest kept (Binance: 30 days)
-    rate_limit_window_s: ClassVar[float] = 60.0  # the window the venue's published limits count over
+
+    @property
+    def venue(self) -> str:
+        """The venue's registered name."""
+        return self.spec.name
+
+    @property
+    def quote(self) -> str:
+        """The settle currency of the venue's linear perpetuals (USDT, USDC)."""
+        return self.spec.quote
 
     def __init__(
         self,
@@ -86,27 +103,36 @@ class VenueSource(ABC):
         renames: Mapping[str, str] | None = None,
         clock: Clock = utc_now,
         hook: RequestHook | None = None,
+        fetch_deadline_s: float = 60.0,
     ) -> None:
         config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(settings.timeout_s * 1000)}
         if settings.rate_limit_ms:
             config["rateLimit"] = settings.rate_limit_ms
         window = (
-            self.rate_limit_window_s if settings.rate_limit_window_s is None else settings.rate_limit_window_s
+            self.spec.rate_limit_window_s
+            if settings.rate_limit_window_s is None
+            else settings.rate_limit_window_s
         )
         if window:  # ccxt's own rolling window: an hour's requests burst within the venue's budget
             config["rateLimiterAlgorithm"] = "rollingWindow"
             config["rollingWindowSize"] = window * 1000
-        self.exchange = getattr(ccxt_async, self.ccxt_class)(config)
+        import ccxt.async_support as ccxt_async  # here, not at the top: settings import this module
+
+        self.exchange = getattr(ccxt_async, self.spec.ccxt_class)(config)
         if settings.api_url:
             from riskd.sources.endpoints import api_urls  # only needed for overridden URLs
 
             self.exchange.urls["api"] = api_urls(self.venue, settings.api_url)
+        capture_retry_after(self.exchange)
+        self.fetch_deadline_s = fetch_deadline_s  # the cycle deadline fetch_recent applies by default
+        self.guard = VenueGuard(self.venue, retry, clock)
         self._retry = retry
         self._renames = dict(renames or {})
         self._clock = clock
         self._hook = hook
         self._sem = asyncio.Semaphore(settings.max_concurrency)
         self._markets: dict[str, Market] | None = None
+        self._markets_error: SourceError | None = None
         self._markets_lock = asyncio.Lock()
 
     async def __aenter__(self) -> VenueSource:
@@ -119,26 +145,51 @@ class VenueSource(ABC):
         """Release the HTTP session (ccxt warns loudly when this is forgotten)."""
         await self.exchange.close()
 
+    def begin_cycle(self, deadline_s: float | None = None) -> None:
+        """Start one fetch cycle: a fresh tally, waits bounded by ``deadline_s`` from now, and a market
+        list that failed last cycle may be asked for again (once, for all symbols)."""
+        self.guard.begin_cycle(deadline_s)
+        self._markets_error = None
+
+    def end_cycle(self) -> None:
+        """End the cycle's deadline (the tally and health stay readable until the next cycle)."""
+        self.guard.end_cycle()
+
     async def request(self, endpoint: str, factory: Callable[[], Awaitable[T]]) -> T:
-        """One exchange call under the venue's concurrency limit, with translation and retries."""
-
-        async def guarded() -> T:
-            async with self._sem:
-                return await factory()
-
+        """One exchange call under the venue's concurrency limit and guard, with translation and retries."""
         return await call_with_retry(
-            guarded, venue=self.venue, endpoint=endpoint, policy=self._retry, hook=self._hook
+            factory,
+            venue=self.venue,
+            endpoint=endpoint,
+            policy=self._retry,
+            hook=self._hook,
+            guard=self.guard,
+            slot=self._sem,
         )
 
     # ---- markets -------------------------------------------------------------------------------
 
     async def markets(self) -> dict[str, Market]:
-        """The venue's linear perpetuals by canonical base asset (loaded once per client)."""
+        """The venue's linear perpetuals by canonical base asset.
+
+        Loaded once per client; concurrent callers wait for the one load in flight, and a failed load
+        is remembered until the next ``begin_cycle``: fifty symbols meet one failure, not fifty retries.
+        """
         async with self._markets_lock:
-            if self._markets is None:
-                raw = await self.request("markets", self.exchange.load_markets)
-                self._markets = self._parse_markets(raw)
+            if self._markets is None and self._markets_error is None:
+                try:
+                    self._markets = await self._load_markets()
+                except SourceError as err:
+                    self._markets_error = err
+            if self._markets_error is not None:
+                raise copy.copy(self._markets_error)
+        assert self._markets is not None
         return self._markets
+
+    async def _load_markets(self) -> dict[str, Market]:
+        """One load of the market list (a venue may add to it: Binance's funding intervals)."""
+        raw = await self.request("markets", self.exchange.load_markets)
+        return self._parse_markets(raw)
 
     def _parse_markets(self, raw: Mapping[str, Mapping[str, Any]]) -> dict[str, Market]:
         out: dict[str, Market] = {}
@@ -161,7 +212,7 @@ class VenueSource(ABC):
         if base.upper() in markets:
             return markets[base.upper()]
         listed = {m.listed for m in markets.values()}
-        name = listed_name(base, self._renames, listed)
+        name = listed_name(base, self._renames, listed, self.spec.scaled_prefixes)
         if name is None:
             return None
         return next(m for m in markets.values() if m.listed == name)
@@ -219,7 +270,7 @@ class VenueSource(ABC):
         open, whatever our clock says: a venue running behind (stale) serves its in-progress candle
         as the last row, and that must never be stored as final.
         """
-        market = await self.resolve(base)
+        market = None if not self.spec.serves("ohlcv") else await self.resolve(base)
         if market is None:
             return empty(OHLCV_COLUMNS)
         s, e = self.clamp(market, start, end, self.history_limit_hours)
@@ -262,7 +313,7 @@ class VenueSource(ABC):
 
     async def fetch_open_interest(self, base: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Hourly open-interest history where the venue keeps it; empty elsewhere."""
-        market = await self.resolve(base)
+        market = None if not self.spec.serves("open_interest") else await self.resolve(base)
         if market is None or not self.oi_window_hours:
             return empty(OI_COLUMNS)
         s, e = self.clamp(market, start, end, self.oi_history_limit_hours)
@@ -294,7 +345,7 @@ class VenueSource(ABC):
                     "rate": float(item["fundingRate"]),
                     "interval_hours": float(hours),
                     "rate_per_hour": float(item["fundingRate"]) / float(hours),
-                    "next_funding_time": _ms_ts(item.get("nextFundingTimestamp")),
+                    "next_funding_time": _ms_ts(self._next_funding_ms(item)),
                     "mark_price": _float(item.get("markPrice")),
                     "index_price": _float(item.get("indexPrice")),
                     "ts": _ms_ts(ts) if ts else self._clock(),
@@ -311,16 +362,19 @@ class VenueSource(ABC):
 
     # ---- what each venue says ------------------------------------------------------------------
 
-    quote: ClassVar[str] = "USDT"
     default_hours: ClassVar[float] = 8.0
     reported_funding_hours: ClassVar[float | None] = None
 
     def _funding_hours(self, market: Mapping[str, Any]) -> float | None:
         return None
 
-    @abstractmethod
+    def _next_funding_ms(self, item: Mapping[str, Any]) -> Any:
+        """When the rate of a ccxt funding-rate structure is paid (most venues: ``nextFundingTimestamp``)."""
+        return item.get("nextFundingTimestamp")
+
     async def _ohlcv_page(self, market: Market, start_ms: int, end_ms: int) -> Page:
         """Candles with open time in [start_ms, end_ms] as [ms, o, h, l, c, v, quote_v]."""
+        return Page([], False)
 
     @abstractmethod
     async def _funding_page(self, market: Market, start_ms: int, end_ms: int) -> Page:

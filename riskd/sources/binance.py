@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from riskd.errors import SourceError
 from riskd.sources.base import Market, Page, VenueSource
 from riskd.sources.parse import candle, expect_list, millis, number
+from riskd.sources.registry import VenueSpec, register
 
 log = logging.getLogger("riskd.sources")
 
@@ -20,30 +22,26 @@ class BinanceSource(VenueSource):
     a symbol changes over time: history is inferred from print spacing, today's from ``fundingInfo``.
     Open-interest history is kept for 30 days only (29 asked, to stay clear of the edge)."""
 
-    venue = "binance"
-    ccxt_class = "binanceusdm"
     ohlcv_window_hours = _KLINES_LIMIT - 1
     funding_window_hours = _FUNDING_LIMIT - 1
     oi_window_hours = _OI_LIMIT - 1
     oi_history_limit_hours = 29 * 24
 
-    async def markets(self) -> dict[str, Market]:
+    async def _load_markets(self) -> dict[str, Market]:
         """Markets, with each symbol's current funding interval from ``/fapi/v1/fundingInfo``."""
-        first = self._markets is None
-        markets = await super().markets()
-        if first:
-            try:
-                info = await self.request(
-                    "fundingInfo",
-                    lambda: self._get(self.exchange.fapiPublicGetFundingInfo, {}, "fundingInfo"),
-                )
-            except Exception as err:  # intervals refine the fallback only: 8 h stays the default
-                log.warning("binance fundingInfo unavailable, assuming 8 h intervals: %s", err)
-                info = []
-            hours = {str(i["symbol"]): float(i["fundingIntervalHours"]) for i in info}
-            for base, m in list(markets.items()):
-                if m.id in hours:
-                    markets[base] = Market(m.base, m.listed, m.symbol, m.id, m.listed_at, hours[m.id])
+        markets = await super()._load_markets()
+        try:
+            info = await self.request(
+                "fundingInfo",
+                lambda: self._get(self.exchange.fapiPublicGetFundingInfo, {}, "fundingInfo"),
+            )
+        except SourceError as err:  # intervals refine the fallback only: 8 h stays the default
+            log.warning("binance fundingInfo unavailable, assuming 8 h intervals: %s", err)
+            info = []
+        hours = {str(i["symbol"]): float(i["fundingIntervalHours"]) for i in info}
+        for base, m in list(markets.items()):
+            if m.id in hours:
+                markets[base] = Market(m.base, m.listed, m.symbol, m.id, m.listed_at, hours[m.id])
         return markets
 
     def _funding_hours(self, market: dict[str, Any]) -> float | None:
@@ -102,3 +100,19 @@ class BinanceSource(VenueSource):
 
         rows = await self.request("openInterestHist", get)
         return Page(rows, len(rows) >= _OI_LIMIT)
+
+
+SPEC = register(
+    VenueSpec(
+        name="binance",
+        title="Binance USDT-M perpetuals: the primary venue (prices, volume, open interest, funding).",
+        source=BinanceSource,
+        ccxt_class="binanceusdm",
+        quote="USDT",
+        market_id="{base}{quote}",
+        endpoints=("markets", "fundingInfo", "klines", "fundingRate", "openInterestHist", "funding_rates"),
+        datasets=frozenset({"ohlcv", "funding", "open_interest", "current_funding"}),
+        funding_role="primary",
+        rate_limit_window_s=60.0,
+    )
+)

@@ -6,6 +6,7 @@ from typing import Any
 
 from riskd.sources.base import Market, Page, VenueSource
 from riskd.sources.parse import candle, expect_result_list, millis, number
+from riskd.sources.registry import VenueSpec, register
 
 _KLINE_LIMIT = 1000
 _FUNDING_LIMIT = 200
@@ -17,12 +18,9 @@ class BybitSource(VenueSource):
     newest first, so every request names both ends of a window that holds fewer rows than the
     limit; a full page is split by the base class."""
 
-    venue = "bybit"
-    ccxt_class = "bybit"
     ohlcv_window_hours = _KLINE_LIMIT - 1
     funding_window_hours = (_FUNDING_LIMIT - 1) * 8  # full pages (shorter intervals) get split
     oi_window_hours = _OI_LIMIT - 1
-    rate_limit_window_s = 5.0  # Bybit's IP limit counts requests per 5 s
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,3 +86,19 @@ class BybitSource(VenueSource):
 
         rows = await self.request("open-interest", get)
         return Page(rows, len(rows) >= _OI_LIMIT)
+
+
+SPEC = register(
+    VenueSpec(
+        name="bybit",
+        title="Bybit linear perpetuals.",
+        source=BybitSource,
+        ccxt_class="bybit",
+        quote="USDT",
+        market_id="{base}{quote}",
+        endpoints=("markets", "kline", "funding/history", "open-interest", "funding_rates"),
+        datasets=frozenset({"ohlcv", "funding", "open_interest", "current_funding"}),
+        funding_role="gap",
+        rate_limit_window_s=5.0,  # Bybit's IP limit counts requests per 5 s
+    )
+)

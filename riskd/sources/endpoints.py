@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
-# riskd venue -> the ccxt class that trades its perpetuals.
-CCXT_CLASSES: Mapping[str, str] = {"binance": "binanceusdm", "bybit": "bybit", "hyperliquid": "hyperliquid"}
+from riskd.sources.registry import VENUES
+
+# riskd venue -> the ccxt class that trades its perpetuals (from the venue registry).
+CCXT_CLASSES: Mapping[str, str] = {name: spec.ccxt_class for name, spec in VENUES.items()}
 
 
 def api_urls(venue: str, base_url: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from riskd.sources.base import Market, Page, VenueSource
 from riskd.sources.parse import expect_list, millis, number
+from riskd.sources.registry import VenueSpec, register
 
 _CANDLES_KEPT = 5000
 _FUNDING_LIMIT = 500
@@ -15,9 +16,6 @@ class HyperliquidSource(VenueSource):
     """Hyperliquid keeps only the most recent ~5,000 candles, serves 500 funding rows a call, pays
     funding every hour (reported, not inferred), settles in USDC and reports no quote volume."""
 
-    venue = "hyperliquid"
-    ccxt_class = "hyperliquid"
-    quote = "USDC"
     default_hours = 1.0
     reported_funding_hours = 1.0
     ohlcv_window_hours = 999
@@ -54,3 +52,20 @@ class HyperliquidSource(VenueSource):
 
         rows = await self.request("fundingHistory", get)
         return Page(rows, len(rows) >= _FUNDING_LIMIT)
+
+
+SPEC = register(
+    VenueSpec(
+        name="hyperliquid",
+        title="Hyperliquid perpetuals (USDC-margined).",
+        source=HyperliquidSource,
+        ccxt_class="hyperliquid",
+        quote="USDC",
+        market_id="{base}",
+        endpoints=("markets", "candleSnapshot", "fundingHistory", "funding_rates"),
+        datasets=frozenset({"ohlcv", "funding", "current_funding"}),
+        funding_role="gap",
+        rate_limit_window_s=60.0,
+        scaled_prefixes=("1000000", "10000", "1000", "k"),  # kPEPE: 1,000 tokens per contract
+    )
+)

@@ -1,8 +1,13 @@
 """A loopback fake of the Telegram Bot API, for driving the real python-telegram-bot client in tests.
 
 It answers the methods PTB calls (getMe, sendMessage, sendPhoto with multipart upload, getUpdates
-with long polling, deleteWebhook, setMyCommands, getWebhookInfo, close, logOut), records every
-message it delivered, serves updates that tests inject (``push_command``), and plays scripted
+with long polling, deleteWebhook, setMyCommands, getWebhookInfo, close, logOut, editMessageText,
+editMessageCaption, editMessageReplyMarkup, answerCallbackQuery), checks HTML ``parse_mode`` text as
+Telegram does (an unknown tag, an unbalanced one or a bare ``&`` is a 400 "can't parse entities"),
+records every message it delivered with its buttons and edits (``events``, :meth:`transcript`),
+serves button presses (``push_callback``) and updates that tests inject (``push_command``; ``push_raw`` for any JSON at
+all, as a broken or future Telegram might send: a message that is a string, a text that is a number,
+missing fields, unknown update types), and plays scripted
 failures on the send methods: ``fail_next(429, retry_after=1)``, ``fail_next(500)``,
 ``hang_next()`` (never answers, never delivers: the request was lost) and
 ``hang_next(record=True)`` (delivers, then never answers: the crash window of any non-idempotent API).
@@ -16,12 +21,15 @@ failures on the send methods: ``fail_next(429, retry_after=1)``, ``fail_next(500
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +49,22 @@ class Delivered:
     photo: bytes | None
     message_id: int
     at: float = field(default_factory=time.time)
+    reply_to: int | None = None
+    parse_mode: str | None = None
+    reply_markup: dict[str, Any] | None = None
+    edits: list[str] = field(default_factory=list)
+    """Earlier texts, oldest first: ``text`` is what the chat shows now."""
+
+    @property
+    def plain(self) -> str:
+        """What the reader sees: tags removed and entities decoded (HTML), else the text as sent."""
+        return _plain(self.text) if self.parse_mode == "HTML" else self.text
+
+    @property
+    def buttons(self) -> list[tuple[str, str]]:
+        """(label, callback_data) of the inline keyboard, row by row."""
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [(b.get("text", ""), b.get("callback_data", "")) for row in rows for b in row]
 
 
 @dataclass
@@ -61,10 +85,14 @@ class FakeTelegram:
         self.failures_served: list[int] = []
         self.tokens_seen: set[str] = set()
         self.confirmed_offset = 0
+        self.events: list[dict[str, Any]] = []
+        self.answered: list[dict[str, Any]] = []
+        self.menu: list[dict[str, Any]] = []
         self.hanging = 0
         self.port = 0
         self._script: list[_Failure] = []
-        self._updates: list[dict[str, Any]] = []
+        self._updates: list[Any] = []
+        self.served_updates: list[Any] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._new_update: asyncio.Event | None = None
@@ -111,11 +139,70 @@ class FakeTelegram:
                 "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}] if command else [],
             },
         }
+        self._queue(update)
+        return update_id
+
+    def push_raw(self, payload: Any, *, with_id: bool = True) -> int | None:
+        """Queue ``payload`` as one getUpdates item, as it is (thread-safe). An object without an
+        ``update_id`` gets the next one unless ``with_id`` is False; returns the id it carries, if any.
+        Items without an id are served once (nothing can confirm them)."""
+        update_id: int | None = None
+        if isinstance(payload, dict):
+            payload = dict(payload)
+            if with_id and "update_id" not in payload:
+                payload["update_id"] = next(self._update_ids)
+            raw_id = payload.get("update_id")
+            update_id = raw_id if isinstance(raw_id, int) else None
+        self._queue(payload)
+        return update_id
+
+    def push_callback(
+        self, from_id: int, message: Delivered, data: str, *, username: str | None = None
+    ) -> int:
+        """Queue a button press on ``message`` by ``from_id`` (thread-safe); returns its update_id."""
+        update_id = next(self._update_ids)
+        user: dict[str, Any] = {"id": from_id, "is_bot": False, "first_name": f"user{from_id}"}
+        if username:
+            user["username"] = username
+        chat = {
+            "id": message.chat_id,
+            "type": "private" if message.chat_id > 0 else "group",
+            "title": "riskd",
+        }
+        self._queue({
+            "update_id": update_id,
+            "callback_query": {
+                "id": f"cb{update_id}", "from": user, "chat_instance": str(message.chat_id), "data": data,
+                "message": {"message_id": message.message_id, "date": int(message.at), "chat": chat,
+                            "from": BOT_USER, "text": message.text},
+            },
+        })  # fmt: skip
+        return update_id
+
+    def message(self, chat_id: int, message_id: int) -> Delivered | None:
+        """The delivered message ``message_id`` of ``chat_id``, as it reads now."""
+        return next((m for m in self.delivered if m.chat_id == chat_id and m.message_id == message_id), None)
+
+    def transcript(self) -> str:
+        """What the chats saw, in order: each message, edit and callback answer as readable lines."""
+        out = []
+        for e in self.events:
+            where = f" chat={e['chat_id']} msg={e['message_id']}" if "chat_id" in e else ""
+            head = f"[{e['method']}]{where}"
+            body = e.get("plain") or e.get("text") or ""
+            buttons = " ".join(f"[{label}]" for label, _ in e.get("buttons", []))
+            out.append("\n".join(x for x in (head, body, buttons) if x))
+        return "\n\n".join(out)
+
+    def next_update_id(self) -> int:
+        """Reserve the next update id (for raw payloads that should carry a real one)."""
+        return next(self._update_ids)
+
+    def _queue(self, update: Any) -> None:
         if self._loop is not None and self._in_other_thread():
             self._loop.call_soon_threadsafe(self._add_update, update)
         else:
             self._add_update(update)
-        return update_id
 
     def messages_to(self, chat_id: int) -> list[Delivered]:
         """Messages delivered to one chat, oldest first."""
@@ -198,6 +285,17 @@ class FakeTelegram:
             return _error(401, "Unauthorized")
         params, files = await _params(request)
         name = method.lower()
+        bad = _html_error(params)
+        if bad and (name in _SEND_METHODS or name.startswith("editmessage")):
+            return _error(400, f"Bad Request: can't parse entities: {bad}")
+        if name.startswith("editmessage"):
+            return self._edit(method, params)
+        if name == "answercallbackquery":
+            self.answered.append(dict(params))
+            self.events.append({"method": method, "text": params.get("text", "")})
+            return _ok(True)
+        if name == "setmycommands":
+            self.menu = json.loads(params.get("commands", "[]"))
         if name in _SEND_METHODS and self._script:
             return await self._fail(self._script.pop(0), method, params, files)
         if name in _SEND_METHODS:
@@ -241,7 +339,16 @@ class FakeTelegram:
         photo = next(iter(files.values()), None) if method.lower() == "sendphoto" else None
         msg_id = next(self._message_ids)
         silent = params.get("disable_notification", "false").lower() in ("true", "1")
-        self.delivered.append(Delivered(method, chat_id, text, silent, photo, msg_id))
+        markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
+        reply = (
+            json.loads(params["reply_parameters"]).get("message_id")
+            if params.get("reply_parameters")
+            else None
+        )
+        msg = Delivered(method, chat_id, text, silent, photo, msg_id, reply_to=reply,
+                        parse_mode=params.get("parse_mode"), reply_markup=markup)  # fmt: skip
+        self.delivered.append(msg)
+        self._event(method, msg)
         result: dict[str, Any] = {
             "message_id": msg_id,
             "date": int(time.time()),
@@ -256,13 +363,54 @@ class FakeTelegram:
             result["text"] = text
         return result
 
-    async def _get_updates(self, params: dict[str, str]) -> list[dict[str, Any]]:
+    def _edit(self, method: str, params: dict[str, str]) -> web.Response:
+        """editMessageText / editMessageCaption / editMessageReplyMarkup, with Telegram's refusals."""
+        name = method.lower()
+        msg = self.message(int(params.get("chat_id") or 0), int(params.get("message_id") or 0))
+        if msg is None:
+            return _error(400, "Bad Request: message to edit not found")
+        markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
+        if name == "editmessagetext" and msg.photo is not None:
+            return _error(400, "Bad Request: there is no text in the message to edit")
+        if name == "editmessagecaption" and msg.photo is None:
+            return _error(400, "Bad Request: there is no caption in the message to edit")
+        text = (
+            msg.text
+            if name == "editmessagereplymarkup"
+            else params.get("text") or params.get("caption") or ""
+        )
+        if text == msg.text and markup == msg.reply_markup:
+            return _error(400, "Bad Request: message is not modified")
+        if text != msg.text:
+            msg.edits.append(msg.text)
+            msg.text = text
+            msg.parse_mode = params.get("parse_mode", msg.parse_mode)
+        msg.reply_markup = markup
+        self._event(method, msg)
+        return _ok(self._result(msg))
+
+    def _result(self, msg: Delivered) -> dict[str, Any]:
+        chat = {"id": msg.chat_id, "type": "private" if msg.chat_id > 0 else "group", "title": "riskd"}
+        result: dict[str, Any] = {
+            "message_id": msg.message_id,
+            "date": int(msg.at),
+            "chat": chat,
+            "from": BOT_USER,
+        }
+        result["caption" if msg.photo is not None else "text"] = msg.text
+        return result
+
+    def _event(self, method: str, msg: Delivered) -> None:
+        self.events.append({"method": method, "chat_id": msg.chat_id, "message_id": msg.message_id,
+                            "text": msg.text, "plain": msg.plain, "buttons": msg.buttons})  # fmt: skip
+
+    async def _get_updates(self, params: dict[str, str]) -> list[Any]:
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         timeout = float(params.get("timeout") or 0)
         if offset:
             self.confirmed_offset = max(self.confirmed_offset, offset)
-            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            self._updates = [u for u in self._updates if _update_id(u) is None or _update_id(u) >= offset]
         assert self._new_update is not None
         assert self._closing is not None
         deadline = time.monotonic() + timeout
@@ -272,9 +420,14 @@ class FakeTelegram:
                 await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
             except TimeoutError:
                 break
-        return self._updates[:limit]
+        batch = self._updates[:limit]
+        self.served_updates.extend(batch)
+        self._updates = [
+            u for u in self._updates if _update_id(u) is not None or u not in batch
+        ]  # served once
+        return batch
 
-    def _add_update(self, update: dict[str, Any]) -> None:
+    def _add_update(self, update: Any) -> None:
         self._updates.append(update)
         if self._new_update is not None:
             self._new_update.set()
@@ -284,6 +437,12 @@ class FakeTelegram:
             return asyncio.get_running_loop() is not self._loop
         except RuntimeError:
             return True
+
+
+def _update_id(update: Any) -> int | None:
+    """An update's id, None when it has none (garbage a test injected)."""
+    uid = update.get("update_id") if isinstance(update, dict) else None
+    return uid if isinstance(uid, int) and not isinstance(uid, bool) else None
 
 
 async def _params(request: web.Request) -> tuple[dict[str, str], dict[str, bytes]]:
@@ -300,6 +459,50 @@ async def _params(request: web.Request) -> tuple[dict[str, str], dict[str, bytes
             else:
                 params[key] = str(value)
     return params, files
+
+
+_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler",
+         "span", "blockquote", "tg-emoji"}  # fmt: skip
+_BARE_AMP = re.compile(r"&(?!(?:lt|gt|amp|quot|#[0-9]+|#x[0-9a-fA-F]+);)")
+
+
+class _Checker(HTMLParser):
+    """Telegram's HTML rules, as far as tests need them: known tags, properly nested."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.error = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _TAGS:
+            self.error = self.error or f'unsupported start tag "{tag}"'
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.error = self.error or f'unexpected end tag "{tag}"'
+
+
+def _html_error(params: dict[str, str]) -> str:
+    """Why Telegram would refuse this HTML text (empty: it would accept it, or it is not HTML)."""
+    if params.get("parse_mode") != "HTML":
+        return ""
+    text = params.get("text") or params.get("caption") or ""
+    if _BARE_AMP.search(text):
+        return "bare '&' (not an entity)"
+    if re.search(r"<(?![a-zA-Z/])", text):
+        return "bare '<'"
+    checker = _Checker()
+    checker.feed(text)
+    checker.close()
+    if not checker.error and checker.stack:
+        return f'unclosed tag "{checker.stack[-1]}"'
+    return checker.error
+
+
+def _plain(text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 def _ok(result: Any) -> web.Response:

@@ -19,7 +19,7 @@ from typing import Any
 DASHBOARD_DIR = Path("grafana/dashboards")
 RULES_DIR = Path("deploy/prometheus/rules")
 
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$instance": ".+"}
 """Grafana's built-in variables, with the values a test substitutes for them."""
 
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}

@@ -1,4 +1,4 @@
-"""A loopback fake of the Binance, Bybit and Hyperliquid REST APIs that real ccxt clients talk to.
+"""A loopback fake of the Binance, Bybit, Hyperliquid and OKX REST APIs that real ccxt clients talk to.
 
 Every riskd test and demo drives the real ccxt classes against it, so the adapters meet the
 venues' actual JSON, page rules and failure modes (429s, bans, 5xx, timeouts, bad bodies, gaps,

@@ -21,9 +21,10 @@ HOUR_MS = 3_600_000
 
 FaultKind = Literal[
     "rate_limit",  # HTTP 429 with Retry-After and the venue's own rate-limit body
-    "ban",  # HTTP 418 with Retry-After (Binance's IP ban after ignored 429s)
+    "ban",  # HTTP 418 with Retry-After and Binance's "IP banned until <ms>" body (``retry_after`` from now)
     "server_error",  # HTTP 500/502/503 with a gateway's HTML page
     "timeout",  # hold the request ``seconds`` (longer than the client's timeout), then answer
+    "hang",  # hold the request until the server stops: a venue that accepts and never answers
     "malformed",  # HTTP 200 whose body is not the JSON promised (``body``: truncated, html, empty, cut)
     "missing",  # drop the rows of the given ``hours`` from candle/funding/OI answers
     "duplicate",  # repeat rows in a page (the given ``hours``, else the first and last)
@@ -32,6 +33,12 @@ FaultKind = Literal[
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 ERROR_KINDS = ("rate_limit", "ban", "server_error")
+MARKETS = "markets"
+"""A ``path`` that scopes a fault to every venue's market-list endpoints (what ccxt's load_markets asks)."""
+MARKET_ENDPOINTS = (
+    "/fapi/v1/exchangeInfo", "/v5/market/instruments-info", "/info:meta", "/info:spotMeta",
+    "/api/v5/public/instruments",
+)  # fmt: skip
 _DEFAULT_STATUS = {"rate_limit": 429, "ban": 418, "server_error": 503}
 
 
@@ -40,7 +47,8 @@ class Fault:
     """One fault switch; see ``FaultKind`` for what each kind does. Scope fields None match all.
 
     ``path`` matches when it occurs in the request's endpoint: the URL path (``/fapi/v1/klines``)
-    or, for Hyperliquid, ``/info:<type>`` (``candleSnapshot`` matches). ``symbol`` is a base asset.
+    or, for Hyperliquid, ``/info:<type>`` (``candleSnapshot`` matches); ``"markets"`` matches every
+    venue's market-list endpoints (``MARKET_ENDPOINTS``). ``symbol`` is a base asset.
     """
 
     kind: FaultKind
@@ -51,6 +59,7 @@ class Fault:
     probability: float = 1.0
     status: int | None = None
     retry_after: float | None = 1.0
+    retry_after_date: bool = False  # send Retry-After as an HTTP-date (the fake's now + retry_after)
     seconds: float = 30.0
     latency_ms: float = 0.0
     behind_hours: float = 0.0
@@ -93,9 +102,15 @@ class Fault:
         """Whether this fault's scope covers the request (ignoring ``times`` and ``probability``)."""
         return (
             (self.venue is None or self.venue == venue)
-            and (self.path is None or self.path in endpoint)
+            and (self.path is None or _path_matches(self.path, endpoint))
             and (self.symbol is None or self.symbol == symbol)
         )
+
+
+def _path_matches(path: str, endpoint: str) -> bool:
+    if path == MARKETS:
+        return any(endpoint.startswith(m) for m in MARKET_ENDPOINTS)
+    return path in endpoint
 
 
 def _hour_ms(value: Any) -> int:

@@ -38,6 +38,8 @@ class VenueLimits:
     hyperliquid_candles_per_call: int = 5000
     hyperliquid_candle_retention: int = 5000
     hyperliquid_funding_per_call: int = 500
+    okx_funding: int = 400
+    okx_open_interest: int = 100
 
 
 class VenueError(Exception):

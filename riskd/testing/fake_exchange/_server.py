@@ -1,4 +1,4 @@
-"""The loopback fake exchange: one aiohttp server answering as Binance, Bybit and Hyperliquid.
+"""The loopback fake exchange: one aiohttp server answering as Binance, Bybit, Hyperliquid and OKX.
 
 The venues' paths do not overlap, so one base URL serves all three and the venue is read from
 the path. A middleware applies the clock and the fault switches around every venue handler and
@@ -33,7 +33,12 @@ from riskd.testing.fake_exchange._faults import (
 )
 from riskd.testing.fake_exchange._hyperliquid import Hyperliquid, read_info_body
 from riskd.testing.fake_exchange._market import CONTEXT, MarketData, RequestContext, VenueError, VenueLimits
+from riskd.testing.fake_exchange._okx import PREFIX as OKX_PREFIX
+from riskd.testing.fake_exchange._okx import Okx
 from riskd.testing.fake_exchange._responses import error_response, malformed_response
+from riskd.testing.fake_exchange._ws import WS_PREFIX, WsHub
+from riskd.testing.fake_exchange._ws_binance import routes as binance_ws_routes
+from riskd.testing.fake_exchange._ws_bybit import routes as bybit_ws_routes
 from riskd.testing.synthetic import MarketHistory, to_utc
 
 ClockLike = datetime | pd.Timestamp | str | int | Callable[[], Any] | None
@@ -43,6 +48,8 @@ _BINANCE_PREFIXES = ("/fapi/", "/futures/data/", "/api/", "/sapi/", "/dapi/", "/
 
 def venue_of(path: str) -> str:
     """Which venue a request path belongs to ("unknown" for anything else)."""
+    if path.startswith(OKX_PREFIX):  # before Binance's "/api/"
+        return "okx"
     if path.startswith(_BINANCE_PREFIXES):
         return "binance"
     if path.startswith("/v5/"):
@@ -86,6 +93,7 @@ class FakeExchange:
         self.latency_ms = latency_ms
         self.faults = FaultSet(seed)
         self.log = RequestLog(log_size)
+        self.ws = WsHub()
         self._clock: Callable[[], int] = lambda: 0
         self.now = now
         self._runner: web.AppRunner | None = None
@@ -156,7 +164,8 @@ class FakeExchange:
     def env(self) -> dict[str, str]:
         """Environment variables pointing riskd's venues at this server."""
         return {
-            f"RISKD_VENUES__{v.upper()}__API_URL": self.base_url for v in ("binance", "bybit", "hyperliquid")
+            f"RISKD_VENUES__{v.upper()}__API_URL": self.base_url
+            for v in ("binance", "bybit", "hyperliquid", "okx")
         }
 
     async def start(self) -> FakeExchange:
@@ -164,9 +173,10 @@ class FakeExchange:
         self._closing = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
-        for venue in (Binance, Bybit, Hyperliquid):
+        for venue in (Binance, Bybit, Hyperliquid, Okx):
             app.add_routes(venue(self.data, self.limits).routes())
         app.add_routes(self._control_routes())
+        app.add_routes([*binance_ws_routes(self.ws), *bybit_ws_routes(self.ws)])
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -180,6 +190,7 @@ class FakeExchange:
         if self._closing is not None:
             self._closing.set()
         if self._runner is not None:
+            await self.ws.close_all()
             await self._runner.cleanup()
             self._runner = None
 
@@ -238,7 +249,7 @@ class FakeExchange:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        if request.path.startswith("/_control/"):
+        if request.path.startswith(("/_control/", WS_PREFIX)):
             return await handler(request)
         started = time.perf_counter()
         venue = venue_of(request.path)
@@ -271,7 +282,7 @@ class FakeExchange:
             req = body.get("req")
             coin = body.get("coin") or (req.get("coin") if isinstance(req, dict) else None)
             return f"/info:{body['type']}", self.data.base_of(venue, coin)
-        raw = request.query.get("symbol")
+        raw = request.query.get("symbol") or request.query.get("instId")
         base = self.data.base_of(venue, raw) or (symbol_base(raw) if raw else None)
         return request.path, base
 
@@ -284,6 +295,8 @@ class FakeExchange:
         for f in fired:
             if f.kind == "timeout":
                 await self._hold(f.seconds)
+            elif f.kind == "hang":
+                await self._hold(None)
         error = next((f for f in fired if f.kind in ERROR_KINDS), None)
         if error is not None:
             return error_response(error, venue, self.now_ms())
@@ -307,10 +320,11 @@ class FakeExchange:
             faults=[f.kind for f in fired],
         )
 
-    async def _hold(self, seconds: float) -> None:
-        """Sleep, but wake at once when the server shuts down (so tests never wait on a hold)."""
+    async def _hold(self, seconds: float | None) -> None:
+        """Sleep (None: until shutdown), but wake at once when the server shuts down (so tests never wait
+        on a hold)."""
         if self._closing is None:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(3600.0 if seconds is None else seconds)
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), timeout=seconds)

@@ -1,6 +1,8 @@
 """Telegram delivery through python-telegram-bot, the console fallback, and the token's protection.
 
-The channel only transports: text plus an optional PNG, silent or not, and translates PTB's errors
+The channel formats alerts as HTML (:mod:`riskd.telegram.format`) with their inline keyboard, routes
+them by severity (``telegram.routes``, default every alert to ``chat_ids``) and names the escalation
+chats. It transports: text plus an optional PNG, silent or not, and translates PTB's errors
 into :class:`~riskd.sinks.alerting.DeliveryError` with the one fact the outbox needs — was the
 message surely *not* delivered (the server answered with an error, or we never connected), or is it
 unknown (the connection broke or timed out after the request left)? Retries, backoff, 429 pauses
@@ -21,13 +23,19 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup, ReplyParameters
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
+from riskd.models import Alert
 from riskd.sinks.alerting import AlertPipeline, DeliveryError
+from riskd.telegram.format import Links, alert_html
+from riskd.telegram.keyboards import alert_keyboard
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from riskd.settings import Settings, TelegramSettings
 
 log = logging.getLogger("riskd.telegram")
@@ -121,30 +129,53 @@ def translate_error(exc: TelegramError) -> DeliveryError:
 
 
 class TelegramChannel:
-    """Sends alert texts (with the chart as a photo when it fits) to the configured chats."""
+    """Sends alerts as HTML with buttons (the chart as a photo when it fits) to the chats of their severity."""
 
     name = "telegram"
+    structured = True  # the pipeline passes the Alert: its buttons carry the fingerprint and kind
 
-    def __init__(self, tg: TelegramSettings, *, bot: Bot | None = None) -> None:
+    def __init__(self, tg: TelegramSettings, *, bot: Bot | None = None, links: Links | None = None) -> None:
         self.bot = bot or make_bot(tg)
         self._token = tg.token.get_secret_value() if tg.token else ""
-        self.destinations = [str(c) for c in tg.chat_ids]
+        self.links = links or Links(grafana_url=tg.grafana_url)
+        self.routes = {sev: [str(c) for c in chats] for sev, chats in tg.routes.items()}
+        self.default_dests = [str(c) for c in tg.chat_ids]
+        esc_dests = [str(c) for c in tg.escalation_chat_ids]
+        self.escalation = (esc_dests, tg.escalate_after) if esc_dests and tg.escalate_after > 0 else None
+        every = [*self.default_dests, *(c for chats in self.routes.values() for c in chats), *esc_dests]
+        self.destinations = list(dict.fromkeys(every))
         self.max_per_minute: int | None = tg.max_messages_per_minute
         self._ready = False
 
     def __repr__(self) -> str:
         return f"TelegramChannel(chats={self.destinations})"
 
-    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None) -> str:
-        """Deliver one message; returns Telegram's message id once it confirmed."""
+    def destinations_for(self, alert: Alert) -> list[str]:
+        """The chats of the alert's severity (``telegram.routes``), else ``chat_ids``."""
+        return self.routes.get(alert.severity, self.default_dests)
+
+    def render(self, alert: Alert, *, now: datetime, maybe_repeated: bool = False,
+               escalation: float | None = None) -> str:  # fmt: skip
+        """The alert as Telegram HTML (see :func:`riskd.telegram.format.alert_html`)."""
+        return alert_html(alert, links=self.links, now=now, maybe_repeated=maybe_repeated,
+                          escalated_after_min=escalation)  # fmt: skip
+
+    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None,
+                   alert: Alert | None = None, reply_to: str | None = None) -> str:  # fmt: skip
+        """Deliver one message (HTML, with the alert's buttons; a reply to message ``reply_to`` when given,
+        which need not exist any more); returns Telegram's message id once confirmed."""
+        markup: InlineKeyboardMarkup | None = alert_keyboard(alert) if alert is not None else None
+        reply = ReplyParameters(int(reply_to), allow_sending_without_reply=True) if reply_to else None
         try:
             await self._ensure_ready()
             if chart and len(text) <= CAPTION_LIMIT:
-                msg = await self.bot.send_photo(
-                    int(dest), photo=chart, caption=text, disable_notification=silent
-                )
+                msg = await self.bot.send_photo(int(dest), photo=chart, caption=text, disable_notification=silent,
+                                                parse_mode=ParseMode.HTML, reply_markup=markup,
+                                                reply_parameters=reply)  # fmt: skip
             else:
-                msg = await self.bot.send_message(int(dest), text[:TEXT_LIMIT], disable_notification=silent)
+                msg = await self.bot.send_message(int(dest), text[:TEXT_LIMIT], disable_notification=silent,
+                                                  parse_mode=ParseMode.HTML, reply_markup=markup,
+                                                  reply_parameters=reply)  # fmt: skip
         except TelegramError as exc:
             raise self._scrubbed(translate_error(exc)) from None
         return str(msg.message_id)
@@ -179,10 +210,13 @@ class ConsoleChannel:
         self._stream = stream
         self._count = 0
 
-    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None) -> str:
+    async def send(
+        self, dest: str, text: str, *, silent: bool, chart: bytes | None, reply_to: str | None = None
+    ) -> str:
         """Print the alert between rules; never fails."""
         stream = self._stream or sys.stdout
         extra = f"(chart {len(chart)} bytes not shown)" if chart else ""
+        extra += f"(in reply to {reply_to})" if reply_to else ""
         stream.write(f"{'─' * 60}\n{text}\n{extra}{' (silent)' if silent else ''}\n")
         stream.flush()
         self._count += 1
@@ -192,41 +226,67 @@ class ConsoleChannel:
         """Nothing to close."""
 
 
-def build_channel(tg: TelegramSettings) -> TelegramChannel | ConsoleChannel:
+def build_channel(tg: TelegramSettings, links: Links | None = None) -> TelegramChannel | ConsoleChannel:
     """Telegram when a token and chats are configured, else the console — and say so in the log."""
     if tg.token is None or not tg.token.get_secret_value():
         log.warning("no Telegram token configured (telegram.token): alerts go to the console")
         return ConsoleChannel()
-    if not tg.chat_ids:
+    if not tg.chat_ids and not any(tg.routes.values()):
         log.warning("Telegram token set but telegram.chat_ids is empty: alerts go to the console")
         return ConsoleChannel()
-    channel = TelegramChannel(tg)
+    channel = TelegramChannel(tg, links=links)
     log.info("Telegram alerts to %d chat(s) via %s", len(tg.chat_ids), bot_base_url(tg.api_base_url))
     return channel
 
 
 async def run_delivery(
-    settings: Settings, *, stop: asyncio.Event | None = None, **pipeline_kw: float
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    with_bot: bool = False,
+    escalation_interval_s: float = 5.0,
+    **pipeline_kw: float,
 ) -> None:
-    """Deliver the alert outbox of ``settings`` until stopped: the worker ``riskd run`` starts."""
+    """Deliver the alert outbox of ``settings`` until stopped, escalating what nobody acknowledged; with
+    ``with_bot`` also answer commands and buttons: a standalone Telegram process (one replica: no lease)."""
     from riskd.sinks.redis import client_from_settings
+    from riskd.telegram.bot import CommandBot
+    from riskd.telegram.escalation import EscalationLoop
+    from riskd.telegram.status import RedisStatusSource
 
+    stop = stop or asyncio.Event()
     url = settings.redis.url.get_secret_value() if settings.redis.url else "redis://127.0.0.1:6379/0"
     redis = client_from_settings(settings.redis, url)
-    channel = build_channel(settings.telegram)
+    links = Links.from_settings(settings)
+    channel = build_channel(settings.telegram, links)
     pipeline = AlertPipeline.from_settings(redis, channel, settings, **pipeline_kw)
+    bot = None
+    if with_bot and isinstance(channel, TelegramChannel):
+        source = RedisStatusSource(redis, settings.redis.key_prefix, outbox=pipeline)
+        bot = CommandBot(channel.bot, settings.telegram, source, pipeline, links=links, poll_timeout_s=1)
+        bot.start()
+    escalation = asyncio.create_task(
+        EscalationLoop(pipeline, None, interval_s=escalation_interval_s).run(stop)
+    )
     try:
         await pipeline.run(stop)
     finally:
+        stop.set()
+        await escalation
+        if bot is not None:
+            await bot.stop()
         await channel.aclose()
         await redis.aclose()
 
 
-def delivery_main(**pipeline_kw: float) -> None:
+def delivery_main(
+    *, with_bot: bool = False, escalation_interval_s: float = 5.0, **pipeline_kw: float
+) -> None:
     """Entry point of a standalone delivery process (settings from the environment, as ``riskd``)."""
     from riskd.logs import setup_logging
     from riskd.settings import load_settings
 
     settings = load_settings()
     setup_logging(settings.log_level)
-    asyncio.run(run_delivery(settings, **pipeline_kw))
+    asyncio.run(run_delivery(settings, with_bot=with_bot, escalation_interval_s=escalation_interval_s,
+                             **pipeline_kw))  # fmt: skip

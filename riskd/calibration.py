@@ -1,0 +1,146 @@
+"""``riskd calibrate``: fit the crash-probability model on the stored history and write its file; and
+:func:`load_crash_model`, which the daemon and ``riskd replay`` call to read it back.
+
+The file is JSON (``riskd.core.crashprob.CrashModel.to_dict``): kind and schema version, features,
+coefficients with their standard errors, the standardisation, horizon and threshold, the span of
+labelled hours it was fitted on, the fit time, and the in-sample row and crash counts. It is written
+atomically (temporary file, then rename), so a daemon never reads half a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from riskd.cli import hour_arg
+from riskd.core.crashprob import CrashModel
+from riskd.core.features import stage1_features
+from riskd.core.output import STATE_COLUMNS, feature_columns
+from riskd.core.params import FragilityParams
+from riskd.errors import ConfigError, DataError
+from riskd.settings import Settings
+
+log = logging.getLogger("riskd.calibrate")
+
+
+def add_parser(sub: Any) -> None:
+    """The ``calibrate`` sub-command's arguments (registered by riskd.cli)."""
+    ca = sub.add_parser("calibrate", help="fit the crash-probability model on the stored history")
+    ca.add_argument("--from", dest="start", help="first labelled hour fitted (UTC ISO; default: the first)")
+    ca.add_argument("--to", dest="end", help="last hour of data read (UTC ISO; default: the last stored)")
+    ca.add_argument("--out", metavar="PATH", help="model file (default: model.crash_prob_path)")
+
+
+def crash_model_path(settings: Settings) -> Path:
+    """Where the model file lives: ``model.crash_prob_path``, else ``<data_dir>/models/crash_prob_24h.json``."""
+    return settings.model.crash_prob_path or settings.data_dir / "models" / "crash_prob_24h.json"
+
+
+def model_columns(p: FragilityParams) -> set[str]:
+    """Numeric columns of the core's output a model may use."""
+    return set(feature_columns(list(stage1_features(p)))) | set(STATE_COLUMNS)
+
+
+def read_crash_model(path: Path, p: FragilityParams) -> CrashModel:
+    """The model in ``path``; ConfigError (one line naming the file and what is wrong) otherwise."""
+    try:
+        data = json.loads(path.read_text())
+        model = CrashModel.from_dict(data)
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        raise ConfigError(f"invalid crash model file {path} (model.crash_prob_path): {err}") from None
+    unknown = [f for f in model.features if f not in model_columns(p)]
+    if unknown:
+        raise ConfigError(
+            f"invalid crash model file {path} (model.crash_prob_path): unknown feature(s) {unknown}"
+        )
+    return model
+
+
+def load_crash_model(settings: Settings) -> CrashModel | None:
+    """The configured crash model, or None (logged once, here) when there is no file: the daemon then
+    publishes ``crash_prob_24h`` as null. A file that is there but unreadable is a ConfigError."""
+    path = crash_model_path(settings)
+    if not path.is_file():
+        log.warning("no crash model at %s: crash_prob_24h is published as null (run `riskd calibrate`)", path)
+        return None
+    model = read_crash_model(path, settings.fragility)
+    log.info(
+        "crash model %s: %s, fitted %s on %d hours (%d crashes)",
+        path,
+        ",".join(model.features),
+        model.fitted_at,
+        model.n_obs,
+        model.n_crashes,
+    )
+    return model
+
+
+def write_crash_model(model: CrashModel, path: Path) -> None:
+    """Write the model file atomically (the daemon may be reading the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(model.to_dict(), f, indent=2)
+        f.write("\n")
+    Path(tmp).replace(path)
+
+
+def calibrate(
+    settings: Settings, start: pd.Timestamp | None, end: pd.Timestamp | None, now: pd.Timestamp
+) -> CrashModel:
+    """Fit the model on the store's history: the core's frame, the BTC crash labels, one logistic fit."""
+    from riskd.core import compute_fragility
+    from riskd.live import store_panel
+    from riskd.research.calibrate import CrashSpec, crash_labels, fit_crash_model  # statsmodels: slow import
+    from riskd.store import HistoryStore
+
+    p = settings.fragility
+    bad = [f for f in settings.model.crash_features if f not in model_columns(p)]
+    if bad:
+        raise ConfigError(
+            f"invalid setting model.crash_features (RISKD_MODEL__CRASH_FEATURES): unknown {bad}"
+        )
+    store = HistoryStore(settings.store_dir)
+    venues = settings.venues.enabled()
+    last = end or store.last_ts("ohlcv", p.funding.primary_venue, p.universe.btc_symbol)
+    if last is None:
+        raise DataError(f"no BTC candles in the store at {settings.store_dir}: import or backfill first")
+    panel = store_panel(store, p, settings.universe.symbols, venues, last)
+    if panel is None:
+        raise DataError(f"no BTC candles before {last} in the store at {settings.store_dir}")
+    frame = compute_fragility(panel, p)
+    m = settings.model
+    spec = CrashSpec(tuple(m.crash_features), m.crash_horizon_hours, m.crash_threshold)
+    labels = crash_labels(panel.frame("close")[p.universe.btc_symbol], spec.horizon_hours, spec.threshold)
+    if start is not None:
+        frame, labels = frame.loc[start:], labels.loc[start:]
+    try:
+        return fit_crash_model(frame, labels, spec, now)
+    except ValueError as err:
+        raise DataError(f"calibrate: {err}") from None
+
+
+def cli_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    """``riskd calibrate [--from] [--to] [--out]``: exit 0 when the model file was written."""
+    start, end = hour_arg(args.start, "--from"), hour_arg(args.end, "--to")
+    if start is not None and end is not None and start > end:
+        raise ConfigError("invalid argument --from: after --to")
+    model = calibrate(settings, start, end, pd.Timestamp.now(tz="UTC").floor("s"))
+    path = Path(args.out) if args.out else crash_model_path(settings)
+    write_crash_model(model, path)
+    terms = ", ".join(
+        f"{name} {coef:+.3f} (se {se:.3f})"
+        for name, coef, se in zip(model.features, model.coefficients, model.std_errors[1:], strict=True)
+    )
+    print(
+        f"crash model written to {path}: {model.n_obs} hours {model.train_start[:10]} → "
+        f"{model.train_end[:10]}, {model.n_crashes} crashes; intercept {model.intercept:+.3f}; {terms}"
+    )
+    return 0

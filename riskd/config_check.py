@@ -1,0 +1,291 @@
+"""What a setting may hold, and where a bad one came from.
+
+Two halves that ``riskd.settings`` uses. The value checks (:func:`http_url`, :func:`redis_url`,
+:func:`listen_host`, :func:`symbol_name`, :func:`key_prefix`) run as pydantic validators, so a
+value that cannot work fails when the settings are read, not an hour later inside ccxt, redis-py or
+aiohttp. The provenance half (:class:`Provenance`) names the source of a field, the flag, the
+environment variable, the TOML file and key, so an error sends the reader to the right place.
+Messages never repeat a value that may hold a secret (a Redis URL carries its password).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import re
+import socket
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from riskd.errors import ConfigError
+
+ENV_PREFIX = "RISKD_"
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}$")
+"""A base asset after upper-casing: what the store's file names and the venues' ids are built from."""
+_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:{}/-]{1,100}$")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+# ---- value checks ------------------------------------------------------------------------------
+
+
+def _port_of(parts: Any) -> int | None:
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("port must be a whole number from 1 to 65535") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("port must be a whole number from 1 to 65535")
+    return port
+
+
+def is_hostname(text: str) -> bool:
+    """True for an IP address or a syntactically valid DNS name (RFC 1123 labels)."""
+    host = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    return 0 < len(name) <= 253 and all(_LABEL_RE.match(label) for label in name.split("."))
+
+
+def http_url(value: str | None) -> str | None:
+    """An http(s) URL with a host and, if given, a port 1-65535; None passes (the default applies)."""
+    if value is None:
+        return None
+    if not value.strip() or any(c.isspace() for c in value):
+        raise ValueError("must be an http:// or https:// URL without spaces")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL (scheme is {parts.scheme or 'missing'!r})")
+    if not parts.hostname or not is_hostname(parts.hostname):
+        raise ValueError("must name a valid host (http://HOST[:PORT][/path])")
+    _port_of(parts)
+    return value
+
+
+def redis_url(value: str) -> str:
+    """redis://, rediss:// (TLS) with a host and port 1-65535, or unix:///path; the URL is never echoed."""
+    if any(c.isspace() for c in value):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL without spaces")
+    parts = urlsplit(value)
+    if parts.scheme not in _REDIS_SCHEMES:
+        shown = parts.scheme if parts.scheme.isalnum() else "missing"
+        raise ValueError(f"scheme must be redis, rediss or unix (got {shown!r})")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("unix:// URL needs a socket path (unix:///run/redis.sock)")
+        return value
+    if not parts.hostname or not is_hostname(parts.hostname):
+        raise ValueError("must name a valid host (redis://[user:password@]HOST[:PORT][/DB])")
+    _port_of(parts)
+    db = parts.path.lstrip("/")
+    if db and not db.isdigit():
+        raise ValueError("database (the path after the host) must be a number, e.g. /0")
+    return value
+
+
+def listen_host(value: str) -> str:
+    """An address to listen on: an IP address or a host name (``0.0.0.0`` for every interface)."""
+    if not is_hostname(value.strip()) or value != value.strip():
+        raise ValueError(f"{value!r} is neither an IP address nor a host name")
+    return value
+
+
+def symbol_name(value: str) -> str:
+    """A base asset, upper-cased: 1-20 letters or digits (BTC, 1000PEPE); anything else never trades."""
+    name = value.strip().upper()
+    if not SYMBOL_RE.match(name):
+        raise ValueError(
+            f"{value!r} is not a base asset name (1 to 20 letters or digits, e.g. BTC, 1000PEPE)"
+        )
+    return name
+
+
+def key_prefix(value: str) -> str:
+    """A Redis key prefix: 1-100 of letters, digits and ``_.:{}/-`` (no spaces or glob characters)."""
+    if not _PREFIX_RE.match(value):
+        raise ValueError("must be 1 to 100 letters, digits or _ . : { } / - (e.g. riskd:v1)")
+    return value
+
+
+# ---- provenance ---------------------------------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The non-None member of ``X | None``."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return members[0] if len(members) == 1 else annotation
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _json_example(annotation: Any) -> str | None:
+    """An example JSON value when pydantic-settings expects JSON in an environment variable, else None."""
+    ann = _unwrap(annotation)
+    origin = get_origin(ann) or ann
+    if origin in (list, tuple, set, frozenset):
+        args = get_args(ann)
+        return (
+            "a JSON list, e.g. '[1, 2]'" if args and args[0] is int else 'a JSON list, e.g. \'["BTC","ETH"]\''
+        )
+    if origin is dict:
+        return 'a JSON object, e.g. \'{"FTM": "S"}\''
+    if _is_model(ann):
+        return "a JSON object of this section's settings, or one variable per setting"
+    return None
+
+
+@dataclass
+class Provenance:
+    """Where each setting's value comes from: a flag, an environment variable, the TOML file, a default."""
+
+    environ: Mapping[str, str]
+    config_file: Path | None = None
+    config_origin: str = "--config"
+    flags: Mapping[str, str] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    toml: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def gather(
+        cls,
+        environ: Mapping[str, str],
+        config_file: str | Path | None,
+        flags: Mapping[str, str] | None,
+        overrides: Mapping[str, Any],
+    ) -> Provenance:
+        """Note the RISKD_ variables and read the TOML file once; a missing or unparsable file is a ConfigError."""
+        environ = {k: v for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)}
+        origin = "--config" if config_file else "RISKD_CONFIG_FILE"
+        path_text = config_file or next(
+            (v for k, v in environ.items() if k.upper() == "RISKD_CONFIG_FILE"), None
+        )
+        prov = cls(environ, None, origin, dict(flags or {}), dict(overrides))
+        if path_text:
+            path = Path(path_text)
+            if not path.is_file():
+                raise ConfigError(f"invalid setting config_file ({origin}): no such file: {path}")
+            try:
+                prov.toml = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+                raise ConfigError(f"invalid config file {path} ({origin}): not valid TOML: {err}") from None
+            except OSError as err:
+                raise ConfigError(
+                    f"invalid setting config_file ({origin}): cannot read {path}: {err}"
+                ) from None
+            prov.config_file = path
+        return prov
+
+    def env_name(self, loc: tuple[str, ...]) -> str | None:
+        """The environment variable that set ``loc`` (itself, or a JSON value of a section above it)."""
+        upper = {k.upper(): k for k in self.environ}
+        for i in range(len(loc), 0, -1):
+            name = ENV_PREFIX + "__".join(p.upper() for p in loc[:i])
+            if name in upper:
+                return upper[name]
+        return None
+
+    def toml_key(self, loc: tuple[str, ...]) -> str | None:
+        """The dotted key in the TOML file that set ``loc`` (the deepest one present), or None."""
+        node: Any = self.toml
+        found: list[str] = []
+        for part in loc:
+            if not isinstance(node, dict) or part not in node:
+                break
+            found.append(part)
+            node = node[part]
+        return ".".join(found) if found else None
+
+    def source(self, loc: tuple[str, ...]) -> str:
+        """Human name of where ``loc`` came from, in the order pydantic-settings applies them."""
+        dotted = ".".join(loc)
+        for key, flag in self.flags.items():
+            if dotted == key or dotted.startswith(key + "."):
+                return flag
+        if loc and loc[0] in self.overrides:
+            return "argument"
+        env = self.env_name(loc)
+        if env:
+            return env
+        key = self.toml_key(loc)
+        if key and self.config_file is not None:
+            return f"{self.config_file}, key {key}"
+        return "default"
+
+    def check_env_json(self, model: type[BaseModel]) -> None:
+        """Environment values of list/dict/section fields must be JSON; say so on the variable itself."""
+        for name, value in self.environ.items():
+            loc = _field_path(model, name[len(ENV_PREFIX) :].lower().split("__"))
+            if loc is None or not value:
+                continue
+            path, annotation = loc
+            example = _json_example(annotation)
+            if example is None:
+                continue
+            try:
+                json.loads(value)
+            except ValueError:
+                raise ConfigError(
+                    f"invalid setting {'.'.join(path)} ({name}): not JSON; write {example}"
+                ) from None
+
+
+def _field_path(model: type[BaseModel], parts: list[str]) -> tuple[tuple[str, ...], Any] | None:
+    """The field an environment variable's name parts lead to, and its annotation (None: no such field)."""
+    current: Any = model
+    annotation: Any = None
+    path: list[str] = []
+    for part in parts:
+        if not _is_model(current) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        path.append(part)
+        current = _unwrap(annotation)
+    return tuple(path), annotation
+
+
+def check_listen(host: str, port: int, *, host_source: str, port_source: str) -> None:
+    """Raise ConfigError unless ``host:port`` can be listened on now (port 0: any free one).
+
+    Run before anything else starts, so a metrics port already taken is one line and exit 2 rather
+    than a traceback after Redis and the venues were set up (and a systemd restart loop).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ConfigError(
+            f"invalid setting metrics.host ({host_source}): cannot resolve {host!r}: {reason}"
+        ) from None
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+            )  # as the server binds (TIME_WAIT is fine)
+            try:
+                sock.bind(addr)
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"invalid setting metrics.port ({port_source}): {host}:{port} is already in use "
+                        "(another riskd or program listens there; pick another port or 0 for any)"
+                    ) from None
+                raise ConfigError(
+                    f"invalid setting metrics.host ({host_source}): cannot listen on {host}:{port}: {err.strerror}"
+                ) from None

@@ -1,0 +1,92 @@
+"""A calibrated crash probability: a small logistic model over a handful of the core's columns.
+
+``crash_prob_24h`` = P(BTC's lowest hourly close in the next ``horizon_hours`` is at or below
+``threshold`` from this hour's close), by a logistic regression fitted offline
+(:mod:`riskd.research.calibrate`, ``riskd calibrate``) on past-only inputs, usually the CFI v2
+components' percentile ranks. The model is plain data (a frozen dataclass, JSON in a versioned file),
+and :func:`predict` is elementwise arithmetic over its columns, so the batch path and the live step
+give the same number for the same hour, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+MODEL_SCHEMA_VERSION = 1
+MODEL_KIND = "riskd.crash_prob.logit"
+
+
+@dataclass(frozen=True)
+class CrashModel:
+    """A fitted logistic crash model: ``p = 1 / (1 + exp(-(b0 + Σ b_i (x_i - mean_i) / scale_i)))``.
+
+    ``features`` name columns of the core's output (e.g. ``rank_btc_rv_24h``); ``means``/``scales``
+    standardise them as in the fit (so coefficients compare across features); ``std_errors`` are the
+    fit's, intercept first. ``train_start``/``train_end`` are the first and last hour (open time, UTC
+    ISO) whose label was used; ``n_obs``/``n_crashes`` the in-sample counts.
+    """
+
+    features: tuple[str, ...]
+    intercept: float
+    coefficients: tuple[float, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    horizon_hours: int
+    threshold: float
+    train_start: str
+    train_end: str
+    fitted_at: str
+    n_obs: int
+    n_crashes: int
+    std_errors: tuple[float, ...] = ()
+    schema_version: int = MODEL_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        n = len(self.features)
+        if not n or len(self.coefficients) != n or len(self.means) != n or len(self.scales) != n:
+            raise ValueError("a crash model needs one coefficient, mean and scale per feature")
+        if any(not s > 0 for s in self.scales):
+            raise ValueError("crash model scales must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe data (the model file's content)."""
+        return {"kind": MODEL_KIND, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CrashModel:
+        """The model of :meth:`to_dict`'s output; ValueError naming what is wrong otherwise."""
+        if data.get("kind") != MODEL_KIND:
+            raise ValueError(f"kind is {data.get('kind')!r}, expected {MODEL_KIND!r}")
+        if data.get("schema_version") != MODEL_SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {data.get('schema_version')!r}, expected {MODEL_SCHEMA_VERSION}"
+            )
+        fields = {k: v for k, v in data.items() if k != "kind"}
+        for name in ("features", "coefficients", "means", "scales", "std_errors"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
+        try:
+            return cls(**fields)
+        except TypeError as err:
+            raise ValueError(str(err)) from None
+
+
+def predict(model: CrashModel, features: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The model's probability for each row of ``features`` (column name → array); NaN where any input is.
+
+    Terms are added in the model's feature order, one elementwise operation at a time, so one row and
+    many rows give identical bits.
+    """
+    z: np.ndarray | None = None
+    for name, coef, mean, scale in zip(
+        model.features, model.coefficients, model.means, model.scales, strict=True
+    ):
+        term = coef * ((np.asarray(features[name], dtype=np.float64) - mean) / scale)
+        z = term if z is None else z + term
+    assert z is not None  # __post_init__ requires at least one feature
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-(model.intercept + z)))

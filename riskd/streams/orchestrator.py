@@ -1,0 +1,423 @@
+"""The minute side's task: feeds in, closed minutes through the detector, the live state and alerts out.
+
+Minute ``m`` closes when BTC's closed candle for ``m`` arrives, or at the latest ``close_grace_s``
+after its end by the clock. Each close: the recorder freezes the minute's liquidations with the feeds'
+coverage, the detector reads the last ``history_minutes`` closed minutes, ``<prefix>:regime:live`` is
+rewritten, and the first minute of an hour whose level reaches ``alert_level`` raises one
+``cascade_developing`` alert (fingerprint per hour and provisional episode; the episode is also kept in
+``<prefix>:regime:live:episodes`` so a restart or another replica settles it).
+
+Settling: once the hourly snapshot of that hour is in the history stream, a cascade there (any BTC
+level, the multi-asset detector, or the cascade state) confirms the episode. The hourly path's own
+cascade alert then goes out as a reply in the same thread and says so; when the hour raised no such
+alert (an episode already running) a short "confirmed" reply is sent instead. Otherwise a "retracted"
+reply. With no snapshot ``confirm_wait_s`` after the hour, the episode is retracted as unconfirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskd.alerts import cascade_thread, derive_alerts
+from riskd.clock import Clock
+from riskd.core.intrahour import PROVISIONAL_CODES, fires, minute_features, provisional_levels
+from riskd.models import Alert, Snapshot
+from riskd.settings import Settings
+from riskd.sinks.redis import keys
+from riskd.store import HistoryStore
+from riskd.streams.feeds import Feed, make_client, tap_liquidations
+from riskd.streams.live import LivePublisher, LiveRegime, StreamStatus
+from riskd.streams.recorder import HOUR_MS, MINUTE_MS, LiquidationRecorder
+from riskd.symbols import base_of, unified_symbol
+
+log = logging.getLogger("riskd.streams")
+
+
+class MinuteStreams:
+    """The websocket feeds, the recorder, the detector and the live publisher (module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: Any,
+        pipeline: Any,
+        clock: Clock,
+        store: HistoryStore | None = None,
+        metrics: Any | None = None,
+        make_exchange: Callable[[str, Settings], Any] = make_client,
+    ) -> None:
+        self.settings = settings
+        self.s = settings.streams
+        self.p = settings.streams.detector
+        self.clock = clock
+        self.pipeline = pipeline
+        self.client = client
+        self.prefix = settings.redis.key_prefix
+        self.publisher = LivePublisher(client, self.prefix, ttl_s=max(300.0, 5 * self.s.tick_s))
+        self._history_key = keys(self.prefix)["history"]
+        self.symbols = [s.upper() for s in (self.s.candle_symbols or settings.universe.symbols)]
+        self.recorder = LiquidationRecorder(
+            self.s.venues,
+            settings.universe.symbols,
+            store,
+            settings.data_dir / "state" / "liquidations.jsonl",
+        )
+        self._make_exchange = make_exchange
+        self.feeds: dict[str, Feed] = {}
+        self.exchanges: list[Any] = []
+        self._candles: Any = None
+        self._bars: deque[tuple[int, dict[str, tuple[float, float]]]] = deque(maxlen=self.s.history_minutes)
+        self._liq: deque[float] = deque(maxlen=self.s.history_minutes)
+        self.next_minute: int | None = None
+        self.episodes: dict[int, dict[str, Any]] = {}  # hour end ms -> episode
+        self.last_outcome: dict[str, Any] | None = None
+        self.last_doc: LiveRegime | None = None
+        self.publish_latency_s: deque[float] = deque(maxlen=10_000)
+        self._closed_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._metrics = _StreamMetrics(metrics.registry) if metrics is not None else None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    async def start(self, stop: asyncio.Event) -> None:
+        """Recover the journal and the open episodes, connect the feeds."""
+        self.recorder.recover()
+        now_ms = _ms(self.clock.now())
+        await asyncio.to_thread(self.recorder.write_through, now_ms - now_ms % HOUR_MS)
+        raw = await self.client.hgetall(self.publisher.episodes_key)
+        for k, v in raw.items():
+            self.episodes[int(_text(k))] = json.loads(_text(v))
+        self.next_minute = now_ms - now_ms % MINUTE_MS
+        for venue in self.s.venues:
+            await self._add_liquidation_feed(venue, stop)
+        await self._add_candle_feed(stop)
+
+    async def _add_liquidation_feed(self, venue: str, stop: asyncio.Event) -> None:
+        ex = self._make_exchange(venue, self.settings)
+        self.exchanges.append(ex)
+        await ex.load_markets()
+        tap_liquidations(ex, lambda liq, v=venue: self._on_liquidation(v, liq))
+        if venue == "binance":
+            watch: Callable[[], Awaitable[Any]] = lambda: ex.watch_liquidations_for_symbols([])  # noqa: E731
+        else:
+            markets = [unified_symbol(b, venue) for b in self.settings.universe.symbols]
+            markets = [m for m in markets if m in ex.markets]
+            url = await ex.get_url_by_market_type(markets[0], False, "watchLiquidations", {})
+            hashes = [f"liquidations::{m}" for m in markets]
+            topics = [f"allLiquidation.{ex.market(m)['id']}" for m in markets]
+            watch = lambda: ex.watch_topics(url, hashes, topics, {})  # noqa: E731
+        self._add_feed(f"{venue}:liquidations", ex, watch, self.s.stall_timeout_s, stop)
+
+    async def _add_candle_feed(self, stop: asyncio.Event) -> None:
+        venue = self.s.candle_venue
+        ex = self._make_exchange(venue, self.settings)
+        self.exchanges.append(ex)
+        await ex.load_markets()
+        pairs = [[unified_symbol(b, venue), "1m"] for b in self.symbols]
+        pairs = [p for p in pairs if p[0] in ex.markets]
+        self._candles = ex
+        _tap_candle_close(ex, unified_symbol(self.symbols[0], venue), self._on_btc_closed)
+        self._add_feed(f"{venue}:candles_1m", ex, lambda: ex.watch_ohlcv_for_symbols(pairs),
+                       self.s.candle_stall_timeout_s, stop)  # fmt: skip
+
+    def _add_feed(self, name: str, ex: Any, watch: Callable[[], Awaitable[Any]], stall_s: float,
+                  stop: asyncio.Event) -> None:  # fmt: skip
+        feed = Feed(name, ex, watch, clock=self.clock.now, on_gap=self._on_gap, stall_timeout_s=stall_s,
+                    backoff_initial_s=self.s.backoff_initial_s, backoff_max_s=self.s.backoff_max_s)  # fmt: skip
+        self.feeds[name] = feed
+        self._tasks.append(asyncio.create_task(feed.run(stop), name=f"riskd-feed-{name}"))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The task ``riskd run`` starts: feeds, then a tick per closed candle or ``tick_s``."""
+        try:
+            await self.start(stop)
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                except Exception as err:  # a Redis or store outage must not end the minute side
+                    log.warning("streams tick failed: %s: %s", type(err).__name__, err)
+                self._closed_event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed_event.wait(), timeout=self.s.tick_s)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop the feeds and release the clients."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._tasks.clear()
+        for ex in self.exchanges:
+            with contextlib.suppress(Exception):
+                await ex.close()
+        self.exchanges.clear()
+
+    # ---- callbacks -------------------------------------------------------------------------------
+    def _on_liquidation(self, venue: str, liq: dict[str, Any]) -> None:
+        if self.recorder.add(venue, liq) and self._metrics is not None:
+            usd = float(liq["price"]) * float(liq["contracts"]) * float(liq.get("contractSize") or 1.0)
+            self._metrics.liq_usd.labels(venue, "long" if liq["side"] == "sell" else "short").inc(usd)
+
+    def _on_gap(self, name: str, start: pd.Timestamp, end: pd.Timestamp) -> None:
+        venue, _, kind = name.partition(":")
+        if kind == "liquidations":
+            self.recorder.gap(venue, start, end)
+        log.info("stream %s gap %s → %s recorded", name, start.isoformat(), end.isoformat())
+
+    def _on_btc_closed(self, open_ms: int) -> None:
+        self._closed_event.set()
+        self._btc_closed = max(getattr(self, "_btc_closed", -1), open_ms)
+
+    # ---- the minute ------------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Check stalls, close every due minute, settle hours whose snapshot is in."""
+        for feed in self.feeds.values():
+            feed.check_stall()
+        now = self.clock.now()
+        now_ms = _ms(now)
+        if self.next_minute is None:
+            self.next_minute = now_ms - now_ms % MINUTE_MS
+        grace = int(self.s.close_grace_s * 1000)
+        btc_closed = getattr(self, "_btc_closed", -1)
+        while self.next_minute <= btc_closed or self.next_minute + MINUTE_MS + grace <= now_ms:
+            await self._close_minute(self.next_minute)
+            self.next_minute += MINUTE_MS
+            if self.next_minute % HOUR_MS == 0:
+                await asyncio.to_thread(self.recorder.write_through, self.next_minute)
+        await self._settle(now)
+        self._export_metrics()
+
+    async def _close_minute(self, minute: int) -> None:
+        started = time.perf_counter()
+        now = self.clock.now()
+        coverage = {}
+        for venue in self.s.venues:
+            feed = self.feeds.get(f"{venue}:liquidations")
+            coverage[venue] = self.recorder.coverage(venue, minute, feed.gap_open if feed else now, now)
+        self.recorder.close_minute(minute, coverage)
+        self._bars.append((minute, self._candles_at(minute)))
+        self._liq.append(self.recorder.market_total(minute))
+        row = self._features()
+        level = provisional_levels(row, self.p).iloc[-1] if len(row) else "none"
+        hour_end = minute - minute % HOUR_MS + HOUR_MS
+        if fires(level, self.p) and hour_end not in self.episodes:
+            await self._raise(hour_end, minute, level, row.iloc[-1])
+        await self._publish(minute, level, row, coverage)
+        self.publish_latency_s.append(time.perf_counter() - started)
+
+    def _candles_at(self, minute: int) -> dict[str, tuple[float, float]]:
+        out: dict[str, tuple[float, float]] = {}
+        caches = getattr(self._candles, "ohlcvs", {}) or {}
+        for sym, by_tf in caches.items():
+            cache = by_tf.get("1m") if isinstance(by_tf, dict) else None
+            if not cache:
+                continue
+            for candle in reversed(cache):
+                if candle[0] == minute:
+                    out[base_of(sym)] = (float(candle[4]), float(candle[5]))
+                    break
+                if candle[0] < minute:
+                    break
+        return out
+
+    def _features(self) -> pd.DataFrame:
+        if not self._bars or self.symbols[0] not in self._bars[-1][1]:
+            return pd.DataFrame()
+        idx = pd.DatetimeIndex(pd.to_datetime([m for m, _ in self._bars], unit="ms", utc=True), name="ts")
+        btc_sym = self.symbols[0]
+        get = lambda s, i: np.array([b.get(s, (np.nan, np.nan))[i] for _, b in self._bars])  # noqa: E731
+        btc = pd.DataFrame({"close": get(btc_sym, 0), "volume": get(btc_sym, 1)}, index=idx)
+        alts = pd.DataFrame({s: get(s, 0) for s in self.symbols[1:]}, index=idx)
+        liq = pd.Series(list(self._liq), index=idx)
+        feats = minute_features(btc, alts, liq, self.p)
+        return feats.tail(1)
+
+    async def _raise(self, hour_end: int, minute: int, level: str, feats: pd.Series) -> None:
+        as_of = pd.Timestamp(hour_end, unit="ms", tz="UTC")
+        fired_at = pd.Timestamp(minute + MINUTE_MS, unit="ms", tz="UTC")
+        episode = {"episode_id": f"prov-{as_of:%Y%m%dT%H%M}", "fired_at": fired_at.isoformat(), "level": level,
+                   "as_of": as_of.isoformat()}  # fmt: skip
+        self.episodes[hour_end] = episode
+        await self.client.hset(self.publisher.episodes_key, str(hour_end), json.dumps(episode))
+        figs = {"to": "developing", "level": level, "minute": fired_at.isoformat(), **_figures(feats)}
+        lead = (as_of - fired_at) / pd.Timedelta(minutes=1)
+        body = (f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC · minute {fired_at:%H:%M} ({lead:.0f} min before the close)\n"
+                f"{_figures_line(figs)}\nProvisional: the hour close confirms or retracts it in this thread.")  # fmt: skip
+        severity = "critical" if level == "severe" else "warning"
+        alert = Alert(kind="cascade_developing", severity=severity, as_of=as_of.to_pydatetime(),
+                      title=f"Cascade developing (provisional, {level})", body=body, figures=figs,
+                      episode_id=episode["episode_id"], thread=cascade_thread(as_of.to_pydatetime()))  # fmt: skip
+        outcome = await self.pipeline.submit([alert])
+        log.warning("provisional cascade %s at %s: alert %s", level, fired_at.isoformat(), outcome)
+
+    async def _publish(self, minute: int, level: str, row: pd.DataFrame, coverage: dict[str, float]) -> None:
+        close = pd.Timestamp(minute + MINUTE_MS, unit="ms", tz="UTC")
+        hour_end = minute - minute % HOUR_MS + HOUR_MS
+        ep = self.episodes.get(hour_end)
+        feats = _figures(row.iloc[-1]) if len(row) else {}
+        streams = {
+            n: StreamStatus(up=f.up, reconnects=f.reconnects, stalls=f.stalls) for n, f in self.feeds.items()
+        }
+        degraded = not all(f.up for f in self.feeds.values()) or not len(row)
+        doc = LiveRegime(
+            minute=close.to_pydatetime(), minute_ms=minute + MINUTE_MS,
+            as_of=pd.Timestamp(hour_end, unit="ms", tz="UTC").to_pydatetime(),
+            computed_at=pd.Timestamp.now(tz="UTC").to_pydatetime(), provisional_level=level,  # type: ignore[arg-type]
+            provisional_level_code=PROVISIONAL_CODES[level], firing=fires(level, self.p),
+            episode_id=ep["episode_id"] if ep else None,
+            fired_at=pd.Timestamp(ep["fired_at"]).to_pydatetime() if ep else None,
+            features=feats, streams=streams, data_quality="degraded" if degraded else "ok",
+            liquidations=self.recorder.hour_so_far(hour_end - HOUR_MS, (minute + MINUTE_MS - hour_end + HOUR_MS) // MINUTE_MS),
+            last_outcome=self.last_outcome,
+        )  # fmt: skip
+        self.last_doc = doc
+        await self.publisher.publish(doc)
+        if self._metrics is not None:
+            self._metrics.level.set(PROVISIONAL_CODES[level])
+
+    # ---- settling --------------------------------------------------------------------------------
+    async def _settle(self, now: pd.Timestamp) -> None:
+        for hour_end in sorted(h for h in self.episodes if h <= _ms(now)):
+            snap, prev = await self._snapshot(hour_end), await self._snapshot(hour_end - HOUR_MS)
+            if snap is None and _ms(now) < hour_end + self.s.confirm_wait_s * 1000:
+                continue
+            await self._settle_one(hour_end, self.episodes[hour_end], snap, prev, now)
+            await self.client.hdel(self.publisher.episodes_key, str(hour_end))
+            del self.episodes[hour_end]
+
+    async def _settle_one(self, hour_end: int, ep: dict[str, Any], snap: Snapshot | None,
+                          prev: Snapshot | None, now: pd.Timestamp) -> None:  # fmt: skip
+        as_of = pd.Timestamp(hour_end, unit="ms", tz="UTC").to_pydatetime()
+        thread = cascade_thread(as_of)
+        confirmed = snap is not None and (
+            snap.state == "cascade" or snap.cascade_level != "none" or snap.multi_asset_cascade
+        )
+        outcome = "confirmed" if confirmed else "retracted"
+        self.last_outcome = {"as_of": as_of.isoformat(), "episode_id": ep["episode_id"], "outcome": outcome}
+        if confirmed and any(a.thread == thread for a in derive_alerts(prev, snap, now=now.to_pydatetime())):  # type: ignore[arg-type]
+            log.info("provisional episode %s confirmed by the hourly alert (same thread)", ep["episode_id"])
+            return
+        if snap is None:
+            why = f"no hourly snapshot within {self.s.confirm_wait_s:.0f}s of the close"
+        elif confirmed:
+            why = f"hourly cascade level {snap.cascade_level}, state {snap.state}"
+        else:
+            why = f"the hour closed without a cascade (level {snap.cascade_level}, state {snap.state})"
+        title = "Cascade confirmed at the hour close" if confirmed else "Provisional cascade alert retracted"
+        alert = Alert(kind="cascade_developing", severity="warning" if confirmed else "info", as_of=as_of,
+                      title=title, body=f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC: {why}.",
+                      figures={"to": outcome, "fired_at": ep["fired_at"]}, episode_id=ep["episode_id"],
+                      thread=thread)  # fmt: skip
+        await self.pipeline.submit([alert])
+
+    async def _snapshot(self, hour_end: int) -> Snapshot | None:
+        rows = await self.client.xrange(self._history_key, min=f"{hour_end}-0", max=f"{hour_end}-0", count=1)
+        if not rows:
+            return None
+        fields = rows[0][1]
+        raw = fields.get(b"json", fields.get("json"))
+        try:
+            return Snapshot.model_validate_json(raw)
+        except ValueError:
+            return None
+
+    def _export_metrics(self) -> None:
+        if self._metrics is None:
+            return
+        for name, feed in self.feeds.items():
+            self._metrics.up.labels(name).set(1 if feed.up else 0)
+            self._metrics.reconnects.labels(name).set(feed.reconnects)
+            self._metrics.stalls.labels(name).set(feed.stalls)
+
+
+class _StreamMetrics:
+    """The minute side's Prometheus series (docs/metrics.md, Streams)."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.level = Gauge("riskd_provisional_level", "Provisional intra-hour level: 0 none .. 3 severe",
+                           registry=registry)  # fmt: skip
+        self.up = Gauge("riskd_stream_up", "1 while a websocket feed receives, 0 in a gap", ["stream"],
+                        registry=registry)  # fmt: skip
+        self.reconnects = Gauge("riskd_stream_reconnects", "Reconnections of a feed since start", ["stream"],
+                                registry=registry)  # fmt: skip
+        self.stalls = Gauge("riskd_stream_stalls", "Stalls detected on a feed since start", ["stream"],
+                            registry=registry)  # fmt: skip
+        self.liq_usd = Counter("riskd_liquidations_usd", "Liquidation notional recorded (USD)", ["venue", "side"],
+                               registry=registry)  # fmt: skip
+
+
+def _tap_candle_close(exchange: Any, btc_symbol: str, on_closed: Callable[[int], None]) -> None:
+    """Call ``on_closed(open_ms)`` when the venue marks BTC's 1-minute candle closed (Binance ``k.x``,
+    Bybit ``confirm``); ccxt's parsed candle drops that flag."""
+    original = exchange.handle_ohlcv
+    btc_id = exchange.market(btc_symbol)["id"]
+
+    def handle_ohlcv(client: Any, message: Any) -> Any:
+        out = original(client, message)
+        with contextlib.suppress(Exception):
+            k = message.get("k")
+            if k is not None and k.get("s") == btc_id and k.get("x") is True:
+                on_closed(int(k["t"]))
+            elif str(message.get("topic", "")).endswith(f".{btc_id}"):
+                for d in message.get("data", []):
+                    if d.get("confirm") is True:
+                        on_closed(int(d["start"]))
+        return out
+
+    exchange.handle_ohlcv = handle_ohlcv
+
+
+def _figures(feats: pd.Series) -> dict[str, float | None]:
+    keys_ = (
+        "btc_ret_5m",
+        "btc_ret_15m",
+        "btc_ret_60m",
+        "vol_surge",
+        "breadth",
+        "liq_usd_window",
+        "liq_surge",
+    )
+    out: dict[str, float | None] = {}
+    for k in keys_:
+        v = feats.get(k)
+        out[k] = None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
+    return out
+
+
+def _figures_line(f: dict[str, Any]) -> str:
+    parts = [
+        f"BTC {k} {f[f'btc_ret_{k}'] * 100:+.1f}%"
+        for k in ("5m", "15m", "60m")
+        if f.get(f"btc_ret_{k}") is not None
+    ]
+    if f.get("vol_surge") is not None:
+        parts.append(f"volume ×{f['vol_surge']:.1f}")
+    if f.get("breadth") is not None:
+        parts.append(f"alts falling {f['breadth']:.0%}")
+    if f.get("liq_usd_window") is not None:
+        parts.append(f"liquidations ${f['liq_usd_window'] / 1e6:.1f}M")
+    return " · ".join(parts)
+
+
+def _ms(ts: pd.Timestamp) -> int:
+    return int(pd.Timestamp(ts).value // 1_000_000)
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

@@ -1,0 +1,130 @@
+"""Process faults: kill -9 mid-cycle and mid-send, a two-replica fail-over, SIGTERM while retrying or offline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faultkit import GRACE, HOUR, T0, assert_kept, market, rig
+
+from riskd.testing.redis_server import free_port
+
+pytestmark = pytest.mark.slow
+
+CASCADE = T0 + 10 * HOUR
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_kill9_mid_cycle_then_restart_with_a_new_id_raises_every_alert(
+    fault_tmp: Path, record: dict[str, Any]
+) -> None:
+    """kill -9 while the cascade hour is being fetched, down 3 h, restart as a new instance (finding 2):
+    the catch-up runs while the dead process still holds the lease, and its alerts must still go out."""
+    with rig(fault_tmp, market(CASCADE)) as r:
+        lease = {"daemon": {"lease_ttl_s": 30.0}}  # longer than a restart takes, as in production
+        a = r.start_daemon("a", **lease)
+        r.drive(T0, CASCADE - HOUR)
+        r.fx.inject("latency", venue="binance", latency_ms=400)  # a slow cycle, so we kill it mid-way
+        before = r.fx.log.count(venue="binance")
+        r.clock.set(CASCADE + HOUR + GRACE)
+        _wait(lambda: r.fx.log.count(venue="binance") > before, 20, "the cascade hour's fetch to start")
+        a.kill9()
+        r.fx.clear_faults()
+        r.published_hours.append(CASCADE + HOUR)
+        r.clock.set(CASCADE + 3 * HOUR + GRACE)  # down while two more hours close
+        r.published_hours += [CASCADE + 2 * HOUR, CASCADE + 3 * HOUR]
+        b = r.start_daemon("b", **lease)  # host:pid differs: a follower until a's lease runs out
+        r.drive(CASCADE + 3 * HOUR, CASCADE + 4 * HOUR)  # the catch-up and one more hour, as a follower
+        client = r.redis_client()
+        holder = client.get(f"{r.prefix}:leader")
+        assert holder == a.settings["daemon"]["instance_id"].encode(), (
+            f"scenario void: the dead process's lease was gone ({holder!r}) before the catch-up ran"
+        )
+        b_id = b.settings["daemon"]["instance_id"].encode()
+        _wait(lambda: client.get(f"{r.prefix}:leader") == b_id, 45, "the restarted daemon to take the lease")
+        client.close()
+        r.drive(CASCADE + 5 * HOUR, CASCADE + 7 * HOUR)
+        r.wait_alerts_settled()
+        v = r.judge()
+        record.update(v.as_dict())
+        assert_kept(v, r)
+
+
+def test_two_replicas_fail_over_without_losing_or_doubling_an_alert(
+    fault_tmp: Path, record: dict[str, Any]
+) -> None:
+    """Two replicas on one Redis; the leader is killed just before the cascade (finding 2): the standby takes
+    over within its lease and every alert arrives exactly once."""
+    with rig(fault_tmp, market(CASCADE)) as r:
+        a = r.start_daemon("a", data_dir=str(fault_tmp / "data-a"))
+        b = r.start_daemon("b", data_dir=str(fault_tmp / "data-b"))
+        r.oracle_data_dir = fault_tmp / "data-b"
+        r.drive(T0, CASCADE - HOUR)
+        a.kill9()
+        r.drive(CASCADE, CASCADE + 7 * HOUR)
+        r.wait_alerts_settled()
+        assert b.alive, f"the standby died:\n{b.tail()}"
+        v = r.judge()
+        record.update(v.as_dict())
+        assert_kept(v, r)
+
+
+def test_kill9_mid_send_allows_one_possibly_repeated_resend(fault_tmp: Path, record: dict[str, Any]) -> None:
+    """kill -9 between Telegram's accept and riskd's record of it: after a restart the alert is re-sent once
+    headed "possibly repeated", every other alert once."""
+    with rig(fault_tmp, market(CASCADE)) as r:
+        a = r.start_daemon("a")
+        r.drive(T0, CASCADE - HOUR)
+        r.tg.hang_next(record=True)  # the next alert is delivered, and the answer never comes
+        r.advance(CASCADE)
+        _wait(lambda: r.tg.hanging >= 1, 30, "an alert send to hang")
+        a.kill9()
+        r.start_daemon("b")
+        r.drive(CASCADE + HOUR, CASCADE + 7 * HOUR)
+        r.wait_alerts_settled()
+        v = r.judge()
+        record.update(v.as_dict())
+        repeated = [s for s in r.delivered() if s.repeated]
+        if not repeated:
+            v.add("the interrupted alert was not re-sent with the 'possibly repeated' header")
+        assert_kept(v, r)
+
+
+@pytest.mark.parametrize("state", ["retrying", "offline"])
+def test_sigterm_while_retrying_or_offline_exits_0_within_seconds(
+    fault_tmp: Path, record: dict[str, Any], state: str
+) -> None:
+    """SIGTERM during a cycle stuck in venue retries, or offline (finding 6): exit status 0 within 5 s."""
+    record["scenario"] = f"sigterm_{state}"
+    with rig(fault_tmp, market(CASCADE), telegram=False) as r:
+        slow_retries = {"attempts": 6, "initial_backoff_s": 0.5, "max_backoff_s": 2.0, "jitter_s": 0.0}
+        if state == "offline":
+            dead = f"http://127.0.0.1:{free_port()}"
+            venues = {v: {"api_url": dead} for v in ("binance", "bybit", "hyperliquid")}
+            d = r.start_daemon(venues=venues, retry=slow_retries)
+            time.sleep(2.0)  # the first cycle is retrying against nothing
+        else:
+            d = r.start_daemon(retry=slow_retries)
+            r.drive(T0, T0 + HOUR)
+            r.fx.inject("server_error", venue="binance")
+            before = r.fx.log.count(venue="binance", status=503)
+            r.clock.set(T0 + 3 * HOUR + GRACE)
+            _wait(lambda: r.fx.log.count(venue="binance", status=503) > before + 3, 20, "retries to start")
+        code, took = d.terminate(timeout=20)
+        record.update({"hours_lost": 0, "alerts_lost": 0, "duplicates": 0, "stale_as_fresh": 0})
+        log = d.log()
+        assert code == 0, f"SIGTERM {state}: exit {code} (want 0)\n" + "\n".join(log.splitlines()[-25:])
+        assert took < 5.0, (
+            f"SIGTERM {state}: exit {code} after {took:.1f}s (want 0 within 5 s)\n"
+            + "\n".join(log.splitlines()[-25:])
+        )
+        assert "Traceback" not in log, f"a traceback at shutdown:\n{log[-3000:]}"

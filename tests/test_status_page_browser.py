@@ -1,0 +1,156 @@
+"""The status page as a person sees it, in a real headless Chromium (Debian's, driven by Selenium through
+/usr/bin/chromedriver): fresh, stale and cascade states, with the chart drawn from a real Redis history.
+
+Screenshots land in tests/artifacts/ (gitignored) and their paths are printed (pytest -s shows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from _contract import T0, make_snapshot, week
+
+from riskd.http.history import RedisHistory
+from riskd.models import DataQuality
+from riskd.settings import RedisSettings
+from riskd.sinks.metrics import Metrics, MetricsServer
+from riskd.sinks.redis import RedisSink
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+END = T0 + timedelta(days=7)
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="chromium/chromedriver not installed (run scripts/install-test-deps.sh)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One headless Chromium for the module, with a fresh profile and a phone-ish width."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM  # type: ignore[assignment]
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=420,1400", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):  # fmt: skip
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = END + timedelta(minutes=3)
+
+    def __call__(self) -> float:
+        return self.now.timestamp()
+
+
+@pytest.fixture
+async def served(redis_url: str) -> AsyncIterator[tuple[MetricsServer, Clock]]:
+    """A server whose history stream holds a week: calm, fragile for the last day, a cascade in the last 6 h."""
+    prefix = f"riskd-page-{uuid.uuid4().hex[:8]}:v1"
+    client = aioredis.Redis.from_url(redis_url)
+    sink = RedisSink(client, RedisSettings(key_prefix=prefix))
+    hours = week(END)
+    for snap in hours:
+        await sink.publish(snap)
+    clock = Clock()
+    metrics = Metrics(clock=clock)
+    metrics.state.snapshot = hours[-1]
+    metrics.state.last_cycle_ok = metrics.state.started_at
+    metrics.state.leader = True
+    wall = metrics.state.started_at
+    metrics.state.newest_data.update({("binance", "ohlcv"): wall - 200, ("bybit", "funding"): wall - 4000})
+    metrics.state.venue_health.update({"binance": "ok", "bybit": "ok"})
+    srv = await MetricsServer(metrics, "127.0.0.1", 0, history=RedisHistory(client, prefix)).start()
+    yield srv, clock
+    await srv.stop()
+    await client.aclose()
+
+
+def _look(browser: object, url: str, name: str) -> dict[str, str]:
+    """Load the page, keep a screenshot, and return the visible text of its parts (blocking: the tests run
+    it in a thread, since the server answers on the test's event loop)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(url)  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"status_page_{name}.png"
+    browser.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    print(f"screenshot: {shot}")
+    seen = {"body": browser.find_element(By.TAG_NAME, "body").text}  # type: ignore[attr-defined]
+    for part in ("state", "multiplier", "freshness", "episode", "alerts", "data"):
+        seen[part] = browser.find_element(By.ID, part).text  # type: ignore[attr-defined]
+    banners = browser.find_elements(By.ID, "stale-banner")  # type: ignore[attr-defined]
+    seen["banner"] = banners[0].text if banners and banners[0].is_displayed() else ""
+    chart = browser.find_element(By.ID, "chart")  # type: ignore[attr-defined]
+    line = chart.find_elements(By.CSS_SELECTOR, "polyline.cfi-line")
+    seen["chart_points"] = str(len(line[0].get_attribute("points").split()) if line else 0)
+    seen["chart_width"] = str(chart.size["width"])
+    seen["bands"] = str(len(chart.find_elements(By.CSS_SELECTOR, "rect.state-band")))
+    return seen
+
+
+async def test_fresh_cascade_in_progress(browser: object, served: tuple[MetricsServer, Clock]) -> None:
+    """A cascade in progress: the state reads CASCADE with multiplier 0.2, no stale banner, the episode is
+    named with its start, the chart draws a week of CFI and states, the cascade alert is listed."""
+    srv, _ = served
+    seen = await asyncio.to_thread(_look, browser, f"http://127.0.0.1:{srv.port}/", "cascade")
+    assert seen["state"] == "CASCADE"
+    assert seen["multiplier"] == "0.2"
+    assert seen["banner"] == ""
+    assert seen["freshness"].startswith("data fresh · Hour ending 2021-05-26 00:00 UTC (3 min ago)")
+    assert seen["episode"].startswith(
+        "Cascade episode 2021-05-19T13 in progress since 2021-05-25 19:00 UTC (6 h)"
+    )
+    assert "Cascade started" in seen["alerts"]
+    assert "Regime calm → fragile" in seen["alerts"]
+    assert (seen["chart_points"], seen["bands"]) == ("168", "168")
+    assert int(seen["chart_width"]) > 300  # drawn at the phone's width, not collapsed
+    assert "binance" in seen["data"]
+    assert "3 min ago" in seen["data"]
+
+
+async def test_calm_fresh_state(browser: object, served: tuple[MetricsServer, Clock]) -> None:
+    """A calm, fresh regime: CALM × 1, no banner, no cascade in progress."""
+    srv, _ = served
+    srv.metrics.state.snapshot = make_snapshot(END, "calm")
+    seen = await asyncio.to_thread(_look, browser, f"http://127.0.0.1:{srv.port}/", "fresh")
+    assert (seen["state"], seen["multiplier"], seen["banner"]) == ("CALM", "1", "")
+    assert seen["episode"].startswith("No cascade episode in progress.")
+
+
+async def test_stale_state_shows_a_banner(browser: object, served: tuple[MetricsServer, Clock]) -> None:
+    """An old snapshot reads UNKNOWN with no multiplier and a banner saying not to trade on it; a snapshot
+    computed from stale data does too; the last published state is still shown, labelled as such."""
+    srv, clock = served
+    clock.now = END + timedelta(hours=5)
+    seen = await asyncio.to_thread(_look, browser, f"http://127.0.0.1:{srv.port}/", "stale")
+    assert (seen["state"], seen["multiplier"]) == ("UNKNOWN", "—")
+    assert seen["banner"].startswith(
+        "STALE: do not trade on this regime. last state is for 2021-05-26T00:00:00Z, 5.0 h old"
+    )
+    assert "Last published: cascade × 0.2" in seen["freshness"]
+    assert seen["episode"].startswith(
+        "Unknown: the last published hour (2021-05-26 00:00 UTC) was in cascade"
+    )
+    clock.now = END + timedelta(minutes=3)
+    dq = DataQuality(status="stale", coverage=0.2, missing_sources=["binance:ohlcv"])
+    srv.metrics.state.snapshot = make_snapshot(END, "calm", data_quality=dq)
+    seen = await asyncio.to_thread(_look, browser, f"http://127.0.0.1:{srv.port}/", "stale_data")
+    assert seen["state"] == "UNKNOWN"
+    assert "computed from stale data (binance:ohlcv)" in seen["banner"]
