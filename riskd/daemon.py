@@ -41,7 +41,15 @@ from riskd.core import FragilityState, compute_fragility_with_state, step
 from riskd.core.schedule import HOUR, last_closed_hour, next_run
 from riskd.errors import RiskdError, SinkError
 from riskd.lease import LeaderLease
-from riskd.live import FetchReport, MarketCache, assess, fetch_recent, persist, store_panel
+from riskd.live import (
+    FetchReport,
+    MarketCache,
+    assess,
+    fetch_recent,
+    persist,
+    store_first_hour,
+    store_panel,
+)
 from riskd.models import Snapshot
 from riskd.settings import Settings
 from riskd.sinks.alert_feed import AlertFeed
@@ -95,6 +103,9 @@ class Daemon:
             settings.universe.symbols, self.params, keep_hours=settings.daemon.max_catchup_hours + 48
         )
         self.state: FragilityState | None = None
+        # The hour the expanding statistics start from, shared by every replica through Redis (see
+        # ``_settle_origin``); None until the first cycle settles it.
+        self.origin: pd.Timestamp | None = None
         # The calibrated crash model (riskd calibrate), read once at start: live and batch use the same
         # one, so a new model file takes effect at the next restart. None: crash_prob_24h is null.
         self.crash_model = load_crash_model(settings)
@@ -120,6 +131,8 @@ class Daemon:
                 if saved.get("last"):
                     self.last = Snapshot.model_validate(saved["last"])
                 self.published = {k: (int(v[0]), str(v[1])) for k, v in saved.get("published", {}).items()}
+                if saved.get("origin"):
+                    self.origin = pd.Timestamp(saved["origin"])
                 log.info("resumed from %s (last hour %s)", self.state_path, self.state.last_ts)
             except (ValueError, KeyError, TypeError) as err:
                 log.warning("saved state unusable (%s): rebuilding from the store", err)
@@ -134,6 +147,7 @@ class Daemon:
             "state": self.state.to_dict(),
             "last": self.last.model_dump(mode="json") if self.last else None,
             "published": {k: list(v) for k, v in self.published.items()},
+            "origin": self.origin.isoformat() if self.origin is not None else None,
         }
         try:
             write_durably(self.state_path, json.dumps(body))
@@ -158,7 +172,9 @@ class Daemon:
 
     def _rebuild(self, through: pd.Timestamp) -> FragilityState | None:
         """The core state after hour ``through`` by the batch path over the store (cold start, long outage)."""
-        panel = store_panel(self.store, self.params, self.settings.universe.symbols, self.venues, through)
+        panel = store_panel(
+            self.store, self.params, self.settings.universe.symbols, self.venues, through, start=self.origin
+        )
         if panel is None:
             return None
         _, state = compute_fragility_with_state(panel, self.params, crash_model=self.crash_model)
@@ -174,9 +190,9 @@ class Daemon:
         now = self.clock.now()
         newest = last_closed_hour(now)
         d = self.settings.daemon
+        origin = await self._settle_origin(newest - pd.Timedelta(hours=d.warmup_hours))
         report = await fetch_recent(
-            self.sources, self.store, self.cache, until=newest + HOUR,
-            warm_start=newest - pd.Timedelta(hours=d.warmup_hours),
+            self.sources, self.store, self.cache, until=newest + HOUR, warm_start=origin,
             deadline_s=d.fetch_deadline_s, health=self.sinks.metrics.state.venue_health,
         )  # fmt: skip
         self._note_fetch(report, now)
@@ -242,6 +258,37 @@ class Daemon:
         self._remember_chart(hour, panel, row)
         self._keep_state(hour)
         return snap
+
+    async def _settle_origin(self, warm_start: pd.Timestamp) -> pd.Timestamp:
+        """The hour this replica's history starts from, the same for every replica on one Redis prefix.
+
+        CFI v2 ranks each component against its whole past, so the published values depend on where the
+        past starts. The first replica to start fixes it in Redis (its store's first hour, or ``warm_start``
+        for an empty store); a replica started later backfills from it, so a standby that takes over
+        publishes what the old leader would have. Settled once and saved with the state. Redis down at a
+        cold start: this replica uses its own, and says so."""
+        if self.origin is not None:
+            return self.origin
+        local = await asyncio.to_thread(
+            store_first_hour, self.store, self.params, self.settings.universe.symbols
+        )
+        candidate = min(local, warm_start) if local is not None else warm_start
+        redis = self.sinks.redis
+        origin = candidate
+        if redis is not None:
+            try:
+                origin = await redis.claim_origin(candidate)
+            except SinkError as err:
+                log.warning("%s; ranking from this replica's own history start %s", err, candidate)
+        if local is not None and local > origin:
+            log.warning(
+                "the store starts at %s, after the shared history origin %s: hours a venue no longer serves "
+                "are missing, so this replica's ranks can differ from the other replicas'",
+                local, origin,
+            )  # fmt: skip
+        log.info("history origin %s", origin)
+        self.origin = origin
+        return origin
 
     def _keep_state(self, hour: pd.Timestamp) -> None:
         assert self.state is not None

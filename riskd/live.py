@@ -273,6 +273,20 @@ def _has_hour(cache: MarketCache, dataset: str, venue: str, symbol: str, hour: p
     return frame is not None and hour in frame.index
 
 
+def store_first_hour(
+    store: HistoryStore, params: FragilityParams, symbols: Iterable[str]
+) -> pd.Timestamp | None:
+    """The first hour the store's primary-venue candles (perp or spot) cover; None when it holds none."""
+    primary = params.funding.primary_venue
+    firsts = [
+        frame.index[0].floor("h")
+        for dataset in ("ohlcv", "spot_ohlcv")
+        for s in symbols
+        if len(frame := store.read(dataset, primary, s))
+    ]
+    return min(firsts) if firsts else None
+
+
 def store_panel(
     store: HistoryStore,
     params: FragilityParams,
@@ -298,7 +312,7 @@ def store_panel(
     if "BTC" not in ohlcv and "BTC" not in spot:
         return None
     first = min(f.index[0] for f in (*ohlcv.values(), *spot.values())).floor("h")
-    start = first if start is None else max(start, first)
+    start = first if start is None else max(start.floor("h"), first)
     if start > end:
         return None
     return build_panel(

@@ -236,6 +236,39 @@ async def test_standby_takes_over_and_alerts_are_never_doubled(
     assert not rec_a.sent[len(rec_a.sent) :]  # nothing from the dead replica after its death
 
 
+async def test_a_standby_started_later_ranks_from_the_leaders_origin(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    """CFI v2 ranks against the whole past, so a standby whose warm-up starts later would publish other
+    values at a takeover. The first replica fixes the history origin in Redis; one started 5 hours later
+    backfills from it and computes the very same hours, bit for bit."""
+    clock = SimClock(T0)
+    async with FakeExchange(_market(), now=clock.now) as fx:
+        sa = _settings(tmp_path / "a", fx, redis_url, prefix, instance_id="a")
+        sb = _settings(tmp_path / "b", fx, redis_url, prefix, instance_id="b")
+        async with runtime(sa, clock=clock, channel=Recorder(), commands=False) as a:
+            a.daemon.load()
+            led = {
+                s.as_of: s for s in await _drive(a, clock, list(pd.date_range(T0, T0 + 9 * HOUR, freq="h")))
+            }
+            async with runtime(sb, clock=clock, channel=Recorder(), commands=False) as b:
+                b.daemon.load()
+                later = await _drive(b, clock, [T0 + 9 * HOUR])  # b's cold start, 10 hours after a's
+                late = {s.as_of: s for s in await _drive(b, clock, [T0 + 10 * HOUR])}
+                led |= {s.as_of: s for s in await _drive(a, clock, [T0 + 10 * HOUR])}
+            origin = await a.client.get(keys(prefix)["history_origin"])
+    assert b.daemon.origin == a.daemon.origin == pd.Timestamp(origin.decode())
+    assert a.daemon.origin == T0 - pd.Timedelta(hours=sa.daemon.warmup_hours)  # a's first newest hour: T0
+    b_first = HistoryStore(sb.store_dir).read("ohlcv", "binance", "BTC").index[0]
+    assert b_first == a.daemon.origin, "the standby backfilled from the shared origin"
+    for s in later + list(late.values()):
+        ours = led[s.as_of]
+        assert s.cfi is not None, s.as_of
+        assert _close(s.cfi, ours.cfi), (s.as_of, s.cfi, ours.cfi)
+        assert _close(s.cfi_percentile, ours.cfi_percentile), s.as_of
+        assert s.features == ours.features, s.as_of
+
+
 async def test_restart_after_downtime_computes_missed_hours_in_order(
     tmp_path: Path, redis_url: str, prefix: str
 ) -> None:

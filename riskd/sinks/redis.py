@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -79,6 +80,7 @@ def keys(prefix: str) -> dict[str, str]:
         "leader": f"{prefix}:leader",
         "revisions": f"{prefix}:regime:revisions",
         "alert_cursor": f"{prefix}:alerts:cursor",
+        "history_origin": f"{prefix}:history:origin",
     }
 
 
@@ -143,6 +145,25 @@ class RedisSink:
         except SinkError:
             self._save_spool()
             raise
+
+    async def claim_origin(self, candidate: pd.Timestamp) -> pd.Timestamp:
+        """The hour every replica's expanding statistics start from: ``candidate`` when no replica has set
+        one yet (SET NX, no expiry), else the one set. Raises SinkError when Redis is unreachable.
+
+        CFI v2 ranks each component against its whole past, so two replicas agree only if their past
+        starts at the same hour; a standby started later would otherwise rank against a shorter past."""
+        key = self._keys["history_origin"]
+        try:
+            await self._client.set(key, candidate.isoformat(), nx=True)
+            raw = await self._client.get(key)
+        except (RedisError, OSError) as err:
+            raise SinkError(f"history origin not shared (redis unavailable): {err}") from err
+        if raw is None:  # deleted between the two calls: ours stands
+            return candidate
+        try:
+            return pd.Timestamp(raw.decode()).tz_convert("UTC")
+        except (ValueError, TypeError) as err:
+            raise SinkError(f"{key} holds {raw!r}, not an ISO time: {err}") from err
 
     async def flush(self) -> int:
         """Write the queue in order; stop at the first failure and keep the rest."""

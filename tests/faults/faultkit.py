@@ -534,7 +534,13 @@ class FaultRig:
 
         settings = load_settings(**self.settings(data_dir=str(self.oracle_data_dir)))
         store = HistoryStore(settings.store_dir)
-        panel = store_panel(store, settings.fragility, SYMS, VENUES, last_as_of - HOUR)
+        client = self.redis_client()
+        try:  # the history origin every replica ranks from (riskd.daemon.Daemon._settle_origin)
+            origin = client.get(f"{self.prefix}:history:origin")
+        finally:
+            client.close()
+        start = pd.Timestamp(origin.decode()) if origin else None
+        panel = store_panel(store, settings.fragility, SYMS, VENUES, last_as_of - HOUR, start=start)
         assert panel is not None, "the store holds no BTC candles: the daemon never wrote its history"
         frame = compute_fragility(panel, settings.fragility)
         snaps = snapshots_of(frame, computed_at=pd.Timestamp(last_as_of).to_pydatetime())
