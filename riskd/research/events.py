@@ -175,16 +175,6 @@ def overshoot_ic(obs: pd.DataFrame, horizon_h: int = 24, *, btc: str = BTC) -> d
     return spearman_ic(-alts["event_ret"], alts[f"ret_{horizon_h}h"])
 
 
-def depth_ic(obs: pd.DataFrame, horizon_h: int = 24, *, symbol: str = BTC) -> dict[str, float]:
-    """IC of the cascade's depth (``symbol``'s drop in the event) with its own recovery at ``horizon_h``.
-
-    One observation per event; pass :func:`event_returns` of the event level to test (the research used
-    the 36 "loose" events).
-    """
-    rows = obs[obs["symbol"] == symbol]
-    return spearman_ic(-rows["event_ret"], rows[f"ret_{horizon_h}h"])
-
-
 def score_ic(
     score: pd.Series, closes: pd.DataFrame, horizon_h: int = 24, *, symbol: str = BTC
 ) -> dict[str, float]:

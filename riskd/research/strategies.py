@@ -61,13 +61,6 @@ def cfi_above_past_median(cfi: pd.Series, min_history_h: int = 24 * 30) -> pd.Se
     return (cfi > med) & med.notna()
 
 
-def btc_fade(
-    closes: pd.DataFrame, features: pd.DataFrame, params: FadeParams, *, cost_bps: float = DEFAULT_COST_BPS
-) -> pd.DataFrame:
-    """Long BTC after each cascade hour of ``params``; see :class:`FadeParams`."""
-    return btc_fade_candidates(closes, features, [params], cost_bps=cost_bps)[params]
-
-
 def btc_fade_candidates(
     closes: pd.DataFrame,
     features: pd.DataFrame,
