@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	bash scripts/promtool-check.sh
 	bash scripts/install-test-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -27,6 +28,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff format .

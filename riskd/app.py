@@ -113,7 +113,7 @@ async def runtime(
 
     if settings.metrics.enabled:  # a port already taken: exit 2 with one line, before anything starts
         flag = metrics_port is not None
-        check_listen(settings.metrics.host, metrics_port if flag else settings.metrics.port,
+        check_listen(settings.metrics.host, metrics_port if metrics_port is not None else settings.metrics.port,
                      host_source=source_of(settings, "metrics", "host"),
                      port_source="--metrics-port" if flag else source_of(settings, "metrics", "port"))  # fmt: skip
     clock = clock or WallClock()
@@ -172,13 +172,14 @@ async def runtime(
         chart=daemon.chart,
     )
     bot = None
-    if commands and getattr(channel, "bot", None) is not None:
+    channel_bot = getattr(channel, "bot", None)  # the Telegram channel's Bot; the console has none
+    if commands and channel_bot is not None:
         from riskd.telegram.bot import CommandBot
         from riskd.telegram.status import RedisStatusSource
 
         now = lambda: clock.now().to_pydatetime(warn=False)  # noqa: E731 - the one clock, as a callable
         source = RedisStatusSource(client, prefix, outbox=pipeline, chart_frame=daemon.chart_frame, clock=now)
-        bot = CommandBot(channel.bot, settings.telegram, source, pipeline, links=links, clock=now)
+        bot = CommandBot(channel_bot, settings.telegram, source, pipeline, links=links, clock=now)
     rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=pipelines)
     rt.escalation = EscalationLoop(pipeline, lease)
     try:
@@ -263,7 +264,7 @@ def install_signal_handlers(stop: asyncio.Event, deadline_s: float) -> None:
         if not stop.is_set():
             log.info("stop requested; shutting down (deadline %.0fs)", deadline_s)
             with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr: no deadline
-                faulthandler.dump_traceback_later(deadline_s, exit=True, file=sys.__stderr__)
+                faulthandler.dump_traceback_later(deadline_s, exit=True, file=sys.__stderr__ or sys.stderr)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -312,8 +313,8 @@ async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
             "riskd running: venues %s, redis %s, leader=%s",
             ", ".join(d.venues),
             redact_url(rt.url),
-            d.sinks.lease.is_leader,
-        )  # type: ignore[union-attr]
+            d.sinks.lease.is_leader if d.sinks.lease is not None else "n/a",
+        )
         await d.run_forever(stop)
     log.info("riskd stopped")
     return 0

@@ -75,7 +75,8 @@ def _selected(
 def _scan(
     store: HistoryStore, dataset: str | None, venue: str | None, symbols: Iterable[str] | None
 ) -> tuple[list[dict], list[dict]]:
-    summary, detail = [], []
+    summary: list[dict] = []
+    detail: list[dict] = []
     for d, v, s in _selected(store, dataset, venue, symbols):
         frame = store.read(d, v, s)
         runs = partition_gaps(d, frame)

@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: a live riskd, diagnosed
         with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr (embedded, captured)
-            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__ or sys.stderr, all_threads=True)
     try:
         return _load_handler(COMMANDS[name])(settings, args)
     except ConfigError as err:

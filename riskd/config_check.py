@@ -223,9 +223,9 @@ class Provenance:
         env = self.env_name(loc)
         if env:
             return env
-        key = self.toml_key(loc)
-        if key and self.config_file is not None:
-            return f"{self.config_file}, key {key}"
+        toml = self.toml_key(loc)
+        if toml and self.config_file is not None:
+            return f"{self.config_file}, key {toml}"
         return "default"
 
     def check_env_json(self, model: type[BaseModel]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, cast, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, SecretStr
@@ -83,11 +83,12 @@ def _walk(
             leaves.append(_setting((*path, name), info, getattr(instance, name)))
     yield Section(path, title, doc, tuple(leaves))
     for name, info in children:
+        sub = cast(type[BaseModel], info.annotation)  # _is_model said so
         yield from _walk(
-            info.annotation,
+            sub,
             (*path, name),
             info.description or "",
-            _doc(info.annotation),
+            _doc(sub),
             getattr(instance, name),
         )
 

@@ -50,10 +50,12 @@ def _sample_history(root: Path):  # -> MarketHistory
 
 def demo_settings(settings: Settings, data_dir: Path, base_url: str, symbols: list[str]) -> Settings:
     """The user's settings, pointed at the fake exchange (Binance only: the sample has no other venue)."""
-    venues = VenuesSettings(
-        binance=VenueSettings(api_url=base_url, rate_limit_ms=1, max_concurrency=8),
-        bybit=VenueSettings(enabled=False),
-        hyperliquid=VenueSettings(enabled=False),
+    venues = VenuesSettings.model_validate(  # the venue fields come from the registry: not known statically
+        {
+            "binance": VenueSettings(api_url=base_url, rate_limit_ms=1, max_concurrency=8),
+            "bybit": VenueSettings(enabled=False),
+            "hyperliquid": VenueSettings(enabled=False),
+        }
     )
     redis = settings.redis
     if redis.url is not None or answers("127.0.0.1", 6379):

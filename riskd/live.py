@@ -252,15 +252,14 @@ def assess(
         stale.append(f"{venue}:{dataset}")
         notes.append(f"{venue} {dataset}: {err[:160]}")
     for venue in venues:
-        newest = [cache.last_ts("funding", venue, s) for s in cache.symbols]
-        newest = [t for t in newest if t is not None]
+        newest = [t for s in cache.symbols if (t := cache.last_ts("funding", venue, s)) is not None]
         if not newest:
             missing.append(f"{venue}:funding")
         elif max(newest) < hour + HOUR - pd.Timedelta(hours=9):  # longest interval (8 h) plus the hour
             stale.append(f"{venue}:funding")
     status = "stale" if f"{primary}:ohlcv" in missing else ("degraded" if stale or missing else "ok")
     return DataQuality(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         coverage=coverage,
         stale_sources=sorted(set(stale)),
         missing_sources=sorted(set(missing)),
@@ -343,7 +342,7 @@ def assess_row(panel: Panel, venues: Iterable[str], params: FragilityParams) -> 
     status = (
         "stale" if f"{params.funding.primary_venue}:ohlcv" in missing else ("degraded" if missing else "ok")
     )
-    return DataQuality(status=status, coverage=coverage, missing_sources=missing)  # type: ignore[arg-type]
+    return DataQuality(status=status, coverage=coverage, missing_sources=missing)
 
 
 def funding_table(frames: Mapping[tuple[str, str, str], pd.DataFrame], as_of: pd.Timestamp) -> dict[str, Any]:

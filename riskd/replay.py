@@ -38,6 +38,7 @@ from riskd.errors import ConfigError, DataError
 from riskd.live import assess_row, store_panel
 from riskd.models import Snapshot
 from riskd.settings import Settings
+from riskd.sinks.alerting import Channel
 from riskd.snapshot import to_snapshot
 from riskd.store import HistoryStore
 
@@ -209,7 +210,7 @@ def cli_replay(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError as err:
             raise ConfigError(f"invalid argument --prefix: {err}") from None
     cfg = replay_settings(settings, args.prefix, production_keys=args.production_keys)
-    channel = None
+    channel: Channel | None = None
     if args.alerts == "none":
         channel = _NullChannel()
     elif args.alerts == "console":
@@ -241,7 +242,9 @@ class _NullChannel:
 
     max_per_minute: int | None = None
 
-    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None) -> str:
+    async def send(
+        self, dest: str, text: str, *, silent: bool, chart: bytes | None, reply_to: str | None = None
+    ) -> str:
         return "0"
 
     async def aclose(self) -> None:

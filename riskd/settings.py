@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import (
     AnyHttpUrl,
@@ -190,14 +190,17 @@ class UniverseSettings(_Section):
         return {check.symbol_name(old): check.symbol_name(new) for old, new in v.items()}
 
 
+BackfillDataset = Literal["ohlcv", "funding", "open_interest"]
+
+
 class BackfillSettings(_Section):
     """Defaults of ``riskd backfill``."""
 
     since: datetime = Field(
         datetime(2020, 1, 1, tzinfo=UTC), description="Earliest hour to fetch when --since is not given."
     )
-    datasets: list[Literal["ohlcv", "funding", "open_interest"]] = Field(
-        default_factory=lambda: ["ohlcv", "funding", "open_interest"],
+    datasets: list[BackfillDataset] = Field(
+        default_factory=lambda: list(get_args(BackfillDataset)),
         description="Datasets fetched by a backfill.",
     )
     chunk_hours: int = Field(
@@ -485,7 +488,7 @@ class StreamSettings(_Section):
         False, description="Run the websocket streams and the provisional detector next to the hourly cycle."
     )
     venues: list[StreamVenue] = Field(
-        default_factory=lambda: ["binance", "bybit"],
+        default_factory=lambda: list(get_args(StreamVenue)),
         description="Venues whose liquidation streams are recorded (Binance: all-market !forceOrder@arr; "
         "Bybit: allLiquidation per universe symbol). OKX is not a riskd venue yet.",
     )

@@ -80,7 +80,8 @@ def to_snapshot(
     if state not in STATE_CODES:
         state = "unknown"
     hours_in = row.get("hours_in_regime")
-    since = as_of - timedelta(hours=int(hours_in) - 1) if _num(hours_in) and hours_in >= 1 else None
+    hours = _num(hours_in)
+    since = as_of - timedelta(hours=int(hours) - 1) if hours is not None and hours >= 1 else None
     level_code = int(row.get("cascade_level") or 0)
     level = _LEVEL_NAMES.get(level_code, "none")
     quintile = int(row.get("cfi_quintile") or 0)
@@ -91,7 +92,7 @@ def to_snapshot(
         as_of=as_of,
         computed_at=computed_at,
         live=live,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         state_code=STATE_CODES[state],
         state_since=since,
         risk_multiplier=multiplier if multiplier is not None else 0.5,
@@ -100,7 +101,7 @@ def to_snapshot(
         cfi_percentile=_num(row.get("cfi_pct")),
         cfi_quintile=quintile or None,
         crash_prob_24h=_num(row.get("crash_prob_24h")),
-        cascade_level=level,  # type: ignore[arg-type]
+        cascade_level=level,
         cascade_level_code=LEVEL_CODES[level],
         multi_asset_cascade=bool(row.get("multi_asset")),
         episode_id=str(episode) if episode else None,

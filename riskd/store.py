@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,7 @@ _CHUNK = 1 << 20  # bytes per os.write; small enough that a crash can land mid-f
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
-Bound = pd.Timestamp | datetime | str | None
+Bound: TypeAlias = pd.Timestamp | datetime | str | None
 
 
 def empty_frame(dataset: str) -> pd.DataFrame:

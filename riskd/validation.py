@@ -137,9 +137,11 @@ def load_panel(
     btc = params.universe.btc_symbol
     primary = params.funding.primary_venue
     held = [
-        (store.first_ts(d, primary, btc), store.last_ts(d, primary, btc)) for d in ("ohlcv", "spot_ohlcv")
+        (a, b)
+        for d in ("ohlcv", "spot_ohlcv")
+        if (a := store.first_ts(d, primary, btc)) is not None
+        and (b := store.last_ts(d, primary, btc)) is not None
     ]
-    held = [(a, b) for a, b in held if a is not None and b is not None]
     if not held:
         raise DataError(f"no {btc} prices in the store at {store.root}: import or backfill {btc} first")
     first, last = min(a for a, _ in held).floor("h"), max(b for _, b in held).floor("h")
@@ -418,11 +420,11 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
         block_h=v.block_h,
         seed=v.seed,
     )
-    if getattr(args, "cost_bps", None) is not None:
+    if args is not None and getattr(args, "cost_bps", None) is not None:
         if args.cost_bps < 0:
             raise ConfigError("invalid argument --cost-bps: must be >= 0")
         cfg = replace(cfg, cost_bps=float(args.cost_bps))
-    if getattr(args, "reps", None) is not None:
+    if args is not None and getattr(args, "reps", None) is not None:
         if args.reps < 10:
             raise ConfigError("invalid argument --reps: at least 10 bootstrap resamples")
         cfg = replace(cfg, bootstrap_reps=args.reps, ic_reps=min(cfg.ic_reps, args.reps))

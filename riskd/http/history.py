@@ -34,7 +34,7 @@ def parse_entries(entries: Iterable[tuple[Any, dict[Any, Any]]]) -> list[Snapsho
     out = []
     bad = 0
     for _id, fields in entries:
-        raw = fields.get(b"json", fields.get("json"))
+        raw = fields.get(b"json", fields.get("json")) or b""  # no field: unreadable, like bad JSON
         try:
             out.append(read_snapshot(raw))
         except (ValidationError, ValueError, TypeError):

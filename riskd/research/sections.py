@@ -6,7 +6,7 @@ A ratio over a zero Q1 rate reads "0 crashes in Q1" and a CI with an infinite en
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,7 @@ def render_components(study: ComponentStudy, image: str) -> list[str]:
     ]
 
 
-def render_signals(ev: SignalEvaluation, images: dict[str, str]) -> list[str]:
+def render_signals(ev: SignalEvaluation, images: Mapping[str, str]) -> list[str]:
     """Section "Signals out of sample": AUC, Brier, Brier skill with CI and Q5/Q1 per signal."""
     if ev.probabilities.empty:
         return [

@@ -190,10 +190,12 @@ def evaluate_signals(
         parts = [sums] if q is None else [sums, quintile_sums(q.to_numpy(), y[:, None])]
         x = np.hstack(parts)
         boot = res.sums(x) if res is not None else None
-        bss_lo = bss_hi = np.nan
+        bss_lo: float = np.nan
+        bss_hi: float = np.nan
         if boot is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                bss_lo, bss_hi = percentile_ci(1.0 - boot[:, 0] / boot[:, 1])
+                ci = percentile_ci(1.0 - boot[:, 0] / boot[:, 1])
+                bss_lo, bss_hi = float(ci[0]), float(ci[1])
         tail = {}
         if q is not None:
             t = tail_from_sums(

@@ -150,7 +150,9 @@ def cross_sectional(
         row = hit.loc[t].dropna().sort_values()
         k = max(1, int(np.floor(len(row) * fraction)))
         if len(row) < 2 * k:
-            long_ret.append(np.nan), short_ret.append(np.nan), n_side.append(0)
+            long_ret.append(np.nan)
+            short_ret.append(np.nan)
+            n_side.append(0)
             continue
         long_ret.append(fwd.loc[t, row.index[:k]].mean())
         short_ret.append(fwd.loc[t, row.index[-k:]].mean())

@@ -113,7 +113,7 @@ class ValidationInputs:
     features: pd.DataFrame
     events: Mapping[str, pd.DatetimeIndex]
     crashing: pd.DataFrame | pd.Series | None = None
-    multipliers: Mapping[str, pd.Series] = field(default_factory=dict)
+    multipliers: dict[str, pd.Series] = field(default_factory=dict)
 
     def span(self) -> str:
         """First and last hour of the prices, for the report."""
@@ -233,11 +233,13 @@ def strategies_part(inputs: ValidationInputs, cfg: ValidationConfig) -> dict[str
     )
     fade = walkforward.walk_forward(grid, rolling, min_train_trades=cfg.fade_min_train_trades)
     annual = walkforward.annual_windows(cfg.oos_years, train_start=closes.index.min())
-    kw = {"hold_h": cfg.hold_h, "cost_bps": cfg.cost_bps}
+    hold_h, cost_bps = cfg.hold_h, cfg.cost_bps
     rules = {
-        "alt_contagion": strategies.alt_contagion(closes, ev, **kw),
-        "market_neutral": strategies.alt_btc_spread(closes, ev, **kw),
-        "cross_sectional": strategies.cross_sectional(closes, ev, overshoot_hours=cfg.overshoot_hours, **kw),
+        "alt_contagion": strategies.alt_contagion(closes, ev, hold_h=hold_h, cost_bps=cost_bps),
+        "market_neutral": strategies.alt_btc_spread(closes, ev, hold_h=hold_h, cost_bps=cost_bps),
+        "cross_sectional": strategies.cross_sectional(
+            closes, ev, overshoot_hours=cfg.overshoot_hours, hold_h=hold_h, cost_bps=cost_bps
+        ),
     }
     rules["btc_buy_the_dip"] = _btc_dip(rules["alt_contagion"], cfg.cost_bps)
     oos = {name: walkforward.walk_forward({name: t}, annual).oos for name, t in rules.items()}

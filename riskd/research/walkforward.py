@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,7 @@ class WalkForward:
 
 
 def walk_forward(
-    candidates: Mapping[Hashable, pd.DataFrame], windows: pd.DataFrame, *, min_train_trades: int = 3
+    candidates: Mapping[Any, pd.DataFrame], windows: pd.DataFrame, *, min_train_trades: int = 3
 ) -> WalkForward:
     """Pick, per window, the candidate with the best per-trade Sharpe on its train trades (at least
     ``min_train_trades`` of them), and keep that candidate's trades in the test window.

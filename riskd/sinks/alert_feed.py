@@ -159,7 +159,7 @@ class AlertFeed:
 
 def _snapshot(fields: dict[Any, Any]) -> Snapshot | None:
     """The entry's snapshot; None (logged) for an entry riskd cannot read, which must not stall alerts."""
-    raw = fields.get(b"json", fields.get("json"))
+    raw = fields.get(b"json", fields.get("json")) or b""  # no field: unreadable, like bad JSON
     try:
         return Snapshot.model_validate_json(raw)
     except ValueError as err:

@@ -316,7 +316,7 @@ class MetricsServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if site._server else []  # type: ignore[attr-defined]
         if sockets:
             self.port = sockets[0].getsockname()[1]
             if self.api.settings.external_url is None:  # links name the port actually bound

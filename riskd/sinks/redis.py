@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import redis.asyncio as aioredis
@@ -161,7 +160,7 @@ class RedisSink:
         if raw is None:  # deleted between the two calls: ours stands
             return candidate
         try:
-            return pd.Timestamp(raw.decode()).tz_convert("UTC")
+            return pd.Timestamp(raw.decode() if isinstance(raw, bytes) else raw).tz_convert("UTC")
         except (ValueError, TypeError) as err:
             raise SinkError(f"{key} holds {raw!r}, not an ISO time: {err}") from err
 
@@ -228,10 +227,8 @@ class RedisSink:
 
 async def read_history(client: aioredis.Redis, prefix: str, count: int) -> list[Snapshot]:
     """The last ``count`` hours from the history stream, oldest first, each at its highest revision."""
-    rows: list[tuple[Any, dict[bytes, bytes]]] = await client.xrevrange(
-        keys(prefix)["history"], count=count * 2
-    )
-    return latest_revisions(read_snapshot(fields[b"json"]) for _, fields in rows)[-count:]
+    rows = await client.xrevrange(keys(prefix)["history"], count=count * 2) or []
+    return latest_revisions(read_snapshot(fields[b"json"]) for _, fields in rows if fields)[-count:]
 
 
 def latest_revisions(snapshots: Iterable[Snapshot]) -> list[Snapshot]:

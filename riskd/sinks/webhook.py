@@ -176,7 +176,7 @@ class WebhookChannel:
         self.destinations = list(urls)
 
     async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None,
-                   alert: Alert | None = None) -> str:  # fmt: skip
+                   reply_to: str | None = None, alert: Alert | None = None) -> str:  # fmt: skip
         """POST ``{"type": "alert", "text", "silent", "alert": {…}}``; a 2xx is the receipt."""
         payload = {"type": "alert", "text": text, "silent": silent,
                    "alert": alert.model_dump(mode="json") if alert is not None else None}  # fmt: skip

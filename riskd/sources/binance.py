@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from riskd.errors import SourceError
@@ -44,7 +45,7 @@ class BinanceSource(VenueSource):
                 markets[base] = Market(m.base, m.listed, m.symbol, m.id, m.listed_at, hours[m.id])
         return markets
 
-    def _funding_hours(self, market: dict[str, Any]) -> float | None:
+    def _funding_hours(self, market: Mapping[str, Any]) -> float | None:
         return 8.0
 
     @staticmethod

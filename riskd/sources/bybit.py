@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from riskd.sources.base import Market, Page, VenueSource
@@ -27,7 +28,7 @@ class BybitSource(VenueSource):
         # Only linear instruments: spares the spot/inverse/option instrument pages at start-up.
         self.exchange.options["fetchMarkets"] = {"types": ["linear"]}
 
-    def _funding_hours(self, market: dict[str, Any]) -> float | None:
+    def _funding_hours(self, market: Mapping[str, Any]) -> float | None:
         minutes = (market.get("info") or {}).get("fundingInterval")
         return float(minutes) / 60.0 if minutes else None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -107,7 +108,7 @@ class MinuteStreams:
         ex = self._make_exchange(venue, self.settings)
         self.exchanges.append(ex)
         await ex.load_markets()
-        tap_liquidations(ex, lambda liq, v=venue: self._on_liquidation(v, liq))
+        tap_liquidations(ex, functools.partial(self._on_liquidation, venue))
         if venue == "binance":
             watch: Callable[[], Awaitable[Any]] = lambda: ex.watch_liquidations_for_symbols([])  # noqa: E731
         else:
@@ -204,7 +205,7 @@ class MinuteStreams:
     async def _close_minute(self, minute: int) -> None:
         started = time.perf_counter()
         now = self.clock.now()
-        coverage = {}
+        coverage: dict[str, float] = {}
         for venue in self.s.venues:
             feed = self.feeds.get(f"{venue}:liquidations")
             coverage[venue] = self.recorder.coverage(venue, minute, feed.gap_open if feed else now, now)
@@ -276,7 +277,7 @@ class MinuteStreams:
         doc = LiveRegime(
             minute=close.to_pydatetime(), minute_ms=minute + MINUTE_MS,
             as_of=pd.Timestamp(hour_end, unit="ms", tz="UTC").to_pydatetime(),
-            computed_at=pd.Timestamp.now(tz="UTC").to_pydatetime(), provisional_level=level,  # type: ignore[arg-type]
+            computed_at=pd.Timestamp.now(tz="UTC").to_pydatetime(), provisional_level=level,
             provisional_level_code=PROVISIONAL_CODES[level], firing=fires(level, self.p),
             episode_id=ep["episode_id"] if ep else None,
             fired_at=pd.Timestamp(ep["fired_at"]).to_pydatetime() if ep else None,

@@ -279,9 +279,7 @@ async def run_delivery(
         await redis.aclose()
 
 
-def delivery_main(
-    *, with_bot: bool = False, escalation_interval_s: float = 5.0, **pipeline_kw: float
-) -> None:
+def delivery_main(*, with_bot: bool = False, escalation_interval_s: float = 5.0, **pipeline_kw: Any) -> None:
     """Entry point of a standalone delivery process (settings from the environment, as ``riskd``)."""
     from riskd.logs import setup_logging
     from riskd.settings import load_settings

@@ -43,8 +43,8 @@ class RedisStatusSource:
         """The last ``n`` hours from the stream, oldest first."""
         entries = await self._redis.xrevrange(f"{self._p}:regime:history", count=n)
         out = []
-        for _id, fields in reversed(entries):
-            raw = fields.get(b"json") or fields.get("json")
+        for _id, fields in reversed(entries or []):
+            raw = (fields or {}).get(b"json") or (fields or {}).get("json")
             if raw:
                 out.append(Snapshot.model_validate_json(raw))
         return out

@@ -410,7 +410,7 @@ class FakeTelegram:
         timeout = float(params.get("timeout") or 0)
         if offset:
             self.confirmed_offset = max(self.confirmed_offset, offset)
-            self._updates = [u for u in self._updates if _update_id(u) is None or _update_id(u) >= offset]
+            self._updates = [u for u in self._updates if (uid := _update_id(u)) is None or uid >= offset]
         assert self._new_update is not None
         assert self._closing is not None
         deadline = time.monotonic() + timeout

@@ -12,12 +12,14 @@ added to the universe.
 
 from __future__ import annotations
 
+import functools
 import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,7 @@ FUNDING_COLUMNS = ("rate", "interval_hours", "interval_inferred", "rate_per_hour
 OPEN_INTEREST_COLUMNS = ("open_interest", "open_interest_value")
 HOUR = pd.Timedelta(hours=1)
 
-TimeLike = datetime | pd.Timestamp | str | np.datetime64
+TimeLike: TypeAlias = datetime | pd.Timestamp | str | np.datetime64
 Frames = Mapping[str, Mapping[str, pd.DataFrame]]
 IntervalSpec = int | Sequence[tuple[TimeLike, int]]
 
@@ -196,7 +198,7 @@ def synthetic_market(
     names = model.symbols
 
     def frames(dataset: Callable[[str, str], pd.DataFrame], only: Sequence[str]) -> Frames:
-        return {v: LazyFrames(names, lambda s, v=v: dataset(v, s)) for v in venues if v in only}
+        return {v: LazyFrames(names, functools.partial(dataset, v)) for v in venues if v in only}
 
     return MarketHistory(
         ohlcv=frames(model.ohlcv, venues),

@@ -87,7 +87,10 @@ class Fault:
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if k == "hours" and v is not None else v for k, v in data.items()})
+        fields: dict[str, Any] = {
+            k: tuple(v) if k == "hours" and v is not None else v for k, v in data.items()
+        }
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the control endpoint's listing."""

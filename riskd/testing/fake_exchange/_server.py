@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 from aiohttp import web
@@ -41,7 +41,7 @@ from riskd.testing.fake_exchange._ws_binance import routes as binance_ws_routes
 from riskd.testing.fake_exchange._ws_bybit import routes as bybit_ws_routes
 from riskd.testing.synthetic import MarketHistory, to_utc
 
-ClockLike = datetime | pd.Timestamp | str | int | Callable[[], Any] | None
+ClockLike: TypeAlias = datetime | pd.Timestamp | str | int | Callable[[], Any] | None
 
 _BINANCE_PREFIXES = ("/fapi/", "/futures/data/", "/api/", "/sapi/", "/dapi/", "/eapi/", "/papi/")
 
