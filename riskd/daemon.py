@@ -29,7 +29,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ import pandas as pd
 from riskd.calibration import load_crash_model
 from riskd.clock import Clock
 from riskd.core import FragilityState, compute_fragility_with_state, step
+from riskd.core.liquidations import hourly_market
 from riskd.core.schedule import HOUR, last_closed_hour, next_run
 from riskd.errors import RiskdError, SinkError
 from riskd.lease import LeaderLease
@@ -46,6 +47,7 @@ from riskd.live import (
     MarketCache,
     assess,
     fetch_recent,
+    liquidation_minutes,
     persist,
     store_first_hour,
     store_panel,
@@ -248,6 +250,9 @@ class Daemon:
     def _compute(self, hour: pd.Timestamp, now: pd.Timestamp, report: FetchReport | None) -> Snapshot:
         """Step the core over one hour from the current state; remember the state after it."""
         panel = self.cache.panel(hour, self.venues)
+        minutes = liquidation_minutes(self.store, self.params, hour, hour + HOUR)
+        if minutes is not None:  # fragility.liquidations.enabled: the hour's record, as store_panel reads it
+            panel = replace(panel, liquidations=hourly_market(minutes, panel.index))
         rows, self.state = step(self.state, panel, self.params, crash_model=self.crash_model)
         row = rows.iloc[-1].to_dict()
         late = (now - (hour + HOUR)) > HOUR

@@ -272,6 +272,17 @@ def _has_hour(cache: MarketCache, dataset: str, venue: str, symbol: str, hour: p
     return frame is not None and hour in frame.index
 
 
+def liquidation_minutes(
+    store: HistoryStore, params: FragilityParams, start: pd.Timestamp | None, stop: pd.Timestamp
+) -> dict[str, pd.DataFrame] | None:
+    """riskd's own all-market liquidation minutes in [start, stop) per recording venue, for the panel;
+    None unless ``fragility.liquidations.enabled`` (then the core ignores the record entirely). The batch
+    panel and the daemon's hour read it here, from the store the minute streams write at each hour."""
+    if not params.liquidations.enabled:
+        return None
+    return {v: store.read("liquidations", v, "ALL", start, stop) for v in params.liquidations.venues}
+
+
 def store_first_hour(
     store: HistoryStore, params: FragilityParams, symbols: Iterable[str]
 ) -> pd.Timestamp | None:
@@ -320,6 +331,7 @@ def store_panel(
         read("open_interest", primary) or None,
         spot or None,
         ohlcv_1d=read("ohlcv_1d", primary) or None,
+        liquidations=liquidation_minutes(store, params, start, stop),
         symbols=symbols,
         start=start,
         end=end,

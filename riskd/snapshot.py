@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from riskd.core.cfi import COMPONENTS, V2_COMPONENTS
+from riskd.core.liquidations import FEATURE_COLUMNS as LIQ_FEATURES
+from riskd.core.output import LIQ_RANKED
 from riskd.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
 from riskd.sources.registry import with_role
 
@@ -50,6 +52,7 @@ def features_of(row: Mapping[str, Any]) -> dict[str, float | None]:
     """The key features, plus the per-venue funding gaps the dashboards show (``gap_<venue>`` for each
     gap venue of the registry the core computed an aggregate for: primary minus that venue)."""
     out = {name: _num(row.get(name)) for name in KEY_FEATURES}
+    out.update({name: _num(row[name]) for name in LIQ_FEATURES if name in row})  # only when enabled
     primary = _num(row.get("agg_funding"))
     for venue in with_role("gap"):
         if f"agg_funding_{venue}" not in row:
@@ -63,6 +66,8 @@ def components_of(row: Mapping[str, Any]) -> dict[str, float | None]:
     """CFI v1's z-score components by weight name, and v2's past-only ranks as ``rank_<name>``."""
     out = {name: _num(row.get(col)) for name, (col, _) in COMPONENTS.items()}
     out.update({f"rank_{name}": _num(row.get(f"rank_{name}")) for name in V2_COMPONENTS})
+    if f"rank_{LIQ_RANKED}" in row:
+        out[f"rank_{LIQ_RANKED}"] = _num(row[f"rank_{LIQ_RANKED}"])
     return out
 
 

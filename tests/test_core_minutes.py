@@ -125,36 +125,37 @@ def test_hour_with_missing_minutes_is_partial() -> None:
     assert hour["notional_usd"] == 450.0
 
 
-def hourly_liq(n: int, seed: int, start_hour: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Hours × 3 symbols of liquidations, unrecorded (NaN, coverage 0) before ``start_hour``."""
+def hourly_liq(n: int, seed: int, start_hour: int = 0) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Hours × (long USD, short USD, coverage) of the market, unrecorded (NaN, coverage 0) before
+    ``start_hour``."""
     rng = np.random.default_rng(seed)
     idx = pd.date_range(START, periods=n, freq="1h", name="ts")
-    cols = ["BTC", "ETH", "SOL"]
-    longs = pd.DataFrame(rng.lognormal(12, 1, (n, 3)), index=idx, columns=cols)
-    shorts = pd.DataFrame(rng.lognormal(11.5, 1, (n, 3)), index=idx, columns=cols)
-    cov = pd.DataFrame(rng.choice([1.0, 1.0, 1.0, 0.5], (n, 3)), index=idx, columns=cols)
-    longs.iloc[:start_hour] = shorts.iloc[:start_hour] = np.nan
-    cov.iloc[:start_hour] = 0.0
-    return longs, shorts, cov
+    hours = np.column_stack(
+        [rng.lognormal(12, 1, n), rng.lognormal(11.5, 1, n), rng.choice([1.0, 1.0, 1.0, 0.5], n)]
+    )
+    hours[:start_hour, :2] = np.nan
+    hours[:start_hour, 2] = 0.0
+    return hours, idx
 
 
 def test_features_are_nan_before_recording_began() -> None:
     """Hours before riskd recorded anything have NaN figures and zero coverage, never zeros."""
-    longs, shorts, cov = hourly_liq(400, 1, start_hour=100)
-    out = liquidation_features(longs, shorts, cov, LiquidationParams(min_coverage=0.5))
+    hours, idx = hourly_liq(400, 1, start_hour=100)
+    out = liquidation_features(hours, idx, LiquidationParams(min_coverage=0.75))
     assert out.iloc[:100][["liq_notional_usd", "liq_imbalance", "liq_notional_z"]].isna().all().all()
     assert (out["liq_coverage"].iloc[:100] == 0).all()
-    assert out["liq_notional_z"].iloc[100 + 72 + 5 :].notna().mean() > 0.9
+    assert out.loc[hours[:, 2] == 0.5, "liq_notional_usd"].isna().all()  # below min_coverage: no figure
+    assert out["liq_notional_z"].iloc[100 + 72 + 30 :].notna().mean() > 0.6
 
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 100), cut=st.integers(min_value=50, max_value=399))
 def test_liquidation_features_live_equals_batch(seed: int, cut: int) -> None:
     """Hour t computed from the hours up to t (live) equals the batch run over all hours, to 1e-12."""
-    longs, shorts, cov = hourly_liq(400, seed, start_hour=20)
+    hours, idx = hourly_liq(400, seed, start_hour=20)
     p = LiquidationParams(min_coverage=0.5)
-    batch = liquidation_features(longs, shorts, cov, p)
-    live = liquidation_features(longs.iloc[:cut], shorts.iloc[:cut], cov.iloc[:cut], p)
+    batch = liquidation_features(hours, idx, p)
+    live = liquidation_features(hours[:cut], idx[:cut], p)
     pd.testing.assert_series_equal(batch.iloc[cut - 1], live.iloc[-1], rtol=1e-12, atol=1e-12)
 
 
@@ -162,12 +163,12 @@ def test_liquidation_features_live_equals_batch(seed: int, cut: int) -> None:
 @given(seed=st.integers(0, 100), t=st.integers(min_value=30, max_value=350))
 def test_liquidation_features_read_no_future_hour(seed: int, t: int) -> None:
     """Changing hours after t changes no feature at or before t."""
-    longs, shorts, cov = hourly_liq(400, seed)
+    hours, idx = hourly_liq(400, seed)
     p = LiquidationParams(min_coverage=0.5)
-    base = liquidation_features(longs, shorts, cov, p)
-    longs2 = longs.copy()
-    longs2.iloc[t + 1 :] *= 50
-    moved = liquidation_features(longs2, shorts, cov, p)
+    base = liquidation_features(hours, idx, p)
+    moved_hours = hours.copy()
+    moved_hours[t + 1 :, 0] *= 50
+    moved = liquidation_features(moved_hours, idx, p)
     pd.testing.assert_frame_equal(base.iloc[: t + 1], moved.iloc[: t + 1])
 
 

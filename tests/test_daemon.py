@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pandas as pd
 import pytest
 import redis.asyncio as aioredis
@@ -139,6 +140,44 @@ async def test_live_hours_equal_the_batch_computation(tmp_path: Path, redis_url:
     assert any(s.cascade_level != "none" for s in snaps)  # the planted cascade is in the window
     assert all(s.data_quality.status == "ok" for s in snaps)
     _assert_matches_batch(snaps, settings, VENUES)
+
+
+async def test_the_liquidation_record_enters_live_hours_as_the_batch_reads_it(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    """With ``fragility.liquidations.enabled`` the daemon reads each hour's record from the store (where
+    the minute streams write it at the hour) and publishes what the batch path computes from the same
+    store, the liquidation figures and CFI v2 included; a venue's gap hour has no figure, only coverage."""
+    from riskd.core.liquidations import MINUTE_COLUMNS
+
+    clock = SimClock(T0)
+    async with FakeExchange(_market(), now=clock.now) as fx:
+        base = _settings(tmp_path, fx, redis_url, prefix)
+        liq = base.fragility.liquidations.model_copy(
+            update={"enabled": True, "window_hours": 24, "min_periods": 6}
+        )
+        settings = base.model_copy(
+            update={"fragility": base.fragility.model_copy(update={"liquidations": liq})}
+        )
+        minutes = pd.date_range(T0 - 24 * HOUR, T0 + 13 * HOUR, freq="1min", inclusive="left", name="ts")
+        rng = np.random.default_rng(2)
+        store = HistoryStore(settings.store_dir)
+        for venue in ("binance", "bybit"):
+            longs, shorts = rng.lognormal(9, 1, len(minutes)), rng.lognormal(8.5, 1, len(minutes))
+            frame = pd.DataFrame({"events": 2.0, "notional_usd": longs + shorts, "long_usd": longs,
+                                  "short_usd": shorts, "max_usd": longs, "coverage": 1.0}, index=minutes)  # fmt: skip
+            if venue == "bybit":
+                frame = frame[frame.index.floor("h") != T0 + 5 * HOUR]  # bybit's stream down for one hour
+            store.append("liquidations", venue, "ALL", frame[list(MINUTE_COLUMNS)])
+        async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
+            rt.daemon.load()
+            snaps = await _drive(rt, clock, list(pd.date_range(T0, T0 + 12 * HOUR, freq="h")))
+    _assert_matches_batch(snaps, settings, VENUES)
+    by_hour = {s.as_of: s for s in snaps}
+    assert by_hour[T0 + 6 * HOUR].features["liq_coverage"] == 0.5  # the hour opened at T0+5h
+    assert by_hour[T0 + 6 * HOUR].features["liq_notional_usd"] is None
+    assert by_hour[T0 + 8 * HOUR].features["liq_coverage"] == 1.0
+    assert by_hour[T0 + 8 * HOUR].features["liq_notional_z"] is not None
 
 
 async def test_metrics_scrape_carries_every_documented_metric(

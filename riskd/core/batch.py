@@ -102,6 +102,7 @@ def _blocks(panel: Panel, p: FragilityParams, block_rows: int) -> Iterator[tuple
                 quote_volume_1d=None
                 if panel.quote_volume_1d is None
                 else _context(panel.quote_volume_1d, a, b, lookback),
+                liquidations=None if panel.liquidations is None else panel.liquidations[a:b],
             ),
         )
 

@@ -51,10 +51,20 @@ def cfi(series: Mapping[str, np.ndarray], p: CFIParams) -> tuple[np.ndarray, np.
     return weighted_components(comps, p.weights.model_dump(), p.min_weight_coverage)
 
 
-def cfi_v2(series: Mapping[str, np.ndarray], p: CFIV2Params) -> tuple[np.ndarray, np.ndarray]:
-    """v2 ``(cfi_v2, cfi_v2_coverage)``: the weighted mean of the components' past-only ranks."""
+def cfi_v2(
+    series: Mapping[str, np.ndarray],
+    p: CFIV2Params,
+    extra: Mapping[str, tuple[np.ndarray, float]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """v2 ``(cfi_v2, cfi_v2_coverage)``: the weighted mean of the components' past-only ranks.
+
+    ``extra``: further ranked components as name → (rank, weight), e.g. the liquidation notional when
+    ``fragility.liquidations.enabled``; they join the weights (and the coverage's denominator)."""
     ranks = {name: series[f"rank_{name}"] for name in V2_COMPONENTS}
-    return weighted_components(ranks, p.weights.model_dump(), p.min_weight_coverage)
+    weights = p.weights.model_dump()
+    for name, (rank, weight) in (extra or {}).items():
+        ranks[name], weights[name] = rank, weight
+    return weighted_components(ranks, weights, p.min_weight_coverage)
 
 
 def weighted_components(

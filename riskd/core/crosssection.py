@@ -54,6 +54,9 @@ class Window:
     """Hour number (hours since the epoch) of the first output row: where the UTC days begin."""
     quote_volume_1d: np.ndarray | None = None
     """Previous closed day's quote volume from 1 d bars, per row (laid out like ``close``), if stored."""
+    liquidations: np.ndarray | None = None
+    """The OUTPUT rows' market-wide liquidation record (rows × 3, ``Panel.liquidations``), no look-back:
+    its stage-1 figures read only their own hour."""
 
 
 @dataclass(frozen=True)

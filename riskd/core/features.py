@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from riskd.core import liquidations
 from riskd.core.crosssection import OI_LAGS, CrossSection, Window, count, mean_std, share, weighted_mean
 from riskd.core.params import FragilityParams
 from riskd.core.windows import nan_to_zero
@@ -239,6 +240,19 @@ def btc_volume(xs: CrossSection) -> np.ndarray:
     return xs.now(xs.win.volume)[:, xs.win.btc]
 
 
+def _liquidation(name: str) -> Callable[[CrossSection], np.ndarray]:
+    """One of riskd's own liquidation figures for the hour (``riskd.core.liquidations.stage1_series``)."""
+
+    def feature(xs: CrossSection) -> np.ndarray:
+        rows = xs.win.liquidations
+        if rows is None:  # nothing recorded: no figures, coverage 0
+            rows = np.column_stack([np.full((xs.rows, 2), np.nan), np.zeros(xs.rows)])
+        return liquidations.stage1_series(rows, xs.p.liquidations)[name]
+
+    feature.__name__ = name
+    return feature
+
+
 def stage1_features(p: FragilityParams) -> dict[str, Callable[[CrossSection], np.ndarray]]:
     """Name → function of every cross-sectional feature, in output order."""
     gap_venues = [v for v in p.funding.gap_venues if v != p.funding.primary_venue]
@@ -274,6 +288,8 @@ def stage1_features(p: FragilityParams) -> dict[str, Callable[[CrossSection], np
             "btc_volume": btc_volume,
         }
     )
+    if p.liquidations.enabled:  # off: the output is exactly what it was before riskd recorded any
+        features.update({name: _liquidation(name) for name in liquidations.STAGE1})
     return features
 
 

@@ -25,7 +25,14 @@ from riskd.core.cfi import insert_sorted
 from riskd.core.crashprob import CrashModel
 from riskd.core.crosssection import Window, stage1_lookback
 from riskd.core.features import cross_section, stage1_features
-from riskd.core.output import RANKED, assemble, cascade_relevant, derive, hour_reasons, stateful_signals
+from riskd.core.output import (
+    assemble,
+    cascade_relevant,
+    derive,
+    hour_reasons,
+    ranked_series,
+    stateful_signals,
+)
 from riskd.core.panel import HOUR_NS, Panel
 from riskd.core.params import FragilityParams
 from riskd.core.regime import RegimeMemory, reason_text, risk_multiplier, transition
@@ -33,6 +40,8 @@ from riskd.core.timeseries import stage2_lookback
 from riskd.core.windows import pad_front
 
 STATE_VERSION = 2
+_NO_LIQUIDATIONS = np.array([np.nan, np.nan, 0.0])
+"""An hour without a liquidation record: no figures, coverage 0 (as the batch panel's grid has it)."""
 
 
 def tracked_venues(p: FragilityParams) -> tuple[str, ...]:
@@ -66,7 +75,8 @@ class FragilityState:
         context["stand_in"] = np.zeros((rows, n), dtype=bool)
         r = stage2_lookback(p)
         stage1 = {name: np.full(r, np.nan) for name in stage1_features(p)}
-        return cls(p.fingerprint(), tuple(symbols), None, context, stage1, {k: np.empty(0) for k in RANKED})
+        ranked = {k: np.empty(0) for k in ranked_series(p)}
+        return cls(p.fingerprint(), tuple(symbols), None, context, stage1, ranked)
 
     @classmethod
     def from_history(
@@ -104,7 +114,7 @@ class FragilityState:
             last_hour=int(panel.hours[-1]) if len(panel.index) else None,
             context=context,
             stage1=stage1,
-            ranked={k: np.sort(d[k][~np.isnan(d[k])]) for k in RANKED},
+            ranked={k: np.sort(d[k][~np.isnan(d[k])]) for k in ranked_series(p)},
             btc_episode=memories["btc_episode"],
             multi_episode=memories["multi_episode"],
             last_cascade_hour=memories["last_cascade_hour"],
@@ -201,7 +211,7 @@ def _advance(
 ) -> tuple[dict[str, np.ndarray], FragilityState]:
     """One hour: stage 1 on the context + row, stage 2 on the buffer, then the stateful parts."""
     grown = {k: np.concatenate([state.context[k], row[k][None, :]]) for k in state.context}
-    s1_row = cross_section(_window(grown, state.symbols, hour, p), p)
+    s1_row = cross_section(_window(grown, state.symbols, hour, p, row["liquidations"]), p)
     buffer = {k: np.concatenate([state.stage1[k][1:], s1_row[k]]) for k in state.stage1}
     d = {k: v[-1:] for k, v in derive(buffer, p).items()}
     memories = _stateful(state, d, hour, p, model)
@@ -209,7 +219,9 @@ def _advance(
     return d, replace(state, last_hour=hour, context=context, stage1=buffer, **memories)
 
 
-def _window(grown: dict[str, np.ndarray], symbols: tuple[str, ...], hour: int, p: FragilityParams) -> Window:
+def _window(
+    grown: dict[str, np.ndarray], symbols: tuple[str, ...], hour: int, p: FragilityParams, liq: np.ndarray
+) -> Window:
     """The one-hour block: the context rows plus the new row, as the batch path's blocks are laid out."""
     lookback, vol = stage1_lookback(p), grown["volume"]
     return Window(
@@ -224,6 +236,7 @@ def _window(grown: dict[str, np.ndarray], symbols: tuple[str, ...], hour: int, p
         btc=symbols.index(p.universe.btc_symbol) if p.universe.btc_symbol in symbols else None,
         first_hour=hour,
         quote_volume_1d=grown["quote_volume_1d"],
+        liquidations=liq[None, :],
     )
 
 
@@ -278,6 +291,7 @@ def _empty_row(state: FragilityState, p: FragilityParams) -> dict[str, np.ndarra
     n = len(state.symbols)
     row = {k: np.full(n, np.nan) for k in state.context}
     row["stand_in"] = np.zeros(n, dtype=bool)
+    row["liquidations"] = _NO_LIQUIDATIONS
     return row
 
 
@@ -301,6 +315,7 @@ def _panel_row(panel: Panel, i: int, cols: list[int], p: FragilityParams) -> dic
     if panel.stand_in is not None:
         stand_in = panel.stand_in[i, np.maximum(idx, 0)] & ~missing
     row["stand_in"] = stand_in
+    row["liquidations"] = _NO_LIQUIDATIONS if panel.liquidations is None else panel.liquidations[i]
     return row
 
 

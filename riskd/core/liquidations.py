@@ -8,9 +8,13 @@ NaN unless its coverage reaches ``min_coverage``; the coverage itself is a featu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+from riskd.core.windows import previous_zscore
 
 MINUTE_COLUMNS = ("events", "notional_usd", "long_usd", "short_usd", "max_usd", "coverage")
 """Columns of a minute (and of an hour) of the ``liquidations`` dataset; ``max_usd`` is the largest
@@ -18,6 +22,13 @@ single liquidation, ``coverage`` the share of the period the stream was connecte
 FEATURE_COLUMNS = (
     "liq_notional_usd", "liq_imbalance", "liq_notional_z", "liq_imbalance_z", "liq_coverage",
 )  # fmt: skip
+HOUR_FIELDS = ("long_usd", "short_usd", "coverage")
+"""Columns of :attr:`riskd.core.Panel.liquidations` (hours × 3): the market's liquidated longs and shorts
+(USD, summed over the venues) and the hour's recorded share."""
+STAGE1 = ("liq_notional_usd", "liq_imbalance", "liq_coverage")
+"""The hour's own figures (stage 1: no look-back)."""
+STAGE2 = ("liq_notional_z", "liq_imbalance_z")
+"""Each against its own past (stage 2: a trailing window, the current hour excluded)."""
 
 
 class LiquidationParams(BaseModel):
@@ -36,6 +47,17 @@ class LiquidationParams(BaseModel):
     window_hours: int = Field(168, ge=2, description="Trailing window of the z-scores (hours).")
     min_periods: int = Field(72, ge=2, description="Fewest valid past hours for a z-score.")
     std_floor: float = Field(0.05, ge=0, description="Floor of the std of log notional and of imbalance.")
+    venues: list[str] = Field(
+        default_factory=lambda: ["binance", "bybit"],
+        description="Venues whose all-market recording (symbol ALL of the liquidations dataset) is summed; "
+        "an hour's coverage is the mean over them, a venue that recorded nothing counting 0.",
+    )
+    cfi_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the liquidation notional's past-only rank in CFI v2 (the other components "
+        "weigh 1 each by default), when enabled.",
+    )
 
 
 def aggregate_events(events: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
@@ -78,40 +100,61 @@ def hourly_totals(minutes: pd.DataFrame) -> pd.DataFrame:
     return out[list(MINUTE_COLUMNS)]
 
 
-def liquidation_features(
-    long_usd: pd.DataFrame,
-    short_usd: pd.DataFrame,
-    coverage: pd.DataFrame,
-    params: LiquidationParams | None = None,
-) -> pd.DataFrame:
-    """Hours × symbols frames (hourly liquidation notional of longs and shorts, coverage 0..1; NaN
-    where nothing was recorded) → market-wide hourly features ``FEATURE_COLUMNS``.
+def hourly_market(minutes: Mapping[str, pd.DataFrame], grid: pd.DatetimeIndex) -> np.ndarray:
+    """Venue → its all-market minute rows (``MINUTE_COLUMNS``) → the panel's ``liquidations`` array on
+    ``grid`` (hour open times): longs and shorts summed over the venues that recorded (NaN where none
+    did), coverage the mean over ALL the venues given (a venue that recorded nothing counts 0).
 
-    ``liq_notional_usd`` sums the symbols; ``liq_imbalance`` is (long − short) / (long + short) in
-    [-1, 1] (positive: longs being flushed); each gets a trailing z-score against its own past hours
-    (log1p of the notional). ``liq_coverage`` is the mean coverage over the symbols. An hour below
-    ``min_coverage`` has NaN figures. Row t reads only rows ≤ t, so a batch run and an hour-by-hour run
-    agree, and a future hour never changes a past one.
-    """
-    p = params or LiquidationParams()
-    cov = coverage.reindex_like(long_usd).fillna(0.0).mean(axis=1)
-    ok = cov >= p.min_coverage
-    longs = long_usd.sum(axis=1, min_count=1).where(ok)
-    shorts = short_usd.reindex_like(long_usd).sum(axis=1, min_count=1).where(ok)
-    total = longs + shorts
-    with np.errstate(divide="ignore", invalid="ignore"):
-        imbalance = ((longs - shorts) / total).where(total > 0, 0.0).where(ok)
-    out = pd.DataFrame(index=long_usd.index)
-    out["liq_notional_usd"] = total
-    out["liq_imbalance"] = imbalance
-    out["liq_notional_z"] = _trailing_z(np.log1p(total), p)
-    out["liq_imbalance_z"] = _trailing_z(imbalance, p)
-    out["liq_coverage"] = cov
+    Row t covers the minutes of [t, t + 1 h): known at the hour's close, like the candle stamped t."""
+    out = np.full((len(grid), len(HOUR_FIELDS)), np.nan)
+    out[:, 2] = 0.0
+    if not minutes or not len(grid):
+        return out
+    cov = np.zeros(len(grid))
+    for frame in minutes.values():
+        hours = hourly_totals(frame)
+        pos = grid.get_indexer(hours.index.as_unit(grid.unit) if len(hours) else hours.index)
+        keep = pos >= 0
+        pos, hours = pos[keep], hours[keep]
+        for j, col in enumerate(("long_usd", "short_usd")):
+            values = hours[col].to_numpy(dtype=np.float64)
+            out[pos, j] = np.where(np.isnan(out[pos, j]), values, out[pos, j] + values)
+        cov[pos] += hours["coverage"].to_numpy(dtype=np.float64)
+    out[:, 2] = cov / len(minutes)
     return out
 
 
-def _trailing_z(x: pd.Series, p: LiquidationParams) -> pd.Series:
-    """z of x[t] against the ``window_hours`` before t (t excluded), with a floored std."""
-    past = x.shift(1).rolling(p.window_hours, min_periods=p.min_periods)
-    mean, std = past.mean(), past.std(ddof=1)
-    return (x - mean) / np.maximum(std, p.std_floor)
+def stage1_series(hours: np.ndarray, p: LiquidationParams) -> dict[str, np.ndarray]:
+    """The hour's figures from rows of :func:`hourly_market`: notional and long/short imbalance in
+    [-1, 1] (positive: longs flushed), NaN below ``min_coverage``; the coverage itself always."""
+    longs, shorts, cov = hours[:, 0], hours[:, 1], np.nan_to_num(hours[:, 2], nan=0.0)
+    ok = cov >= p.min_coverage
+    total = np.where(ok, longs + shorts, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        imbalance = np.where(total > 0, (longs - shorts) / total, 0.0)
+    return {
+        "liq_notional_usd": total,
+        "liq_imbalance": np.where(np.isnan(total), np.nan, imbalance),
+        "liq_coverage": cov,
+    }
+
+
+def stage2_series(s1: Mapping[str, np.ndarray], p: LiquidationParams) -> dict[str, np.ndarray]:
+    """Each figure against its own ``window_hours`` before the hour (log1p of the notional)."""
+    return {
+        "liq_notional_z": previous_zscore(
+            np.log1p(s1["liq_notional_usd"]), p.window_hours, p.min_periods, p.std_floor
+        ),
+        "liq_imbalance_z": previous_zscore(s1["liq_imbalance"], p.window_hours, p.min_periods, p.std_floor),
+    }
+
+
+def liquidation_features(
+    hours: np.ndarray, index: pd.DatetimeIndex, params: LiquidationParams | None = None
+) -> pd.DataFrame:
+    """``FEATURE_COLUMNS`` for rows of :func:`hourly_market`, as a frame: what the core computes when
+    ``fragility.liquidations.enabled`` (the same two functions), for research on riskd's own record."""
+    p = params or LiquidationParams()
+    s1 = stage1_series(hours, p)
+    out = pd.DataFrame({**s1, **stage2_series(s1, p)}, index=index)
+    return out[list(FEATURE_COLUMNS)]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from riskd.core import liquidations
 from riskd.core.cascade import LEVEL_NAMES, LEVELS, level_code, level_flags
 from riskd.core.cfi import V2_COMPONENTS, cfi, cfi_v2, percentile_from_counts, quintile
 from riskd.core.crashprob import CrashModel, predict
@@ -43,6 +44,15 @@ RankCounts = Callable[[str, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarra
 
 RANKED: tuple[str, ...] = (*V2_COMPONENTS, "cfi_v1", "cfi_v2")
 """Series ranked against their own past, in the order :func:`stateful_signals` ranks them."""
+LIQ_RANKED = "liq_notional_usd"
+"""With ``fragility.liquidations.enabled``, the liquidation notional is ranked too and enters CFI v2."""
+
+
+def ranked_series(p: FragilityParams) -> tuple[str, ...]:
+    """The series the live state keeps a sorted past of: :data:`RANKED`, and the liquidation notional
+    when it is enabled."""
+    return (*RANKED, LIQ_RANKED) if p.liquidations.enabled else RANKED
+
 
 SIGNAL_COLUMNS: dict[str, str] = {
     "cfi_v1": "cfi_v1_pct",
@@ -60,7 +70,12 @@ def stateful_signals(
     regime's signal, filled into ``d``. Both paths call this; they differ only in ``counts``."""
     for name in V2_COMPONENTS:
         d[f"rank_{name}"] = percentile_from_counts(*counts(name, d[name]), p.cfi_v2.rank_min_history)
-    d["cfi_v2"], d["cfi_v2_coverage"] = cfi_v2(d, p.cfi_v2)
+    extra = {}
+    if p.liquidations.enabled:  # the notional's rank, not its z: v2 ranks levels against their whole past
+        rank = percentile_from_counts(*counts(LIQ_RANKED, d[LIQ_RANKED]), p.cfi_v2.rank_min_history)
+        d[f"rank_{LIQ_RANKED}"] = rank
+        extra[LIQ_RANKED] = (rank, p.liquidations.cfi_weight)
+    d["cfi_v2"], d["cfi_v2_coverage"] = cfi_v2(d, p.cfi_v2, extra)
     for version in ("cfi_v1", "cfi_v2"):
         d[f"{version}_pct"] = percentile_from_counts(
             *counts(version, d[version]), p.cfi.percentile_min_history
@@ -94,7 +109,8 @@ def hour_reasons(d: Mapping[str, np.ndarray]) -> np.ndarray:
 def feature_columns(s1_names: list[str]) -> list[str]:
     """The feature columns in output order (stage 1 then stage 2), coverage and pass-through excluded."""
     s1 = [n for n in s1_names if n not in PASS_THROUGH and not n.startswith(COVERAGE_PREFIXES)]
-    return s1 + list(STAGE2_COLUMNS)
+    liq = list(liquidations.STAGE2) if liquidations.STAGE1[0] in s1_names else []
+    return s1 + list(STAGE2_COLUMNS) + liq
 
 
 STAGE2_COLUMNS: tuple[str, ...] = (
@@ -159,6 +175,8 @@ def assemble(index: pd.DatetimeIndex, d: Mapping[str, np.ndarray], s1_names: lis
             cols[name] = np.asarray(STATES, dtype=object)[d["regime_code"].astype(np.int64)]
         else:
             cols[name] = d[name]
+    if f"rank_{LIQ_RANKED}" in d:
+        cols[f"rank_{LIQ_RANKED}"] = d[f"rank_{LIQ_RANKED}"]
     for name in s1_names:
         if name.startswith(COVERAGE_PREFIXES):
             cols[name] = d[name]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from riskd.core.liquidations import HOUR_FIELDS, hourly_market
 from riskd.core.params import PanelParams
 from riskd.errors import DataError
 
@@ -41,6 +42,9 @@ class Panel:
     quote_volume_1d: np.ndarray | None = None
     """At row T, the quote volume of the 1 d bar of the UTC day BEFORE T's day (known since that day's
     end): the funding universe's ranking where the hourly bars of that day are missing."""
+    liquidations: np.ndarray | None = None
+    """hours × 3 (:data:`riskd.core.liquidations.HOUR_FIELDS`): riskd's own all-market liquidation
+    record, only when ``fragility.liquidations.enabled`` (market-wide, so not laid out per symbol)."""
 
     def __post_init__(self) -> None:
         shape = (len(self.index), len(self.symbols))
@@ -53,6 +57,10 @@ class Panel:
         for name, arr in arrays.items():
             if arr.shape != shape:
                 raise DataError(f"panel {name} has shape {arr.shape}, expected {shape}")
+        if self.liquidations is not None and self.liquidations.shape != (shape[0], len(HOUR_FIELDS)):
+            raise DataError(
+                f"panel liquidations has shape {self.liquidations.shape}, expected ({shape[0]}, 3)"
+            )
         hours = hour_numbers(self.index)
         if len(hours) and (hours * HOUR_NS != self.index.as_unit("ns").asi8).any():
             raise DataError("panel rows must be stamped on whole hours (the candles' open times)")
@@ -83,6 +91,7 @@ class Panel:
             open_interest=None if self.open_interest is None else self.open_interest[start:stop],
             stand_in=None if self.stand_in is None else self.stand_in[start:stop],
             quote_volume_1d=None if self.quote_volume_1d is None else self.quote_volume_1d[start:stop],
+            liquidations=None if self.liquidations is None else self.liquidations[start:stop],
         )
 
     @classmethod
@@ -133,6 +142,7 @@ def build_panel(
     spot_ohlcv: Mapping[str, pd.DataFrame | Candles] | None = None,
     *,
     ohlcv_1d: Mapping[str, pd.DataFrame | Candles] | None = None,
+    liquidations: Mapping[str, pd.DataFrame] | None = None,
     symbols: Sequence[str] | None = None,
     start: pd.Timestamp | str | None = None,
     end: pd.Timestamp | str | None = None,
@@ -143,7 +153,8 @@ def build_panel(
     ``ohlcv``: symbol → Binance perp candles; ``funding``: venue → symbol → prints (``rate_per_hour``);
     ``open_interest``: symbol → readings; ``spot_ohlcv``: symbol → spot candles, the stand-in where a
     perp candle is missing; ``ohlcv_1d`` (optional): symbol → daily perp bars stamped at the day's
-    open, whose quote volume ranks the funding universe on days without hourly bars. The grid runs
+    open, whose quote volume ranks the funding universe on days without hourly bars; ``liquidations``
+    (optional): venue → riskd's all-market minute record, summed per hour (``hourly_market``). The grid runs
     from ``start`` to ``end`` (default: the candles' span). A symbol or venue without data gives NaN columns, never an error. Inputs are not modified.
 
     Any frame may be given already prepared (``Candles.of`` / ``Prints.of``): the live daemon keeps
@@ -173,7 +184,8 @@ def build_panel(
     if open_interest:
         oi = _column_of_prints(open_interest, names, hours, params.open_interest_max_age_hours, _oi_base)
     daily = _previous_day_quote_volume(ohlcv_1d, names, grid) if ohlcv_1d else None
-    return Panel(index, names, close, volume, qv, rates, oi, stand_in if stand_in.any() else None, daily)
+    liq = hourly_market(liquidations, index) if liquidations is not None else None
+    return Panel(index, names, close, volume, qv, rates, oi, stand_in if stand_in.any() else None, daily, liq)
 
 
 def _previous_day_quote_volume(

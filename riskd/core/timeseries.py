@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from riskd.core import liquidations
 from riskd.core.params import FragilityParams
 from riskd.core.windows import (
     lag,
@@ -29,7 +30,8 @@ def stage2_lookback(p: FragilityParams) -> int:
     """Hours of stage-1 history the live path keeps: the longest chain of windows below, plus slack."""
     m = p.market
     inner = max(m.rv_short_hours, m.rv_long_hours, m.volume_baseline_hours, m.drawdown_hours, 24, 8)
-    return p.zscore.window_hours + inner + 2
+    rows = p.zscore.window_hours + inner + 2
+    return max(rows, p.liquidations.window_hours + 2) if p.liquidations.enabled else rows
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -111,4 +113,6 @@ def stage2(s1: Series, p: FragilityParams) -> dict[str, np.ndarray]:
     out["oi_change_24h_z"] = zscore(s1["oi_change_24h"], p, zf.return_std_floor)
     out["btc_rv_24h_z"] = zscore(out["btc_rv_24h"], p, zf.return_std_floor)
     out["market_volume_ratio_z"] = zscore(out["market_volume_ratio"], p, zf.ratio_std_floor)
+    if p.liquidations.enabled:
+        out.update(liquidations.stage2_series(s1, p.liquidations))
     return out

@@ -126,6 +126,21 @@ def rolling_zscore(x: FloatArray, w: int, min_periods: int, std_floor: float) ->
     return np.where(ok, z, np.nan)
 
 
+def previous_zscore(x: FloatArray, w: int, min_periods: int, std_floor: float) -> FloatArray:
+    """``(x[t] - mean) / max(std, floor)`` against the ``w`` rows BEFORE t (row t excluded, so an hour's
+    own surge is measured against a past it is not part of); NaN below ``min_periods`` past values."""
+    s1, n = rolling_sum_count(x, w)
+    s2, _ = rolling_sum_count(x * x, w)
+    s1, s2, n = lag(s1, 1), lag(s2, 1), lag(n, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        m2 = np.maximum(s2 - s1 * mean, 0.0)
+        scale = np.maximum(np.sqrt(m2 / (n - 1.0)), std_floor)
+        z = (x - mean) / scale
+    ok = (n >= min_periods) & (scale > 0) & ~np.isnan(x)
+    return np.where(ok, z, np.nan)
+
+
 def expanding_rank_counts(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """For each row t: how many valid past values (rows < t) are below x[t], equal to it, and valid.
 
