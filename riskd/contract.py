@@ -13,9 +13,10 @@ import json
 from importlib import resources
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from riskd.models import SCHEMA_VERSION, Alert, RegimeEvent, Snapshot
+from riskd.models import SCHEMA_VERSION, Alert, ChannelEvent, Snapshot
+from riskd.streams.live import LIVE_SCHEMA_VERSION, LiveRegime
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:riskd:schema:"
@@ -25,7 +26,8 @@ REGIME = f"regime.v{SCHEMA_VERSION}.schema.json"
 HISTORY_ENTRY = f"history-entry.v{SCHEMA_VERSION}.schema.json"
 EVENT = f"event.v{SCHEMA_VERSION}.schema.json"
 ALERT = f"alert.v{SCHEMA_VERSION}.schema.json"
-NAMES = (REGIME, HISTORY_ENTRY, EVENT, ALERT)
+REGIME_LIVE = f"regime-live.v{LIVE_SCHEMA_VERSION}.schema.json"
+NAMES = (REGIME, HISTORY_ENTRY, EVENT, ALERT, REGIME_LIVE)
 
 
 def schema_id(name: str) -> str:
@@ -46,6 +48,13 @@ def _tolerant(node: Any) -> Any:
 def _model_schema(model: type[BaseModel], name: str, title: str) -> dict[str, Any]:
     body = _tolerant(model.model_json_schema())
     return {"$schema": DRAFT, "$id": schema_id(name), **body, "title": title}
+
+
+def _events_schema() -> dict[str, Any]:
+    """``<prefix>:events`` carries hourly pings (``regime``/``revision``) and, with the minute streams,
+    ``live`` pings: one schema with a ``oneOf`` told apart by ``type``."""
+    body = _tolerant(TypeAdapter(ChannelEvent).json_schema())
+    return {"$schema": DRAFT, "$id": schema_id(EVENT), **body, "title": "riskd event v1"}
 
 
 def _history_entry_schema() -> dict[str, Any]:
@@ -74,8 +83,9 @@ def build_schemas() -> dict[str, dict[str, Any]]:
     return {
         REGIME: _model_schema(Snapshot, REGIME, "riskd regime snapshot v1"),
         HISTORY_ENTRY: _history_entry_schema(),
-        EVENT: _model_schema(RegimeEvent, EVENT, "riskd regime event v1"),
+        EVENT: _events_schema(),
         ALERT: _model_schema(Alert, ALERT, "riskd alert v1"),
+        REGIME_LIVE: _model_schema(LiveRegime, REGIME_LIVE, "riskd provisional intra-hour state v1"),
     }
 
 

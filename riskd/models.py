@@ -175,6 +175,21 @@ class RegimeEvent(BaseModel):
     revision: int = Field(0, ge=0, description="The publication's revision (0: first)")
 
 
+class LiveEvent(BaseModel):
+    """The ping on ``<prefix>:events`` when ``<prefix>:regime:live`` was rewritten (a closed minute, with
+    ``streams.enabled``): re-read that key. Provisional, never the hourly regime."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["live"] = Field(description="live: the provisional intra-hour state was rewritten")
+    minute: UtcDatetime = Field(description="Close of the minute it covers (RFC 3339, Z)")
+    level: Literal["none", "watch", "developing", "severe"] = Field(description="Its provisional_level")
+
+
+ChannelEvent = Annotated[RegimeEvent | LiveEvent, Field(discriminator="type")]
+"""Everything published on ``<prefix>:events``, told apart by ``type``."""
+
+
 def _known(model: type[BaseModel], data: Any) -> Any:
     """``data`` with the keys ``model`` does not declare dropped, at every nested model."""
     if not isinstance(data, dict):

@@ -52,6 +52,7 @@ def test_every_schema_ships_with_an_id_and_matches_the_models() -> None:
         "history-entry.v1.schema.json",
         "event.v1.schema.json",
         "alert.v1.schema.json",
+        "regime-live.v1.schema.json",
     }
     for name, schema in contract.shipped_schemas().items():
         assert schema["$id"] == contract.schema_id(name)

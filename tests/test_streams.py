@@ -334,3 +334,53 @@ async def test_malformed_frames_are_survived(tmp_path: Path, redis_url: str, pre
         await until(lambda: feed.stalls >= 1 or feed.errors >= 1, within_s=5)
         await until(lambda: feed.up, within_s=5)
         assert r.fx.ws.connects["bybit"] >= 2
+
+
+async def test_live_key_and_its_pings_validate_against_the_shipped_schemas(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    """What riskd really writes to ``regime:live`` and pings on ``events`` (calm, then firing) passes
+    the shipped JSON Schemas (regime-live.v1, event.v1), checked by a real validator with formats."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from riskd import contract
+
+    schemas = contract.shipped_schemas()
+    registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())
+
+    def errors(name: str, payload: Any) -> list[str]:
+        v = jsonschema.Draft202012Validator(schemas[name], registry=registry,
+                                            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)  # fmt: skip
+        return [e.message for e in v.iter_errors(payload)]
+
+    async with rig(tmp_path, redis_url, prefix) as r:
+        pubsub = r.client.pubsub()
+        await pubsub.subscribe(f"{prefix}:events")
+        docs = []
+        for i in range(40):
+            await r.minute(i, liq_usd=10_000.0)
+        docs.append(await r.live())
+        for i in range(40, 43):
+            await r.minute(i, drop=-0.012, volume=120.0, liq_usd=8_000_000.0)
+        docs.append(await r.live())
+        pings = []
+        quiet = 0
+        while quiet < 3:  # until the channel has been quiet three times in a row
+            msg = await pubsub.get_message(timeout=0.2)
+            if msg is None:
+                quiet += 1
+            elif msg["type"] == "message":
+                quiet = 0
+                pings.append(json.loads(msg["data"]))
+        await pubsub.aclose()
+    assert docs[-1]["firing"] is True
+    for doc in docs:
+        assert errors(contract.REGIME_LIVE, doc) == [], doc
+    assert {p["type"] for p in pings} == {"live"}
+    assert len(pings) >= 40
+    assert all(errors(contract.EVENT, p) == [] for p in pings), pings[:3]
+    assert pings[-1]["minute"].endswith("Z")
+    broken = {**docs[-1], "provisional": False}  # the key is never the hourly regime
+    assert errors(contract.REGIME_LIVE, broken)
+    assert errors(contract.EVENT, {"type": "live", "minute": "09:42", "level": "developing"})

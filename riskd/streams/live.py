@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from riskd.core.intrahour import ProvisionalLevel
+from riskd.models import LiveEvent
 
 LIVE_SCHEMA_VERSION = 1
 
@@ -96,7 +97,7 @@ class LivePublisher:
 
     async def publish(self, doc: LiveRegime) -> bool:
         """Write ``doc``; False when a newer minute is already there."""
-        note = json.dumps({"type": "live", "minute": doc.minute.isoformat(), "level": doc.provisional_level})
+        note = LiveEvent(type="live", minute=doc.minute, level=doc.provisional_level).model_dump_json()
         res = await self._script(keys=[self.key, self.channel],
                                  args=[doc.to_json(), doc.minute_ms, self._ttl_ms, note])  # fmt: skip
         return bool(res)

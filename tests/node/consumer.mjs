@@ -70,7 +70,7 @@ function connect(redisUrl, onPush) {
 }
 
 // ---- JSON Schema (the subset the shipped schemas use) ------------------------------------------------
-const IGNORED = new Set(["$schema", "$id", "title", "description", "default", "contentMediaType", "contentSchema", "$defs"]);
+const IGNORED = new Set(["$schema", "$id", "title", "description", "default", "contentMediaType", "contentSchema", "$defs", "discriminator"]);
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 const typeOf = (v) => (v === null ? "null" : Array.isArray(v) ? "array" : Number.isInteger(v) ? "integer" : typeof v);
 function validate(schema, value, root = schema, where = "$") {
@@ -103,6 +103,11 @@ function validate(schema, value, root = schema, where = "$") {
         break;
       case "items": if (t === "array") value.forEach((v, i) => errors.push(...validate(rule, v, root, `${where}[${i}]`))); break;
       case "anyOf": if (!rule.some((s) => validate(s, value, root, where).length === 0)) errors.push(`${where}: matches no anyOf branch`); break;
+      case "oneOf": {
+        const n = rule.filter((s) => validate(s, value, root, where).length === 0).length;
+        if (n !== 1) errors.push(`${where}: matches ${n} oneOf branches, not exactly 1`);
+        break;
+      }
       default: if (!IGNORED.has(key)) throw new Error(`schema keyword ${key} is not supported by this consumer`);
     }
   }
