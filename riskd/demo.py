@@ -173,7 +173,11 @@ def _samples(rt, name: str) -> dict:
 
 
 def cli_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd demo``: exit 0 once the crash has been replayed live."""
+    """``riskd demo``: exit 0 once the crash has been replayed live (``--minutes``: at minute resolution)."""
+    if getattr(args, "minutes", False):
+        from riskd.demo_minutes import run_minute_demo
+
+        return asyncio.run(run_minute_demo(settings))
     if not math.isfinite(args.hours_per_second) or args.hours_per_second <= 0:
         raise ConfigError("invalid argument --hours-per-second: must be a positive number")
     start = hour_arg(args.start, "--from") or DEMO_START

@@ -172,6 +172,30 @@ def test_demo_exits_0_and_shows_the_crash(redis_url: str) -> None:
     assert re.search(r"redis-cli -h \S+ -p \d+ -n \d+ GET riskd-demo-[0-9a-f]{8}:v1:regime", out.stdout)
 
 
+def test_demo_minutes_warns_before_the_crash_hour_closes(redis_url: str) -> None:
+    """`riskd demo --minutes` replays 2021-05-19 from the shipped real 1 m/5 m bars through ccxt.pro and
+    the minute streams: the crash hour (12:00-13:00 UTC, BTC -9 %) gets a provisional level minutes before
+    its close, the hour close confirms it, and the synthetic liquidations are said to be synthetic."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
+    env.update({"RISKD_REDIS__URL": redis_url, "RISKD_METRICS__PORT": "0", "RISKD_LOG_LEVEL": "WARNING"})
+    out = subprocess.run(
+        [sys.executable, "-m", "riskd", "demo", "--minutes"], env=env, capture_output=True, text=True, timeout=120
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
+    crash = re.search(
+        r">> 12:00-13:00 UTC  BTC\s+-9\.0%  hourly: cascade, level (\w+)  \| provisional (developing|severe) "
+        r"at 12:(\d\d), (\d+) min before the close -> confirmed",
+        out.stdout,
+    )
+    assert crash, out.stdout[-4000:]
+    assert crash.group(1) != "none"  # the hourly path saw the cascade too
+    assert 1 <= int(crash.group(4)) <= 59
+    assert int(crash.group(3)) + int(crash.group(4)) == 60
+    assert ">> 08:00-09:00 UTC" in out.stdout  # every hour is reported
+    assert "Cascade developing (provisional" in out.stdout  # the alert itself, on the console
+    assert "Liquidations in this demo are SYNTHETIC" in out.stdout
+
+
 def test_embedded_redis_starts_when_none_answers(tmp_path: Path) -> None:
     """With no redis.url and nothing on the default port, riskd starts its own persistent redis-server."""
     port = free_port()
