@@ -34,10 +34,10 @@ import redis
 from riskd.app import runtime
 from riskd.client import read_regime
 from riskd.clock import SimClock
+from riskd.redis_server import RedisServer
 from riskd.replay import replay
 from riskd.settings import DEFAULT_UNIVERSE, Settings, load_settings
 from riskd.testing.fake_exchange import FakeExchange
-from riskd.testing.redis_server import RedisServer
 from riskd.testing.sample import load_sample_store
 from riskd.testing.synthetic import synthetic_market
 

@@ -29,11 +29,11 @@ import pandas as pd
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
+from riskd.redis_server import RedisServer
 from riskd.settings import load_settings
 from riskd.streams.orchestrator import MinuteStreams
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.fake_exchange._ws import Liquidation
-from riskd.testing.redis_server import RedisServer
 from riskd.testing.synthetic import synthetic_market
 
 START = pd.Timestamp("2024-01-02 00:00", tz="UTC")

@@ -29,6 +29,7 @@ from riskd.config_check import check_listen
 from riskd.daemon import Daemon, Sinks
 from riskd.http.history import RedisHistory
 from riskd.lease import LeaderLease, default_instance_id
+from riskd.redis_server import RedisServer, answers
 from riskd.settings import Settings, redact_url, source_of
 from riskd.sinks.alert_feed import AlertFeed
 from riskd.sinks.funding import FundingSink
@@ -37,7 +38,6 @@ from riskd.sinks.redis import RedisSink, client_from_settings, keys
 from riskd.sources import VENUES, make_source
 from riskd.store import HistoryStore
 from riskd.telegram.escalation import EscalationLoop
-from riskd.testing.redis_server import RedisServer, answers
 
 log = logging.getLogger("riskd")
 

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from riskd.cli import hour_arg
+from riskd.arguments import hour_arg
 from riskd.errors import ConfigError, SourceError
 from riskd.settings import VENUES, Settings
 from riskd.sources import Clock, VenueSource, make_source, utc_now

@@ -18,11 +18,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-import pandas as pd
 from pydantic import ValidationError
 
 from riskd import __version__
-from riskd.config_check import symbol_name
+from riskd.arguments import csv_arg, port_arg, symbols_arg
 from riskd.errors import ConfigError, DataError, RiskdError
 from riskd.logs import setup_logging
 from riskd.settings import Settings, format_validation_error, load_settings, redacted
@@ -53,39 +52,6 @@ def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def hour_arg(value: str | None, name: str) -> pd.Timestamp | None:
-    """A command-line time (ISO date or time; UTC unless it says otherwise) floored to its hour.
-
-    Raises ConfigError naming the flag, so a typo exits 2 with one line instead of a traceback.
-    """
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except ValueError:
-        raise ConfigError(f"invalid argument {name}: not an ISO date or time: {value!r}") from None
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).floor("h")
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _symbols(value: str) -> list[str]:
-    """``--symbols BTC,eth``: base assets checked like ``universe.symbols`` (so ``../x`` never reaches a path)."""
-    try:
-        return [symbol_name(v) for v in _csv(value)]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def port_arg(value: str) -> int:
-    """A TCP port flag: 0 (any free port) to 65535."""
-    if not value.isdigit() or not 0 <= int(value) <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port (a whole number from 0 to 65535)")
-    return int(value)
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (exit 2) instead of usage plus message."""
 
@@ -109,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--since", help="first hour, ISO date (default: backfill.since)")
     bf.add_argument("--until", help="last hour, exclusive, ISO date (default: the last closed hour)")
     bf.add_argument(
-        "--symbols", type=_symbols, help="comma-separated base assets (default: universe.symbols)"
+        "--symbols", type=symbols_arg, help="comma-separated base assets (default: universe.symbols)"
     )
-    bf.add_argument("--venues", type=_csv, help="comma-separated venues (default: all enabled)")
-    bf.add_argument("--datasets", type=_csv, help="comma-separated: ohlcv,funding,open_interest")
+    bf.add_argument("--venues", type=csv_arg, help="comma-separated venues (default: all enabled)")
+    bf.add_argument("--datasets", type=csv_arg, help="comma-separated: ohlcv,funding,open_interest")
     bf.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
     data = sub.add_parser("data", help="the local history store")
@@ -125,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     aud = data_sub.add_parser("audit", help="list missing hours per dataset, venue and symbol")
     aud.add_argument("--dataset", help="only this dataset")
     aud.add_argument("--venue", help="only this venue")
-    aud.add_argument("--symbols", type=_symbols, help="only these base assets")
+    aud.add_argument("--symbols", type=symbols_arg, help="only these base assets")
     aud.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("run", help="the daemon: every hour at candle close, fetch, compute, publish")
@@ -159,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--to", dest="end", help="last hour validated (UTC ISO; default: the last stored)")
     va.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, PNGs, results.json")
     va.add_argument(
-        "--symbols", type=_symbols, help="comma-separated base assets (default: universe.symbols)"
+        "--symbols", type=symbols_arg, help="comma-separated base assets (default: universe.symbols)"
     )
     va.add_argument("--cost-bps", type=float, help="round-trip cost per leg, bps (default 30)")
     va.add_argument("--reps", type=int, help="bootstrap resamples for the CIs (default 1000)")

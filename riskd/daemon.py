@@ -35,11 +35,11 @@ from typing import Any
 
 import pandas as pd
 
-from riskd.calibration import load_crash_model
 from riskd.clock import Clock
 from riskd.core import FragilityState, compute_fragility_with_state, step
 from riskd.core.liquidations import hourly_market
 from riskd.core.schedule import HOUR, last_closed_hour, next_run
+from riskd.crash_model import load_crash_model
 from riskd.errors import RiskdError, SinkError
 from riskd.lease import LeaderLease
 from riskd.live import (

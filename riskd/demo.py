@@ -23,13 +23,13 @@ from pathlib import Path
 import pandas as pd
 
 from riskd.app import drain_outbox, install_signal_handlers, runtime
-from riskd.cli import hour_arg
+from riskd.arguments import hour_arg
 from riskd.client import aread_regime
 from riskd.clock import SimClock
 from riskd.errors import ConfigError
 from riskd.models import Snapshot
+from riskd.redis_server import answers
 from riskd.settings import Settings, VenueSettings, VenuesSettings
-from riskd.testing.redis_server import answers
 
 log = logging.getLogger("riskd.demo")
 

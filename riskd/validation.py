@@ -38,7 +38,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from riskd.cli import hour_arg
+from riskd.arguments import hour_arg
 from riskd.core import Panel, cascade_events, compute_fragility, crashing_assets
 from riskd.core.output import COVERAGE_PREFIXES, PASS_THROUGH, STATE_COLUMNS
 from riskd.core.params import FragilityParams

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from riskd.redis_server import RedisServer, answers
 from riskd.settings import Settings, load_settings
-from riskd.testing.redis_server import RedisServer, answers
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,12 @@ from redis.exceptions import RedisError
 
 from riskd.errors import SinkError
 from riskd.models import Snapshot
+from riskd.redis_server import RedisServer
 from riskd.settings import AlertSettings, RedisSettings
 from riskd.sinks.alert_feed import AlertFeed
 from riskd.sinks.alerting import AlertPipeline
 from riskd.sinks.redis import RedisSink, keys
 from riskd.telegram.channel import ConsoleChannel
-from riskd.testing.redis_server import RedisServer
 from tests.test_alerts import H0, snap
 
 

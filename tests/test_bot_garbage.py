@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from riskd.redis_server import free_port
 from riskd.settings import AlertSettings, TelegramSettings
 from riskd.sinks.alerting import AlertPipeline
 from riskd.telegram.bot import MAX_REPLY_CHARS, TRUNCATED, CommandBot, cap_reply
 from riskd.telegram.channel import make_bot
 from riskd.telegram.status import RedisStatusSource
 from riskd.testing.fake_telegram import FakeTelegram
-from riskd.testing.redis_server import free_port
 
 TOKEN = "123456789:AAE-secret-TOKEN-never-logged_xyz"
 ADMIN = 7

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from statsmodels.stats.proportion import proportion_confint
 
-from riskd.calibration import crash_model_path, load_crash_model, read_crash_model
 from riskd.cli import main
 from riskd.core import FragilityParams, Panel, compute_fragility
 from riskd.core.crashprob import CrashModel, predict
+from riskd.crash_model import crash_model_path, load_crash_model, read_crash_model
 from riskd.errors import ConfigError
 from riskd.models import DataQuality
 from riskd.research.calibrate import (

@@ -21,13 +21,13 @@ from riskd.clock import SimClock
 from riskd.core import compute_fragility
 from riskd.live import store_panel
 from riskd.models import Snapshot
+from riskd.redis_server import RedisServer
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition
 from riskd.sinks.redis import keys, read_history
 from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
-from riskd.testing.redis_server import RedisServer
 from riskd.testing.synthetic import MarketHistory, synthetic_market
 
 SYMS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]

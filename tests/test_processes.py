@@ -19,13 +19,13 @@ from riskd.app import resolve_redis
 from riskd.client import read_regime
 from riskd.core import compute_fragility
 from riskd.live import store_panel
+from riskd.redis_server import answers, free_port
 from riskd.replay import replay
 from riskd.settings import load_settings
 from riskd.sinks.redis import keys
 from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
-from riskd.testing.redis_server import answers, free_port
 from riskd.testing.sample import load_sample_store
 from riskd.testing.synthetic import synthetic_market
 

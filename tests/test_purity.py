@@ -57,3 +57,52 @@ def test_the_real_pure_packages_pass() -> None:
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
+
+
+COMMANDS = ("riskd.cli", "riskd.backfill", "riskd.replay", "riskd.demo", "riskd.demo_minutes",
+            "riskd.validation", "riskd.calibration", "riskd.audit", "riskd.importer")  # fmt: skip
+"""The command modules: what ``riskd.cli`` loads. They may import the layers below, never the reverse."""
+ADAPTERS = ("sinks", "sources", "streams", "telegram", "http", "core", "research", "store.py", "live.py",
+            "daemon.py", "app.py", "models.py", "snapshot.py", "client.py", "crash_model.py", "redis_server.py")  # fmt: skip
+"""The layers under the commands: the core, the adapters, the runtime and the bots' reader."""
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_no_adapter_imports_a_command_and_no_command_imports_the_cli() -> None:
+    """The layers point one way: core and adapters never import a command module, and the commands never
+    import ``riskd.cli``, which loads them (their shared argument types live in ``riskd.arguments``)."""
+    riskd = ROOT / "riskd"
+    below = [
+        p
+        for name in ADAPTERS
+        for p in ((riskd / name).rglob("*.py") if (riskd / name).is_dir() else [riskd / name])
+    ]
+    assert len(below) > 60, "the adapter list no longer matches the tree"
+    bad = [
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in below
+        for m in _imports(p)
+        if any(m == c or m.startswith(c + ".") for c in COMMANDS)
+    ]
+    for p in riskd.rglob("*.py"):
+        if p.name not in ("cli.py", "__main__.py") and "riskd.cli" in _imports(p):
+            bad.append(f"{p.relative_to(ROOT)} imports riskd.cli")
+    assert not bad, bad
+
+
+def test_the_layering_check_catches_a_planted_import(tmp_path: Path) -> None:
+    """The check above is not vacuous: a sink importing a command is reported."""
+    planted = tmp_path / "planted.py"
+    planted.write_text("from riskd.replay import cli_replay\nimport riskd.cli\n")
+    assert {"riskd.replay", "riskd.cli"} <= _imports(planted)

@@ -17,9 +17,9 @@ from riskd.client import aread_regime, read_regime
 from riskd.errors import SinkError
 from riskd.lease import LeaderLease
 from riskd.models import DataQuality, Snapshot
+from riskd.redis_server import RedisServer, free_port, redis_binary
 from riskd.settings import RedisSettings
 from riskd.sinks.redis import RedisSink, client_from_settings, keys, read_history
-from riskd.testing.redis_server import RedisServer, free_port, redis_binary
 
 T0 = datetime(2021, 5, 19, 12, tzinfo=UTC)
 

@@ -24,10 +24,10 @@ import redis
 from riskd.cli import main
 from riskd.errors import ConfigError
 from riskd.models import Snapshot
+from riskd.redis_server import free_port
 from riskd.replay import replay, replay_prefix, replay_range, replay_settings
 from riskd.settings import Settings, load_settings
 from riskd.sinks.redis import keys
-from riskd.testing.redis_server import free_port
 from riskd.testing.sample import load_sample_store
 
 SYMBOLS = ["BTC", "ETH", "XRP", "LTC", "ADA", "SOL", "DOGE", "LINK"]

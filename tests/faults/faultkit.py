@@ -367,9 +367,9 @@ class FaultRig:
     def __init__(
         self, tmp: Path, history: Any, *, telegram: bool = True, redis_port: int | None = None
     ) -> None:
+        from riskd.redis_server import RedisServer
         from riskd.testing.fake_exchange import FakeExchange
         from riskd.testing.fake_telegram import FakeTelegram
-        from riskd.testing.redis_server import RedisServer
 
         self.tmp = tmp
         self.history = history

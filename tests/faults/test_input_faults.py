@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from riskd.testing.redis_server import RedisServer, free_port
+from riskd.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
