@@ -29,12 +29,13 @@ from riskd.config_check import check_listen
 from riskd.daemon import Daemon, Sinks
 from riskd.http.history import RedisHistory
 from riskd.lease import LeaderLease, default_instance_id
+from riskd.models import Keys
 from riskd.redis_server import RedisServer, answers
 from riskd.settings import Settings, redact_url, source_of
 from riskd.sinks.alert_feed import AlertFeed
 from riskd.sinks.funding import FundingSink
 from riskd.sinks.metrics import Metrics, MetricsServer
-from riskd.sinks.redis import RedisSink, client_from_settings, keys
+from riskd.sinks.redis import RedisSink, client_from_settings
 from riskd.sources import VENUES, make_source
 from riskd.store import HistoryStore
 from riskd.telegram.escalation import EscalationLoop
@@ -147,7 +148,7 @@ async def runtime(
     publishers, pipelines = _webhooks(settings, client, clock, metrics)
     lease = LeaderLease(
         client,
-        keys(prefix)["leader"],
+        Keys(prefix).leader,
         settings.daemon.instance_id or default_instance_id(),
         settings.daemon.lease_ttl_s,
     )

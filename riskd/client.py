@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from riskd.freshness import DEFAULT_MAX_AGE, Freshness, judge
-from riskd.models import SCHEMA_VERSION, Snapshot, read_snapshot
+from riskd.models import SCHEMA_VERSION, Keys, Snapshot, read_snapshot
 
 DEFAULT_PREFIX = "riskd:v1"
 __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_PREFIX", "RegimeReading", "aread_regime", "interpret", "read_regime"]
@@ -109,7 +109,7 @@ def read_regime(
     A connection error is reported as ``unknown`` too: a bot must not trade on a regime it cannot see.
     """
     try:
-        raw = redis_client.get(f"{prefix}:regime")
+        raw = redis_client.get(Keys(prefix).regime)
     except Exception as err:  # any client error means: we do not know the regime
         return RegimeReading("unknown", None, f"redis error: {err}", None, fallback_multiplier)
     return interpret(raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier)
@@ -125,7 +125,7 @@ async def aread_regime(
 ) -> RegimeReading:
     """The same as ``read_regime`` for ``redis.asyncio.Redis``."""
     try:
-        raw = await redis_client.get(f"{prefix}:regime")
+        raw = await redis_client.get(Keys(prefix).regime)
     except Exception as err:  # any client error means: we do not know the regime
         return RegimeReading("unknown", None, f"redis error: {err}", None, fallback_multiplier)
     return interpret(raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier)

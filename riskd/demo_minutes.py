@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from riskd.errors import DataError
+from riskd.models import Keys
 from riskd.settings import Settings
 from riskd.telegram.channel import ConsoleChannel
 
@@ -285,7 +286,7 @@ class _Recording(ConsoleChannel):
 async def _live(client: Any, prefix: str) -> dict[str, Any] | None:
     import json
 
-    raw = await client.get(f"{prefix}:regime:live")
+    raw = await client.get(Keys(prefix).live)
     return json.loads(raw) if raw else None
 
 

@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from riskd.errors import SinkError
-from riskd.models import Snapshot
+from riskd.models import Keys, Snapshot
 from riskd.redis_server import RedisServer
 from riskd.settings import AlertSettings, RedisSettings
 from riskd.sinks.alert_feed import AlertFeed
 from riskd.sinks.alerting import AlertPipeline
-from riskd.sinks.redis import RedisSink, keys
+from riskd.sinks.redis import RedisSink
 from riskd.telegram.channel import ConsoleChannel
 from tests.test_alerts import H0, snap
 
@@ -84,7 +84,7 @@ async def test_each_published_hour_raises_its_alerts_once(
     assert await rig.feed.run() == 0
     again = Rig(client, prefix, tmp_path, rig.now)  # a restarted process: new feed, same cursor
     assert await again.feed.run() == 0
-    await client.delete(keys(prefix)["alert_cursor"])  # a crash between submit and cursor: re-derived
+    await client.delete(Keys(prefix).alert_cursor)  # a crash between submit and cursor: re-derived
     third = Rig(client, prefix, tmp_path, rig.now)
     assert await third.feed.run() == 5
     assert await third.deliver() == []  # ... and every one was a duplicate
@@ -159,10 +159,10 @@ async def test_stream_refuses_repeats_and_old_first_publications_without_events(
 ) -> None:
     """Only accepted writes announce themselves; a revision is appended after the newest entry and the key
     keeps following the newest hour."""
-    k = keys(prefix)
+    k = Keys(prefix)
     rig = Rig(client, prefix, tmp_path, H0)
     pubsub = client.pubsub()
-    await pubsub.subscribe(k["events"])
+    await pubsub.subscribe(k.events)
     await pubsub.get_message(timeout=1)
     for s in [snap(0), snap(1), snap(2)]:
         await rig.sink.publish(s)
@@ -175,10 +175,10 @@ async def test_stream_refuses_repeats_and_old_first_publications_without_events(
     assert len(events) == 4
     assert '"type":"revision"' in events[-1]
     assert '"as_of":"2021-05-19T14:00:00Z"' in events[-1]
-    ids = [i.decode() for i, _ in await client.xrange(k["history"])]
+    ids = [i.decode() for i, _ in await client.xrange(k.history)]
     assert len(ids) == 4
     assert ids[-1].endswith("-1")
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
-    current = Snapshot.model_validate_json(await client.get(k["regime"]))
+    current = Snapshot.model_validate_json(await client.get(k.regime))
     assert current.as_of == snap(2).as_of
     await pubsub.aclose()

@@ -18,10 +18,10 @@ from _contract import T0, make_snapshot
 
 from riskd import contract
 from riskd.http.history import RedisHistory
-from riskd.models import DataQuality, read_snapshot
+from riskd.models import DataQuality, Keys, read_snapshot
 from riskd.settings import MetricsSettings, RedisSettings
 from riskd.sinks.metrics import Metrics, MetricsServer
-from riskd.sinks.redis import RedisSink, keys
+from riskd.sinks.redis import RedisSink
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = T0 + timedelta(hours=13)
@@ -162,7 +162,7 @@ async def test_history_reads_the_stream_newest_revision_per_hour(redis_url: str,
     for h in range(6):
         await sink.publish(make_snapshot(T0 + timedelta(hours=h), "calm", cfi=float(h)))
     restated = make_snapshot(T0 + timedelta(hours=2), "fragile", cfi=9.0, revision=1, restated=True)
-    stream = keys(prefix)["history"]
+    stream = Keys(prefix).history
     await client.xadd(stream, {"json": restated.to_json()})  # written later, under a later id
     await client.xadd(stream, {"junk": "x"})
     srv = await _server(clock, history=RedisHistory(client, prefix))

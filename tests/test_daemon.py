@@ -20,11 +20,11 @@ from riskd.app import Runtime, drain_outbox, runtime
 from riskd.clock import SimClock
 from riskd.core import compute_fragility
 from riskd.live import store_panel
-from riskd.models import Snapshot
+from riskd.models import Keys, Snapshot
 from riskd.redis_server import RedisServer
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition
-from riskd.sinks.redis import keys, read_history
+from riskd.sinks.redis import read_history
 from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
@@ -133,7 +133,7 @@ async def test_live_hours_equal_the_batch_computation(tmp_path: Path, redis_url:
     async with _live_daemon(tmp_path, redis_url, prefix) as (rt, clock, settings):
         snaps = await _drive(rt, clock, list(pd.date_range(T0, T0 + 60 * HOUR, freq="h")))
         stream = await read_history(rt.client, prefix, 1000)
-        key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
+        key = Snapshot.model_validate_json(await rt.client.get(Keys(prefix).regime))
     assert len(snaps) == 61
     assert [s.as_of for s in stream] == [s.as_of for s in snaps]  # every hour in the stream, in order
     assert key == snaps[-1]
@@ -295,7 +295,7 @@ async def test_a_standby_started_later_ranks_from_the_leaders_origin(
                 later = await _drive(b, clock, [T0 + 9 * HOUR])  # b's cold start, 10 hours after a's
                 late = {s.as_of: s for s in await _drive(b, clock, [T0 + 10 * HOUR])}
                 led |= {s.as_of: s for s in await _drive(a, clock, [T0 + 10 * HOUR])}
-            origin = await a.client.get(keys(prefix)["history_origin"])
+            origin = await a.client.get(Keys(prefix).history_origin)
     assert b.daemon.origin == a.daemon.origin == pd.Timestamp(origin.decode())
     assert a.daemon.origin == T0 - pd.Timedelta(hours=sa.daemon.warmup_hours)  # a's first newest hour: T0
     b_first = HistoryStore(sb.store_dir).read("ohlcv", "binance", "BTC").index[0]
@@ -351,7 +351,7 @@ async def test_a_failing_store_write_does_not_stop_publishing_and_lands_later(
         blocker.write_text("not a folder")
         snaps = await _drive(rt, clock, [T0 + HOUR, T0 + 2 * HOUR])
         assert [s.as_of for s in snaps] == [T0 + 2 * HOUR, T0 + 3 * HOUR]  # published all the same
-        key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
+        key = Snapshot.model_validate_json(await rt.client.get(Keys(prefix).regime))
         assert key.as_of == T0 + 3 * HOUR
         assert any(d == "ohlcv" and s == "ETH" for d, _, s, _ in rt.daemon.unsaved)
         store = HistoryStore(settings.store_dir)

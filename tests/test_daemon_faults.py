@@ -15,7 +15,8 @@ import pytest
 
 from riskd.app import drain_outbox, runtime
 from riskd.clock import SimClock
-from riskd.sinks.redis import keys, read_history
+from riskd.models import Keys
+from riskd.sinks.redis import read_history
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import (
     CASCADE,
@@ -66,7 +67,7 @@ async def test_late_candles_restate_the_hours_and_raise_the_missed_cascade(
             after = await _drive(rt, clock, [CASCADE + 4 * HOUR])
             await drain_outbox(rt.pipeline, 10)
             stream = await read_history(rt.client, prefix, 100)
-            raw = await rt.client.xrange(keys(prefix)["history"])
+            raw = await rt.client.xrange(Keys(prefix).history)
     restated = [s for s in after if s.restated]
     assert [s.as_of for s in restated] == [CASCADE + h * HOUR for h in range(1, 5)]
     assert all(s.revision == 1 and not s.live for s in restated)
@@ -93,7 +94,7 @@ async def test_a_restarted_follower_alerts_the_hours_it_caught_up_once_it_leads(
             rt.daemon.load()
             first = await _drive(rt, clock, list(pd.date_range(T0 + 20 * HOUR, T0 + 26 * HOUR, freq="h")))
         # "first" died hard: its lease is still in Redis for the TTL; the restart gets a new id
-        await_lease = keys(prefix)["leader"]
+        await_lease = Keys(prefix).leader
         restarted = _settings(tmp_path, fx, redis_url, prefix, instance_id="second")
         async with runtime(restarted, clock=clock, channel=rec, commands=False) as rt:
             await rt.client.set(await_lease, "first", px=1500)

@@ -19,10 +19,10 @@ from riskd.app import resolve_redis
 from riskd.client import read_regime
 from riskd.core import compute_fragility
 from riskd.live import store_panel
+from riskd.models import Keys
 from riskd.redis_server import answers, free_port
 from riskd.replay import replay
 from riskd.settings import load_settings
-from riskd.sinks.redis import keys
 from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
@@ -74,7 +74,7 @@ def test_run_publishes_then_exits_0_on_sigterm(tmp_path: Path, live_exchange, re
     )
     client = redis.Redis.from_url(redis_url)
     try:
-        _wait_for_key(client, keys(prefix)["regime"], proc)
+        _wait_for_key(client, Keys(prefix).regime, proc)
         reading = read_regime(client, prefix=prefix)
         assert reading.ok, reading.reason
         assert reading.snapshot.as_of == (pd.Timestamp.now(tz="UTC").floor("h")).to_pydatetime()
@@ -84,7 +84,7 @@ def test_run_publishes_then_exits_0_on_sigterm(tmp_path: Path, live_exchange, re
         if proc.poll() is None:
             proc.kill()
     assert "riskd stopped" in proc.stderr.read()
-    assert client.get(keys(prefix)["leader"]) is None  # a clean stop hands the lease back at once
+    assert client.get(Keys(prefix).leader) is None  # a clean stop hands the lease back at once
     client.close()
 
 
@@ -97,7 +97,7 @@ def test_killed_daemon_key_expires_and_reads_unknown(tmp_path: Path, live_exchan
     )
     client = redis.Redis.from_url(redis_url)
     try:
-        _wait_for_key(client, keys(prefix)["regime"], proc)
+        _wait_for_key(client, Keys(prefix).regime, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert read_regime(client, prefix=prefix).ok
@@ -152,7 +152,7 @@ async def test_replay_publishes_exactly_the_batch_values(tmp_path: Path, redis_u
         assert got.features == want.features
         assert (got.cfi, got.cfi_percentile) == (want.cfi, want.cfi_percentile)
     client = redis.Redis.from_url(redis_url)
-    assert client.xlen(keys(prefix)["history"]) == len(batch)
+    assert client.xlen(Keys(prefix).history) == len(batch)
     client.close()
 
 

@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 from riskd.client import aread_regime, read_regime
 from riskd.errors import SinkError
 from riskd.lease import LeaderLease
-from riskd.models import DataQuality, Snapshot
+from riskd.models import DataQuality, Keys, Snapshot
 from riskd.redis_server import RedisServer, free_port, redis_binary
 from riskd.settings import RedisSettings
-from riskd.sinks.redis import RedisSink, client_from_settings, keys, read_history
+from riskd.sinks.redis import RedisSink, client_from_settings, read_history
 
 T0 = datetime(2021, 5, 19, 12, tzinfo=UTC)
 
@@ -50,15 +50,15 @@ async def test_publish_writes_key_stream_and_event(redis_url: str, prefix: str) 
     """One publish sets the key (with expiry), appends the hour to the stream and notifies subscribers."""
     client = aioredis.Redis.from_url(redis_url)
     sub = client.pubsub()
-    await sub.subscribe(keys(prefix)["events"])
+    await sub.subscribe(Keys(prefix).events)
     await sub.get_message(timeout=1)  # the subscribe confirmation
     sink = RedisSink(client, RedisSettings(key_prefix=prefix))
     assert await sink.publish(snap(0)) == 1
-    raw = await client.get(keys(prefix)["regime"])
+    raw = await client.get(Keys(prefix).regime)
     assert Snapshot.model_validate_json(raw) == snap(0)
-    ttl = await client.pttl(keys(prefix)["regime"])
+    ttl = await client.pttl(Keys(prefix).regime)
     assert 2.4 * 3600_000 < ttl <= 2.5 * 3600_000
-    entries = await client.xrange(keys(prefix)["history"])
+    entries = await client.xrange(Keys(prefix).history)
     assert [e[0] for e in entries] == [f"{int(snap(0).as_of.timestamp() * 1000)}-0".encode()]
     msg = await sub.get_message(timeout=2, ignore_subscribe_messages=True)
     assert msg is not None
@@ -73,7 +73,7 @@ async def test_publishing_an_hour_twice_is_idempotent(redis_url: str, prefix: st
     sink = RedisSink(client, RedisSettings(key_prefix=prefix))
     await sink.publish(snap(0))
     await sink.publish(snap(0))
-    assert await client.xlen(keys(prefix)["history"]) == 1
+    assert await client.xlen(Keys(prefix).history) == 1
     await client.aclose()
 
 
@@ -83,7 +83,7 @@ async def test_an_older_hour_never_replaces_a_newer_key(redis_url: str, prefix: 
     sink = RedisSink(client, RedisSettings(key_prefix=prefix))
     await sink.publish(snap(2, "fragile", 0.5))
     await sink.publish(snap(1))
-    current = Snapshot.model_validate_json(await client.get(keys(prefix)["regime"]))
+    current = Snapshot.model_validate_json(await client.get(Keys(prefix).regime))
     assert current.as_of == snap(2).as_of
     await client.aclose()
 
@@ -115,7 +115,7 @@ async def test_redis_down_queues_hours_in_order_and_catches_up(
 def test_read_regime_returns_fresh_state(redis_url: str, prefix: str) -> None:
     """A fresh key reads back as ok with its state and multiplier."""
     client = redis.Redis.from_url(redis_url)
-    client.set(keys(prefix)["regime"], snap(0, "fragile", 0.4).to_json())
+    client.set(Keys(prefix).regime, snap(0, "fragile", 0.4).to_json())
     reading = read_regime(client, prefix=prefix, now=T0 + timedelta(minutes=30))
     assert reading.ok
     assert (reading.state, reading.risk_multiplier) == ("fragile", 0.4)
@@ -138,7 +138,7 @@ def test_read_regime_never_serves_an_old_or_broken_state(
     if value == "FRESH":
         value = snap(0, "calm", 1.0).to_json()
     if value is not None:
-        client.set(keys(prefix)["regime"], value)
+        client.set(Keys(prefix).regime, value)
     reading = read_regime(client, prefix=prefix, now=T0 + age, fallback_multiplier=0.25)
     assert reading.status == status
     assert reading.snapshot is None
@@ -170,7 +170,7 @@ async def test_key_expires_so_a_dead_daemon_reads_unknown(redis_url: str, prefix
 async def test_one_leader_and_takeover_after_its_lease_lapses(redis_url: str, prefix: str) -> None:
     """Two replicas: exactly one leads; when it stops renewing, the other takes over within the TTL."""
     a_client, b_client = aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url)
-    key = keys(prefix)["leader"]
+    key = Keys(prefix).leader
     a = LeaderLease(a_client, key, "a", ttl_s=0.6)
     b = LeaderLease(b_client, key, "b", ttl_s=0.6)
     assert await a.tick() is True

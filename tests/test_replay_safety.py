@@ -23,11 +23,10 @@ import redis
 
 from riskd.cli import main
 from riskd.errors import ConfigError
-from riskd.models import Snapshot
+from riskd.models import Keys, Snapshot
 from riskd.redis_server import free_port
 from riskd.replay import replay, replay_prefix, replay_range, replay_settings
 from riskd.settings import Settings, load_settings
-from riskd.sinks.redis import keys
 from riskd.testing.sample import load_sample_store
 
 SYMBOLS = ["BTC", "ETH", "XRP", "LTC", "ADA", "SOL", "DOGE", "LINK"]
@@ -163,7 +162,7 @@ async def test_replay_keeps_out_of_the_production_keys(sample_dir: Path, redis_u
     the production regime, stream and dedup keys are untouched."""
     prefix = f"riskd-test-{uuid.uuid4().hex[:8]}:v1"
     client = redis.Redis.from_url(redis_url)
-    client.set(keys(prefix)["regime"], "production value")
+    client.set(Keys(prefix).regime, "production value")
     cfg = replay_settings(_settings(sample_dir, redis_url, prefix), None, production_keys=False)
     assert cfg.redis.key_prefix == replay_prefix(prefix)
     channel = Recorder(pause_s=0)
@@ -171,9 +170,9 @@ async def test_replay_keeps_out_of_the_production_keys(sample_dir: Path, redis_u
     try:
         assert len(result.snapshots) == 49
         assert channel.texts  # alerts fired …
-        assert client.get(keys(prefix)["regime"]) == b"production value"  # … and production is as it was
+        assert client.get(Keys(prefix).regime) == b"production value"  # … and production is as it was
         production = list(client.scan_iter(match=f"{prefix}:*"))
-        assert production == [keys(prefix)["regime"].encode()]
+        assert production == [Keys(prefix).regime.encode()]
         mine = replay_prefix(prefix)
         own = {k.decode() for k in client.scan_iter(match=f"{mine}:*")}
         assert {f"{mine}:regime", f"{mine}:regime:history"} <= own
@@ -233,7 +232,7 @@ async def test_replay_renews_its_lease_and_metrics_tell_the_truth(sample_dir: Pa
         sample_dir, redis_url, prefix, daemon={"lease_ttl_s": 1.5, "instance_id": "replay-under-test"}
     )
     cfg = replay_settings(cfg, None, production_keys=False)
-    leader_key = keys(cfg.redis.key_prefix)["leader"]
+    leader_key = Keys(cfg.redis.key_prefix).leader
     port = free_port()
     hold = asyncio.Event()
     task = asyncio.create_task(
@@ -309,7 +308,7 @@ async def test_demo_holds_a_renewed_lease_that_metrics_report(
     await asyncio.sleep(3 * 1.5)
     client = redis.Redis.from_url(redis_url)
     try:
-        assert client.get(keys(prefix)["leader"]) is not None
+        assert client.get(Keys(prefix).leader) is not None
     finally:
         client.close()
     assert await _leader_metric(port) == 1.0

@@ -14,9 +14,8 @@ from aiohttp import web
 
 from riskd.app import drain_outbox, runtime
 from riskd.clock import SimClock
-from riskd.models import Snapshot
+from riskd.models import Keys, Snapshot
 from riskd.settings import load_settings
-from riskd.sinks.redis import keys
 from riskd.sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import CASCADE, HOUR, T0, Recorder, _drive, _market, _settings
@@ -109,7 +108,7 @@ async def test_a_sink_that_always_raises_fails_alone_and_is_counted_by_name(
             bad = Exploding()
             rt.daemon.sinks.publishers.append(bad)
             snaps = await _drive(rt, clock, [T0, T0 + HOUR])
-            key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
+            key = Snapshot.model_validate_json(await rt.client.get(Keys(prefix).regime))
             failures = rt.metrics.registry.get_sample_value(
                 "riskd_stage_failures_total", {"stage": "exploding"}
             )
@@ -165,6 +164,6 @@ async def test_a_dead_receiver_never_delays_the_redis_publish(
         async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
             rt.daemon.load()
             snaps = await _drive(rt, clock, [T0])
-            key = Snapshot.model_validate_json(await rt.client.get(keys(prefix)["regime"]))
+            key = Snapshot.model_validate_json(await rt.client.get(Keys(prefix).regime))
             assert key == snaps[-1]
             assert rt.daemon.sinks.publishers[0].pending == 1

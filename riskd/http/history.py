@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from riskd.models import Snapshot, read_snapshot
+from riskd.models import Keys, Snapshot, read_snapshot
 from riskd.sinks.redis import latest_revisions
 
 log = logging.getLogger("riskd.http")
@@ -49,7 +49,7 @@ class RedisHistory:
 
     def __init__(self, client: Any, prefix: str) -> None:
         self._client = client
-        self._key = f"{prefix}:regime:history"
+        self._key = Keys(prefix).history
 
     async def between(self, start: datetime, end: datetime) -> list[Snapshot]:
         """Hours with ``start <= as_of <= end``, newest revision each, oldest first.

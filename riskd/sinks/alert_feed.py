@@ -24,8 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from riskd.alerts import derive_alerts
-from riskd.models import Alert, Snapshot
-from riskd.sinks.redis import keys
+from riskd.models import Alert, Keys, Snapshot
 
 log = logging.getLogger("riskd.alerts")
 
@@ -53,10 +52,10 @@ class AlertFeed:
         chart: Callable[[], Awaitable[bytes | None]] | None = None,
         batch: int = 500,
     ) -> None:
-        names = keys(prefix)
+        names = Keys(prefix)
         self._client = client
-        self._stream = names["history"]
-        self._cursor_key = names["alert_cursor"]
+        self._stream = names.history
+        self._cursor_key = names.alert_cursor
         self._pipelines = list(pipeline) if isinstance(pipeline, Sequence) else [pipeline]
         self._clock = clock
         self._lookback = lookback

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from riskd.live import funding_table
-from riskd.models import Snapshot
+from riskd.models import Keys, Snapshot
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -25,7 +25,7 @@ TTL_S = 6 * 3600
 
 def funding_key(prefix: str) -> str:
     """``<prefix>:funding``: the JSON table ``/funding`` reads."""
-    return f"{prefix}:funding"
+    return Keys(prefix).funding
 
 
 class FundingSink:

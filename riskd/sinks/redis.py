@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from riskd.errors import SinkError
-from riskd.models import RegimeEvent, Snapshot, read_snapshot
+from riskd.models import Keys, RegimeEvent, Snapshot, read_snapshot
 from riskd.settings import RedisSettings
 
 log = logging.getLogger("riskd.redis")
@@ -70,19 +70,6 @@ key follows the newest hour only; the event goes out only for what was written.
 """
 
 
-def keys(prefix: str) -> dict[str, str]:
-    """Every name riskd publishes under, from one prefix (``riskd:v1``)."""
-    return {
-        "regime": f"{prefix}:regime",
-        "history": f"{prefix}:regime:history",
-        "events": f"{prefix}:events",
-        "leader": f"{prefix}:leader",
-        "revisions": f"{prefix}:regime:revisions",
-        "alert_cursor": f"{prefix}:alerts:cursor",
-        "history_origin": f"{prefix}:history:origin",
-    }
-
-
 def client_from_settings(settings: RedisSettings, url: str) -> aioredis.Redis:
     """An asyncio client; AUTH and TLS come from the URL (``rediss://user:password@host:port/db``)."""
     return aioredis.Redis.from_url(
@@ -102,7 +89,7 @@ class RedisSink:
     def __init__(self, client: aioredis.Redis, settings: RedisSettings, spool: Path | None = None) -> None:
         self._client = client
         self._settings = settings
-        self._keys = keys(settings.key_prefix)
+        self._keys = Keys(settings.key_prefix)
         self._ttl_ms = int(settings.key_ttl_cycles * CYCLE_SECONDS * 1000)
         self._spool = spool
         self._pending: deque[Snapshot] = deque(self._load_spool())
@@ -151,7 +138,7 @@ class RedisSink:
 
         CFI v2 ranks each component against its whole past, so two replicas agree only if their past
         starts at the same hour; a standby started later would otherwise rank against a shorter past."""
-        key = self._keys["history_origin"]
+        key = self._keys.history_origin
         try:
             await self._client.set(key, candidate.isoformat(), nx=True)
             raw = await self._client.get(key)
@@ -188,7 +175,7 @@ class RedisSink:
             revision=snap.revision,
         ).model_dump_json()  # fmt: skip
         added, _ = await self._script(
-            keys=[self._keys["regime"], self._keys["history"], self._keys["events"], self._keys["revisions"]],
+            keys=[self._keys.regime, self._keys.history, self._keys.events, self._keys.revisions],
             args=[body, ms, self._ttl_ms, self._settings.history_maxlen, snap.revision, event],
         )
         return bool(added)
@@ -227,7 +214,7 @@ class RedisSink:
 
 async def read_history(client: aioredis.Redis, prefix: str, count: int) -> list[Snapshot]:
     """The last ``count`` hours from the history stream, oldest first, each at its highest revision."""
-    rows = await client.xrevrange(keys(prefix)["history"], count=count * 2) or []
+    rows = await client.xrevrange(Keys(prefix).history, count=count * 2) or []
     return latest_revisions(read_snapshot(fields[b"json"]) for _, fields in rows if fields)[-count:]
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from riskd.core.intrahour import ProvisionalLevel
-from riskd.models import LiveEvent
+from riskd.models import Keys, LiveEvent
 
 LIVE_SCHEMA_VERSION = 1
 
@@ -88,9 +88,8 @@ class LivePublisher:
     """Writes :class:`LiveRegime` documents to Redis (atomic, newer minutes only)."""
 
     def __init__(self, client: Any, prefix: str, ttl_s: float) -> None:
-        self.key = f"{prefix}:regime:live"
-        self.channel = f"{prefix}:events"
-        self.episodes_key = f"{prefix}:regime:live:episodes"
+        names = Keys(prefix)
+        self.key, self.channel, self.episodes_key = names.live, names.events, names.live_episodes
         self._ttl_ms = int(ttl_s * 1000)
         self._script = client.register_script(_PUBLISH)
         self.client = client

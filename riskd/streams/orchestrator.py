@@ -33,9 +33,8 @@ import pandas as pd
 from riskd.alerts import cascade_thread, derive_alerts
 from riskd.clock import Clock
 from riskd.core.intrahour import PROVISIONAL_CODES, fires, minute_features, provisional_levels
-from riskd.models import Alert, Snapshot
+from riskd.models import Alert, Keys, Snapshot
 from riskd.settings import Settings
-from riskd.sinks.redis import keys
 from riskd.store import HistoryStore
 from riskd.streams.feeds import Feed, make_client, tap_liquidations
 from riskd.streams.live import LivePublisher, LiveRegime, StreamStatus
@@ -67,7 +66,7 @@ class MinuteStreams:
         self.client = client
         self.prefix = settings.redis.key_prefix
         self.publisher = LivePublisher(client, self.prefix, ttl_s=max(300.0, 5 * self.s.tick_s))
-        self._history_key = keys(self.prefix)["history"]
+        self._history_key = Keys(self.prefix).history
         self.symbols = [s.upper() for s in (self.s.candle_symbols or settings.universe.symbols)]
         self.recorder = LiquidationRecorder(
             self.s.venues,

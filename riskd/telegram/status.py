@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from riskd.models import Snapshot
+from riskd.models import Keys, Snapshot
 from riskd.sinks.funding import funding_key
 
 if TYPE_CHECKING:
@@ -36,12 +36,12 @@ class RedisStatusSource:
 
     async def latest(self) -> Snapshot | None:
         """The published snapshot, or None when the key is absent (expired: riskd is not publishing)."""
-        raw = await self._redis.get(f"{self._p}:regime")
+        raw = await self._redis.get(Keys(self._p).regime)
         return Snapshot.model_validate_json(raw) if raw else None
 
     async def history(self, n: int) -> list[Snapshot]:
         """The last ``n`` hours from the stream, oldest first."""
-        entries = await self._redis.xrevrange(f"{self._p}:regime:history", count=n)
+        entries = await self._redis.xrevrange(Keys(self._p).history, count=n)
         out = []
         for _id, fields in reversed(entries or []):
             raw = (fields or {}).get(b"json") or (fields or {}).get("json")
@@ -52,7 +52,7 @@ class RedisStatusSource:
     async def health(self) -> dict[str, Any]:
         """Key presence and TTL, snapshot age and data quality, outbox size."""
         snap = await self.latest()
-        ttl = await self._redis.ttl(f"{self._p}:regime")
+        ttl = await self._redis.ttl(Keys(self._p).regime)
         info: dict[str, Any] = {"redis": "ok", "regime_key": "present" if snap else "missing (expired)"}
         if snap is not None:
             info["as_of"] = snap.as_of.isoformat()
