@@ -173,7 +173,8 @@ def test_liquidation_features_read_no_future_hour(seed: int, t: int) -> None:
 
 
 def test_replay_scores_a_planted_crash_hour_and_counts_false_alarms() -> None:
-    """On 5-minute bars with one planted crash hour, the replay fires before its close and nowhere else."""
+    """On 5-minute bars with one planted crash hour, the replay times riskd's warning from the onset
+    and counts no false alarm."""
     btc, alts, _ = calm_minutes(12 * 24 * 4)
     idx = pd.date_range(START, periods=len(btc), freq="5min", name="ts")
     btc.index = alts.index = idx
@@ -183,7 +184,12 @@ def test_replay_scores_a_planted_crash_hour_and_counts_false_alarms() -> None:
     btc.iloc[at + 8 :, 0] = btc.iloc[at + 7, 0]
     alts.iloc[at + 8 :] = alts.iloc[at + 7].to_numpy()
     rep = replay(btc, alts, IntrahourParams(), 5)
-    assert list(rep.events["as_of"]) == [START + pd.Timedelta(days=3, hours=11)]
-    assert bool(rep.events["fired"].iloc[0])
-    assert rep.events["lead_minutes"].iloc[0] == 60 - 40  # the 10:35 bar closes 4 % down on 15 minutes
-    assert rep.false_alarms == 0
+    day = START + pd.Timedelta(days=3)
+    assert list(rep.cascades["first_as_of"]) == [day + pd.Timedelta(hours=11)]
+    assert rep.cascades["onset_at"].iloc[0] == day + pd.Timedelta(
+        hours=10, minutes=20
+    )  # the 10:15 bar's close
+    assert rep.cascades["trough_at"].iloc[0] == day + pd.Timedelta(hours=11)
+    riskd = rep.scores["riskd"]
+    assert riskd.events["latency_min"].iloc[0] == 20  # the 10:35 bar closes 4 % down on 15 minutes
+    assert len(riskd.false_hours) == 0
