@@ -70,6 +70,19 @@ def test_level_combines_the_drop_with_its_confirmations(
     assert provisional_levels(feats, P).iloc[-1] == level
 
 
+@pytest.mark.parametrize(("drop_from_high", "level"), [(None, "none"), (-0.02, "developing")])
+def test_drawdown_from_the_high_reads_a_slow_fall(drop_from_high: float | None, level: str) -> None:
+    """A fall of 0.08 % a minute for 30 minutes on volume stays under every fixed-lag return threshold;
+    with ``drop_from_high`` set, its 2.4 % below the hour's high is a drop."""
+    btc, alts, liq = calm_minutes(300)
+    plant(btc, alts, liq, 270, drop=-0.0008, volume=100.0, alts_fall=False, liq_usd=2e5)
+    p = P.model_copy(update={"drop_from_high": drop_from_high})
+    feats = minute_features(btc, alts, liq, p)
+    assert feats["btc_drawdown"].iloc[-1] == pytest.approx(-0.024, abs=0.003)
+    assert feats["btc_ret_60m"].iloc[-1] > P.drop_60m
+    assert provisional_levels(feats, p).iloc[-1] == level
+
+
 def test_unrecorded_liquidations_never_confirm() -> None:
     """A gap in the liquidation record (NaN minutes) leaves the surge unknown, not zero, and confirms nothing."""
     btc, alts, liq = calm_minutes(300)

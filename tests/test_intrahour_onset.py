@@ -8,8 +8,9 @@ import pytest
 
 from riskd.core.intrahour import IntrahourParams
 from riskd.research.intrahour import event_table, hourly_events, replay
+from riskd.research.intrahour_tune import tune
 from riskd.research.latency import score, summary
-from riskd.research.onset import cascades
+from riskd.research.onset import cascades, fall_clock
 from riskd.research.plain_alert import PlainAlert, fit_plain_alert, plain_firing
 from riskd.testing.minute_market import MinuteMarket, Plant, minute_market
 
@@ -118,3 +119,32 @@ def test_event_table_has_one_row_per_cascade_and_detector_columns() -> None:
     assert {"dataset", "onset_at", "onset10_at", "riskd_latency_min", "plain_share_ahead"} <= set(
         table.columns
     )
+
+
+def test_fall_clock_matches_the_plant() -> None:
+    """Minutes from onset to 1 % and 2 % down and to half the fall are the plant's closed form."""
+    m = market(1)
+    found = cascades(m.btc["close"], pd.DatetimeIndex(hourly_events(m.btc).index))
+    clock = fall_clock(m.btc["close"], found)
+    for i, p in enumerate(CASCADES):
+        for drop, col in ((0.01, "min_to_1pct"), (0.02, "min_to_2pct")):
+            assert clock.loc[i, col] == np.ceil(np.log1p(-drop) / np.log1p(p.fall) * p.minutes - 1e-9)
+        half = -p.fall / 2  # half of the fall, as a fraction of the onset close
+        assert clock.loc[i, "min_to_half"] == np.ceil(np.log1p(-half) / np.log1p(p.fall) * p.minutes - 1e-9)
+
+
+SMALL_GRID = {"volume_surge": (3.0, 50.0), "drop_from_high": (None, -0.02)}
+
+
+def test_tuning_chooses_on_the_training_span_only() -> None:
+    """The tuned parameters are the best on the bars before the cut, and do not change when the bars
+    after it change (the decoy there removed)."""
+    cut = START + 4 * DAY + 12 * H
+    base = IntrahourParams(volume_min_periods=30)
+    m = market(5)
+    tuned = tune(m.btc, m.alts, 5, cut, base, budget=10.0, grid=SMALL_GRID)
+    assert tuned.table["objective"].iloc[0] == tuned.table["objective"].min() < np.inf
+    assert {"train_median_latency", "test_median_latency", "test_false_per_month"} <= set(tuned.table.columns)
+    calm = minute_market(PLANTS[:3], START, days=7, bar_minutes=5, seed=3)
+    assert tune(calm.btc, calm.alts, 5, cut, base, budget=10.0, grid=SMALL_GRID).best == tuned.best
+    assert tuned.best.drop_from_high == -0.02  # the drawdown path warns sooner on these falls

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from riskd.core.intrahour import PROVISIONAL_CODES, IntrahourParams, minute_features, provisional_levels
-from riskd.research.latency import EVENT_COLUMNS, LatencyScore, score, summary
-from riskd.research.onset import OnsetRule, cascades
+from riskd.research.latency import EVENT_COLUMNS, LatencyScore, in_span, score, summary
+from riskd.research.onset import OnsetRule, cascades, fall_clock
 from riskd.research.plain_alert import PLAIN_ALERT, PlainAlert, plain_firing
 
 TRAIN_END = pd.Timestamp("2024-01-01", tz="UTC")
@@ -31,7 +31,7 @@ DETECTORS = ("riskd", "plain")
 class IntrahourReport:
     """One data set's cascades and each detector's score on them."""
 
-    cascades: pd.DataFrame  # riskd.research.onset.CASCADE_COLUMNS + worst_ret_1h, hourly_before_trough
+    cascades: pd.DataFrame  # onset.CASCADE_COLUMNS, worst_ret_1h, hourly_before_trough, onset.fall_clock's
     scores: dict[str, LatencyScore]  # by DETECTORS
     bar_minutes: int
 
@@ -74,6 +74,7 @@ def replay(
     ]
     table["worst_ret_1h"] = worst if len(table) else pd.Series(dtype=float)
     table["hourly_before_trough"] = table["first_as_of"] < table["trough_at"]
+    table = pd.concat([table, fall_clock(close, table)], axis=1)
     bar = pd.Timedelta(minutes=bar_minutes)
     scores = {
         "riskd": score(close, riskd_firing(feats, params), table, bar),
@@ -107,7 +108,7 @@ def verdict(rep: IntrahourReport, since: pd.Timestamp | None, until: pd.Timestam
     if not a["cascades"]:
         return "no cascades in this span"
     ev = rep.scores["riskd"].events
-    keep = _keep(ev, since, until)
+    keep = in_span(ev, since, until)
     both = keep & ev["latency_min"].notna() & rep.scores["plain"].events["latency_min"].notna()
     gain = (rep.scores["plain"].events["latency_min"] - ev["latency_min"])[both]
     fewer = a["false_per_month"] <= b["false_per_month"]
@@ -117,15 +118,6 @@ def verdict(rep: IntrahourReport, since: pd.Timestamp | None, until: pd.Timestam
             f"{_fmt(_never_median(ev[keep]))} vs {_fmt(_never_median(rep.scores['plain'].events[keep]))} min at "
             f"{a['false_per_month']:.2f} vs {b['false_per_month']:.2f} false alarms a month; on the {int(both.sum())} "
             f"cascades both warned, riskd was a median {gain.median():.0f} min earlier")  # fmt: skip
-
-
-def _keep(ev: pd.DataFrame, since: pd.Timestamp | None, until: pd.Timestamp | None) -> pd.Series:
-    keep = pd.Series(True, index=ev.index)
-    if since is not None:
-        keep &= ev["onset_at"] >= since
-    if until is not None:
-        keep &= ev["onset_at"] < until
-    return keep
 
 
 def _never_median(events: pd.DataFrame) -> float:

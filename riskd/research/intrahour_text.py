@@ -10,7 +10,7 @@ import pandas as pd
 
 from riskd.core.intrahour import IntrahourParams
 from riskd.research.intrahour import DETECTORS, IntrahourReport, spans, verdict
-from riskd.research.latency import summary
+from riskd.research.latency import in_span, summary
 from riskd.research.onset import OnsetRule
 from riskd.research.plain_alert import PlainAlert
 
@@ -57,6 +57,19 @@ def aim_lines(rep: IntrahourReport, since: pd.Timestamp | None) -> list[str]:
         f"| {name} | {target} | {_num(v, spec)} | {'yes' if ok else 'no'} |"
         for name, target, v, ok, spec in items
     ]
+    return [*lines, ""]
+
+
+def clock_lines(rep: IntrahourReport, cut: pd.Timestamp) -> list[str]:
+    """How soon any warning that waits for BTC to move could come (``onset.fall_clock``), per span."""
+    lines = []
+    for span, (since, until) in spans(cut).items():
+        c = rep.cascades[in_span(rep.cascades, since, until)]
+        if len(c):
+            lines.append(f"- {span}, how soon a price-based warning could come ({len(c)} cascades): median "
+                         f"{_num(c['min_to_1pct'].median())} min from onset to BTC 1 % below its onset close, "
+                         f"{_num(c['min_to_2pct'].median())} min to 2 %, {_num(c['min_to_half'].median())} min to "
+                         f"half the fall (median fall {c['fall'].median():+.1%} over {_num(c['fall_minutes'].median())} min).")  # fmt: skip
     return [*lines, ""]
 
 
@@ -117,5 +130,6 @@ def markdown(
         lines.append("")
         for span, (since, until) in spans(cut).items():
             lines.append(f"- {span}: {verdict(rep, since, until)}.")
+        lines += ["", *clock_lines(rep, cut)]
         lines += ["", *aim_lines(rep, cut), *event_lines(rep)]
     return "\n".join(lines)

@@ -11,8 +11,10 @@ a start that does not depend on any detector. Per cascade (event hours one hour 
   the largest fall into the trough within ``lookback_minutes`` (so a small bounce late in a fall is
   not taken for the start). A bar that is the highest of the hour before it is a top a trader would
   name; one only higher than the bars after it (every bar of a steady fall) is not;
-- **onset, "10 % done"** (definition B): the first bar after onset A whose close has covered
-  ``done_share`` of the onset-to-trough fall; a second clock, so a figure does not rest on one choice.
+- **onset, "10 % done"** (definition B): the bar from which the close stays at least ``done_share`` of
+  the onset-to-trough fall below onset A until the trough (the last crossing, so a price that hovers just
+  under its high for an hour before falling starts the clock when it leaves for good); a second clock,
+  so a figure does not rest on one choice.
 
 Times are bar **close** times (a bar indexed by its open ``t`` closes at ``t + bar``): the onset is when
 the high printed, a warning is when its bar closed. Two cascades whose onset-to-trough spans overlap
@@ -121,9 +123,34 @@ def _row(close: pd.Series, values: np.ndarray, bar: pd.Timedelta, r: OnsetRule, 
          last: pd.Timestamp, n: int, peak: int, onset: int, trough: int) -> dict:  # fmt: skip
     top, low = values[onset], values[trough]
     target = top - r.done_share * (top - low)
-    done = onset + int(np.argmax(values[onset : trough + 1] <= target)) if trough > onset else onset
+    above = np.flatnonzero(values[onset : trough + 1] > target)  # NaN (a gap) is not above
+    done = min(onset + int(above[-1]) + 1, trough) if trough > onset else onset
     at = lambda i: close.index[i] + bar  # noqa: E731 - a bar's close time
     return {"first_as_of": first, "last_as_of": last, "event_hours": n, "peak_at": at(peak),
             "onset_at": at(onset), "onset_close": top, "onset10_at": at(done), "trough_at": at(trough),
             "trough_close": low, "fall": low / top - 1.0,
             "fall_minutes": (at(trough) - at(onset)) / pd.Timedelta(minutes=1)}  # fmt: skip
+
+
+def fall_clock(
+    close: pd.Series, table: pd.DataFrame, drops: tuple[float, ...] = (0.01, 0.02)
+) -> pd.DataFrame:
+    """Per cascade, minutes from onset A until the close is first ``drop`` below the onset close
+    (``min_to_1pct`` …) and until half the fall is done (``min_to_half``): how soon any warning that
+    waits for BTC to move that far could come, whatever it is confirmed by."""
+    bar = _bar(close)
+    rows = []
+    for c in table.to_dict("records"):
+        seg = close[(close.index + bar > c["onset_at"]) & (close.index + bar <= c["trough_at"])]
+        minutes = (seg.index + bar - c["onset_at"]) / pd.Timedelta(minutes=1)
+        down = 1.0 - seg.to_numpy(dtype="float64") / c["onset_close"]
+        half = (c["onset_close"] - c["trough_close"]) / c["onset_close"] / 2
+        row = {f"min_to_{x * 100:g}pct": _first(minutes, down >= x) for x in drops}
+        row["min_to_half"] = _first(minutes, down >= half)
+        rows.append(row)
+    return pd.DataFrame(rows, index=table.index)
+
+
+def _first(minutes: pd.Index, hit: np.ndarray) -> float:
+    idx = np.flatnonzero(hit)
+    return float(minutes[idx[0]]) if len(idx) else float("nan")

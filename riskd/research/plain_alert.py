@@ -2,7 +2,7 @@
 
 The alert fires on a bar whose close is at least ``drop`` below the highest close of the ``minutes``
 before it (that bar included). X and N are chosen once, on a training span, by :func:`fit_plain_alert`
-with the same objective the detector's thresholds are tuned to (:func:`objective`), then fixed: the
+with the same objective the detector's thresholds are tuned to (:func:`riskd.research.latency.objective`), then fixed: the
 comparison after the cut is out of sample for both.
 """
 
@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
 import pandas as pd
 
-from riskd.research.latency import LatencyScore, score, summary
+from riskd.research.latency import LatencyScore, objective, score
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class PlainAlert:
         return f"BTC down {self.drop:.1%} within {self.minutes} min"
 
 
-PLAIN_ALERT = PlainAlert(drop=0.025, minutes=60)
+PLAIN_ALERT = PlainAlert(drop=0.03, minutes=30)
 """The fixed plain alert of the report: chosen by :func:`fit_plain_alert` on the Binance perp 5-minute bars
 before ``TRAIN_END`` (docs/features.md, Provisional intra-hour detector)."""
 
@@ -44,29 +43,6 @@ def plain_firing(close: pd.Series, alert: PlainAlert, bar_minutes: int) -> pd.Se
     bars = max(1, alert.minutes // bar_minutes) + 1
     high = close.rolling(bars, min_periods=1).max()
     return (close <= high * (1 - alert.drop)).rename("firing")
-
-
-def objective(
-    s: LatencyScore, since: pd.Timestamp | None, until: pd.Timestamp | None, budget: float
-) -> float:
-    """What tuning minimises: the median latency from onset with a miss counted as never (a detector
-    that misses half the cascades scores infinity), infinite above ``budget`` false alarms a month;
-    ties go to the fewer false alarms (a thousandth of a minute per alarm a month)."""
-    fig = summary(s, since, until)
-    if not fig["cascades"] or fig["false_per_month"] > budget:
-        return float("inf")
-    lat = s.events.loc[_in(s.events, since, until), "latency_min"].to_numpy(dtype=float)
-    lat = np.where(np.isfinite(lat), lat, np.inf)
-    return float(np.median(lat)) + 1e-3 * fig["false_per_month"]
-
-
-def _in(events: pd.DataFrame, since: pd.Timestamp | None, until: pd.Timestamp | None) -> pd.Series:
-    keep = pd.Series(True, index=events.index)
-    if since is not None:
-        keep &= events["onset_at"] >= since
-    if until is not None:
-        keep &= events["onset_at"] < until
-    return keep
 
 
 def best(

@@ -99,7 +99,7 @@ def _truth(p: Plant, idx: pd.DatetimeIndex, i: int, bar_minutes: int, top: float
     m = p.minutes // bar_minutes
     k = np.arange(0, m + 1)
     closes = top * (1 + p.fall) ** (k / m)
-    done = int(np.argmax(closes <= top - 0.1 * (top - closes[-1])))
+    done = int(np.flatnonzero(closes > top - 0.1 * (top - closes[-1]))[-1]) + 1  # monotone: the first below
     return {"onset_at": idx[i] + bar, "onset10_at": idx[i + done] + bar, "trough_at": idx[i + m] + bar,
             "onset_close": top, "trough_close": closes[-1], "fall": p.fall, "minutes": p.minutes,
             "decoy": p.decoy}  # fmt: skip
