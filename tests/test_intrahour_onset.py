@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from riskd.cli import main
 from riskd.core.intrahour import IntrahourParams
 from riskd.research.intrahour import event_table, hourly_events, replay
+from riskd.research.intrahour_text import markdown
 from riskd.research.intrahour_tune import tune
 from riskd.research.latency import score, summary
 from riskd.research.onset import cascades, fall_clock
 from riskd.research.plain_alert import PlainAlert, fit_plain_alert, plain_firing
+from riskd.store import HistoryStore
 from riskd.testing.minute_market import MinuteMarket, Plant, minute_market
 
 START = pd.Timestamp("2024-03-01", tz="UTC")
@@ -148,3 +154,37 @@ def test_tuning_chooses_on_the_training_span_only() -> None:
     calm = minute_market(PLANTS[:3], START, days=7, bar_minutes=5, seed=3)
     assert tune(calm.btc, calm.alts, 5, cut, base, budget=10.0, grid=SMALL_GRID).best == tuned.best
     assert tuned.best.drop_from_high == -0.02  # the drawdown path warns sooner on these falls
+
+
+def test_report_names_the_comparison_and_the_aim() -> None:
+    """The markdown gives each span's verdict against the plain alert, how soon a price-based warning
+    could come, the aim table and one row per cascade, with no unformatted NaN."""
+    m = market(5)
+    rep = replay(m.btc, m.alts, IntrahourParams(volume_min_periods=30), 5, plain=PlainAlert(0.03, 30))
+    text = markdown({"synthetic": rep}, IntrahourParams(), PlainAlert(0.03, 30), START + 4 * DAY)
+    assert re.search(
+        r"riskd (beats|does not beat|is faster but noisier than|is quieter but not faster than) the fixed",
+        text,
+    )
+    assert "how soon a price-based warning could come" in text
+    assert "| aim (riskd, out of sample) |" in text
+    assert text.count("| 2024-03-0") >= 3
+    assert "nan" not in text.lower()
+
+
+def test_validate_intra_hour_writes_report_and_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``riskd validate --intra-hour`` on a store holding a planted 5-minute market writes intrahour.md and
+    the per-event CSV, one row per cascade."""
+    m = market(5)
+    store = HistoryStore(tmp_path / "data" / "store")
+    for symbol, close in {"BTC": m.btc["close"], **{s: m.alts[s] for s in m.alts}}.items():
+        frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close,
+                              "volume": m.btc["volume"], "quote_volume": m.btc["volume"] * close})  # fmt: skip
+        store.append("ohlcv_5m", "binance", symbol, frame)
+    monkeypatch.setenv("RISKD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RISKD_UNIVERSE__SYMBOLS", '["BTC", "ETH", "SOL", "XRP", "DOGE"]')
+    assert main(["validate", "--intra-hour", "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "intrahour_events.csv")
+    assert len(table) == 3
+    assert (table["dataset"] == "ohlcv_5m (binance, 5-minute bars)").all()
+    assert "## ohlcv_5m" in (tmp_path / "out" / "intrahour.md").read_text()

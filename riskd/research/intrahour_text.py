@@ -113,8 +113,8 @@ def markdown(
         f"- plain price alert: \"{plain.label()}\" (fixed; chosen on perp 5-minute bars before {cut:%Y-%m-%d})",
         f"- onset (last high): the last close before the trough that is the highest of the {r.high_window_minutes} "
         f"minutes before it and not reached again until the trough, with ≥ {r.min_share:.0%} of the largest fall "
-        f"of the {r.lookback_minutes} minutes into the trough; 10 % done: the first close {r.done_share:.0%} of the "
-        f"way down. Trough: the lowest close from the first event hour's open to {r.after_minutes} min after "
+        f"of the {r.lookback_minutes} minutes into the trough; 10 % done: the close from which the fall stays at "
+        f"least {r.done_share:.0%} done until the trough. Trough: the lowest close from the first event hour's open to {r.after_minutes} min after "
         "the last one's close. Latency: to the first firing bar's close after the onset.",
         "- events: BTC hours with a 1 h return ≤ −3 % on ≥ 2× the previous 24 h's volume; hours one apart, "
         "or sharing a fall, are one cascade. Latency medians are over warned cascades (n in 'warned'); "

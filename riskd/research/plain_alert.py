@@ -26,7 +26,7 @@ class PlainAlert:
 
     def label(self) -> str:
         """How a trader would write it."""
-        return f"BTC down {self.drop:.1%} within {self.minutes} min"
+        return f"BTC down {self.drop * 100:g} % within {self.minutes} min"
 
 
 PLAIN_ALERT = PlainAlert(drop=0.03, minutes=30)
