@@ -52,7 +52,7 @@ VENUES: tuple[str, ...] = tuple(VENUE_SPECS)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class VenueSettings(_Section):
@@ -566,6 +566,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     data_dir: Path = Field(
@@ -622,9 +623,7 @@ class Settings(BaseSettings):
     @field_validator("data_dir")
     @classmethod
     def _data_dir(cls, v: Path) -> Path:
-        if v.exists() and not v.is_dir():
-            raise ValueError(f"{v} exists and is not a directory")
-        return v
+        return check.writable_dir(v)
 
     @property
     def store_dir(self) -> Path:

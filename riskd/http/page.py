@@ -61,8 +61,8 @@ async def build(ctx: ApiContext) -> str:
             history = await ctx.history.between(now - WINDOW, now)
         except Exception as err:  # the page still shows the live state without its history
             log.warning("status page: history not read: %s", err)
-    wall = ctx.wall_clock()
-    ages = {k: max(0.0, wall - v) for k, v in ctx.state.newest_data.items()}
+    data_now = now.timestamp()  # data ages on the data clock (simulated in the demo and replay), not the wall
+    ages = {k: max(0.0, data_now - v) for k, v in ctx.state.newest_data.items()}
     view = PageView(now, ctx.state.snapshot, ctx.verdict(), history, ages,
                     dict(getattr(ctx.state, "venue_health", {})), ctx.state.leader)  # fmt: skip
     return render(view)
