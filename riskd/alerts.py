@@ -179,7 +179,8 @@ def _data_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
     is_blind = blind(cur)
     dq = cur.data_quality
     figs: dict[str, Any] = {
-        "to": dq.status,
+        "to": "blind" if is_blind else "seeing",  # the identity: one alert per hour, whatever revision says it
+        "status": dq.status,
         "coverage": dq.coverage,
         "stale_sources": list(dq.stale_sources),
         "missing_sources": list(dq.missing_sources),

@@ -109,8 +109,12 @@ async def runtime(
     metrics_port: int | None = None,
     with_sources: bool = True,
     commands: bool = True,
+    require_redis: bool = False,
 ) -> AsyncIterator[Runtime]:
-    """Build and start every part; tear all of it down on exit, whatever happened."""
+    """Build and start every part; tear all of it down on exit, whatever happened.
+
+    Redis unreachable at start: with ``require_redis`` (the one-shot commands) :class:`Unreachable` is
+    raised before anything starts; otherwise it is logged once and the daemon runs degraded."""
     from riskd.sinks.alerting import AlertPipeline
     from riskd.telegram.channel import build_channel
     from riskd.telegram.format import Links
@@ -123,7 +127,16 @@ async def runtime(
     clock = clock or WallClock()
     url, embedded = resolve_redis(settings)
     client = client_from_settings(settings.redis, url)
+    down = await redis_answers(client, url, settings.redis.socket_timeout_s)
+    if down is not None and require_redis:  # before anything starts: one line, nothing to tear down
+        await client.aclose()
+        if embedded is not None:
+            embedded.stop()
+        raise Unreachable(down)
     metrics = Metrics(clock=lambda: clock.now().timestamp())
+    if down is not None:
+        log.error("%s; running degraded: hours are spooled and published when it answers", down)
+        metrics.service_down("redis", down)
     server = None
     if settings.metrics.enabled:
         port = settings.metrics.port if metrics_port is None else metrics_port
@@ -311,14 +324,8 @@ async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
     snapshot it published is unknown or stale (it printed it all the same)."""
     stop = stop or asyncio.Event()
     install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
-    async with runtime(settings, clock=clock, commands=not once) as rt:
+    async with runtime(settings, clock=clock, commands=not once, require_redis=once) as rt:
         d = rt.daemon
-        down = await redis_answers(rt.client, rt.url, settings.redis.socket_timeout_s)
-        if down is not None and once:
-            raise Unreachable(down)
-        if down is not None:
-            log.error("%s; running degraded: hours are spooled and published when it answers", down)
-            rt.metrics.service_down("redis", down)
         await asyncio.to_thread(d.load)
         await rt.start_publishing()
         if ready is not None:

@@ -372,6 +372,7 @@ class AlertPipeline:
             )
             if reply_to and self._replies:
                 extra["reply_to"] = reply_to
+            sent_ms = self._now_ms()  # the delivery's time, as its text judged it (edits render the same)
             send = self.channel.send(item.dest, text, silent=item.silent, chart=chart, **extra)
             receipt = await asyncio.wait_for(send, self._send_timeout_s)
         except DeliveryError as exc:
@@ -379,15 +380,15 @@ class AlertPipeline:
         except TimeoutError:
             await self._release(item, DeliveryError("send timed out", definite=False))
         else:
-            await self._delivered(item, receipt)
+            await self._delivered(item, receipt, sent_ms)
         return True
 
-    async def _delivered(self, item: Item, receipt: str) -> None:
+    async def _delivered(self, item: Item, receipt: str, sent_ms: int) -> None:
         esc = self.escalation
         due = 0
         if esc is not None and item.alert.severity == "critical" and item.escalation is None:
             due = self._now_ms() + int(esc[1] * 60_000)
-        if not await self.outbox.mark(item, receipt, delivered_ms=self._now_ms(), escalate_at_ms=due):
+        if not await self.outbox.mark(item, receipt, delivered_ms=sent_ms, escalate_at_ms=due):
             log.warning("alert delivered after its lease lapsed (possible duplicate) id=%s", item.id)
         if item.alert.thread:
             await self.outbox.set_thread_root(item.alert.thread, item.dest, receipt, item.alert.kind)
