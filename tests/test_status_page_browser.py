@@ -7,6 +7,7 @@ Screenshots land in tests/artifacts/ (gitignored) and their paths are printed (p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,8 +18,9 @@ import pytest
 import redis.asyncio as aioredis
 from _contract import T0, make_snapshot, week
 
+from riskd.alerts import derive_alerts
 from riskd.http.history import RedisHistory
-from riskd.models import DataQuality
+from riskd.models import DataQuality, Snapshot
 from riskd.settings import RedisSettings
 from riskd.sinks.metrics import Metrics, MetricsServer
 from riskd.sinks.redis import RedisSink
@@ -59,13 +61,13 @@ class Clock:
         return self.now.timestamp()
 
 
-@pytest.fixture
-async def served(redis_url: str) -> AsyncIterator[tuple[MetricsServer, Clock]]:
-    """A server whose history stream holds a week: calm, fragile for the last day, a cascade in the last 6 h."""
+@contextlib.asynccontextmanager
+async def serve(redis_url: str, hours: list[Snapshot]) -> AsyncIterator[tuple[MetricsServer, Clock]]:
+    """A server whose history stream holds ``hours`` (published through the daemon's sink), the last one
+    current, two venues fresh."""
     prefix = f"riskd-page-{uuid.uuid4().hex[:8]}:v1"
     client = aioredis.Redis.from_url(redis_url)
     sink = RedisSink(client, RedisSettings(key_prefix=prefix))
-    hours = week(END)
     for snap in hours:
         await sink.publish(snap)
     clock = Clock()
@@ -80,6 +82,13 @@ async def served(redis_url: str) -> AsyncIterator[tuple[MetricsServer, Clock]]:
     yield srv, clock
     await srv.stop()
     await client.aclose()
+
+
+@pytest.fixture
+async def served(redis_url: str) -> AsyncIterator[tuple[MetricsServer, Clock]]:
+    """A server whose history stream holds a week: calm, fragile for the last day, a cascade in the last 6 h."""
+    async with serve(redis_url, week(END)) as pair:
+        yield pair
 
 
 def _look(browser: object, url: str, name: str) -> dict[str, str]:
@@ -154,3 +163,16 @@ async def test_stale_state_shows_a_banner(browser: object, served: tuple[Metrics
     seen = await asyncio.to_thread(_look, browser, f"http://127.0.0.1:{srv.port}/", "stale_data")
     assert seen["state"] == "UNKNOWN"
     assert "computed from stale data (binance:ohlcv)" in seen["banner"]
+
+
+async def test_a_data_stale_alert_is_listed(browser: object, redis_url: str) -> None:
+    """A daemon that started blind publishes one stale hour and sends "Data stale" for it (the alert feed
+    derives its first hour against no predecessor): the page's recent alerts list that alert, not "none"."""
+    dq = DataQuality(status="stale", coverage=0.0, missing_sources=["binance:ohlcv"])
+    blind = make_snapshot(END, "unknown", data_quality=dq, cfi=None, cfi_percentile=None)
+    sent = [a.title for a in derive_alerts(None, blind, now=END + timedelta(minutes=2))]
+    assert sent == ["Data stale: regime not trustworthy"]  # what the daemon delivered
+    async with serve(redis_url, [blind]) as (srv, _):
+        seen = await asyncio.to_thread(_look, browser, f"http://127.0.0.1:{srv.port}/", "data_stale")
+    assert "Data stale: regime not trustworthy" in seen["alerts"]
+    assert "none" not in seen["alerts"]

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("riskd.http")
 
 WINDOW = timedelta(days=7)
+_LEAD = timedelta(hours=1)
+"""Read one hour before the window: the first hour drawn is derived against it (see :func:`recent_alerts`)."""
 REFRESH_S = 60
 COLORS = {
     "calm": "#2e7d32",
@@ -58,7 +60,7 @@ async def build(ctx: ApiContext) -> str:
     history: list[Snapshot] = []
     if ctx.history is not None:
         try:
-            history = await ctx.history.between(now - WINDOW, now)
+            history = await ctx.history.between(now - WINDOW - _LEAD, now)
         except Exception as err:  # the page still shows the live state without its history
             log.warning("status page: history not read: %s", err)
     wall = ctx.wall_clock()
@@ -156,6 +158,7 @@ def chart_svg(history: list[Snapshot], end: datetime) -> str:
     """The 7-day chart: CFI (left axis), crash probability (right axis, 0..1), the state as a colour band."""
     start = end - WINDOW
     span = WINDOW.total_seconds()
+    history = [s for s in history if s.as_of > start]
 
     def x(ts: datetime) -> float:
         return _PAD + (_W - 2 * _PAD) * min(1.0, max(0.0, (ts - start).total_seconds() / span))
@@ -228,11 +231,17 @@ def _episode(view: PageView) -> str:
     )
 
 
-def recent_alerts(history: list[Snapshot], limit: int = 15) -> list[Alert]:
-    """The alerts the daemon's rule raises over the history, newest first."""
+def recent_alerts(history: list[Snapshot], since: datetime, limit: int = 15) -> list[Alert]:
+    """The alerts the daemon's rule raises over the hours after ``since``, newest first: market alerts and
+    the operational ones (data stale, data recovered).
+
+    Each hour is derived against the hour before it, as the alert feed does; the first hour read has none
+    (a first start, or an hour before the window that was not read), and is derived against None too, as
+    the feed derives its first hour: a daemon that starts blind sends "Data stale" for that hour."""
     out: list[Alert] = []
-    for prev, cur in itertools.pairwise(history):
-        out += derive_alerts(prev, cur, now=cur.computed_at)
+    for prev, cur in itertools.pairwise([None, *history]):
+        if cur is not None and cur.as_of > since:
+            out += derive_alerts(prev, cur, now=cur.computed_at)
     return list(reversed(out))[:limit]
 
 
@@ -240,9 +249,16 @@ def _alerts(view: PageView) -> str:
     items = "".join(
         f'<li class="sev-{_e(a.severity)}"><b>{_e(a.title)}</b> <span class="muted">{_when(a.as_of)} · '
         f"{_e(a.severity)}</span></li>"
-        for a in recent_alerts(view.history)
+        for a in recent_alerts(view.history, view.now - WINDOW)
     )
-    return f'<section><h2>Recent alerts</h2><ul id="alerts">{items or "<li>none in the past 7 days</li>"}</ul></section>'
+    note = (
+        '<p class="muted">Market alerts and data alerts (stale, recovered) raised over the past 7 days, '
+        "by the daemon's rule; mute and cooldown settings may have held some back from the chat.</p>"
+    )
+    return (
+        f'<section><h2>Recent alerts</h2>{note}<ul id="alerts">'
+        f"{items or '<li>none in the past 7 days</li>'}</ul></section>"
+    )
 
 
 _CSS = (
