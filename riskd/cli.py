@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
     )
-    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash, in under a minute")
+    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash (121 simulated hours)")
     dm.add_argument("--hours-per-second", type=float, default=4.0, help="simulated hours per second")
     dm.add_argument("--from", dest="start", help="first simulated hour (default 2021-05-16)")
     dm.add_argument("--to", dest="end", help="last simulated hour (default 2021-05-21)")

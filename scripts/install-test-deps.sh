@@ -26,7 +26,7 @@ elif command -v npm >/dev/null 2>&1; then
     npm install --silent --prefix "$deps" --no-audit --no-fund --no-save "axe-core@$AXE_VERSION" >/dev/null
     installed_axe
 else
-    echo "install-test-deps: npm not found; the browser test's accessibility check will skip" >&2
+    echo "install-test-deps: npm not found, axe-core not installed; the browser test will skip" >&2
     exit 1
 fi
 
