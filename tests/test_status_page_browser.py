@@ -271,3 +271,26 @@ async def test_episode_colour_follows_the_regime(
     assert _rgb(seen["episode_color"]) == _rgb_hex(STATES["recovery"].ink)
     assert _contrast(_rgb(seen["episode_color"]), (255, 255, 255)) >= 4.5
     assert seen["axe"] == ""
+
+
+async def test_every_state_reads_with_enough_contrast(
+    browser: object, served: tuple[MetricsServer, Clock]
+) -> None:
+    """With each state current, the headline box's text has contrast >= 4.5:1 on its box, the episode line
+    >= 4.5:1 on white, and axe-core finds no serious or critical violation."""
+    from selenium.webdriver.common.by import By
+
+    srv, _ = served
+
+    def box() -> tuple[str, str]:
+        el = browser.find_element(By.ID, "state")  # type: ignore[attr-defined]
+        return el.value_of_css_property("color"), el.value_of_css_property("background-color")
+
+    for state in ("calm", "elevated", "fragile", "cascade", "recovery"):
+        srv.metrics.state.snapshot = make_snapshot(END, state, episode_id="2021-05-19T13")
+        seen = await asyncio.to_thread(_look, browser, f"http://127.0.0.1:{srv.port}/", f"state_{state}")
+        text, background = await asyncio.to_thread(box)
+        assert seen["state"] == state.upper()
+        assert _contrast(_rgb(text), _rgb(background)) >= 4.5, state
+        assert _contrast(_rgb(seen["episode_color"]), (255, 255, 255)) >= 4.5, state
+        assert seen["axe"] == "", state
