@@ -185,8 +185,9 @@ def _alerts(view: PageView) -> str:
         for a in recent_alerts(view.history, view.now - WINDOW)
     )
     note = (
-        '<p class="muted">Market alerts and data alerts (stale, recovered) raised over the past 7 days, '
-        "by the daemon's rule; mute and cooldown settings may have held some back from the chat.</p>"
+        '<p class="muted">Every alert the daemon\'s rule raised over the past 7 days: market alerts and '
+        "data alerts (data stale, data recovered, …). Alert modes and the cooldown may have kept some out of "
+        "the chat.</p>"
     )
     return (
         f'<section><h2>Recent alerts</h2>{note}<ul id="alerts">'
