@@ -112,15 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="alert sink: the configured one (Telegram or console), the console, or none")  # fmt: skip
     rp.add_argument("--metrics-port", type=port_arg, help="override metrics.port (0: any free port)")
     keys = rp.add_mutually_exclusive_group()
-    keys.add_argument("--prefix", help="Redis key prefix to write under (default: redis.key_prefix + ':replay', "
-                      "cleared at the start; the production keys are never touched)")  # fmt: skip
+    keys.add_argument("--prefix", help="Redis key prefix to write under (default: redis.key_prefix's first part "
+                      "+ '-replay', riskd:v1 -> riskd-replay:v1, cleared at the start; the production keys are "
+                      "never touched)")  # fmt: skip
     keys.add_argument("--production-keys", action="store_true",
                       help="write into the configured redis.key_prefix, as the live daemon does (its consumers "
                       "will read the replay; snapshots say live: false)")  # fmt: skip
     rp.add_argument(
         "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
     )
-    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash, in under a minute")
+    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash (121 simulated hours)")
     dm.add_argument("--hours-per-second", type=float, default=4.0, help="simulated hours per second")
     dm.add_argument("--from", dest="start", help="first simulated hour (default 2021-05-16)")
     dm.add_argument("--to", dest="end", help="last simulated hour (default 2021-05-21)")

@@ -256,8 +256,8 @@ class MetricsSettings(_Section):
     )
     api_token: SecretStr | None = Field(
         None,
-        description="Bearer token required by everything but /healthz, /readyz and /metrics; None: open. "
-        "Secret: never logged.",
+        description="Bearer token required by every route but /healthz, /readyz and /runbooks/, /metrics "
+        "included (Prometheus: authorization.credentials_file); None: open. Secret: never logged.",
     )
     max_age_s: float = Field(
         7200.0,
@@ -490,7 +490,8 @@ class StreamSettings(_Section):
     venues: list[StreamVenue] = Field(
         default_factory=lambda: list(get_args(StreamVenue)),
         description="Venues whose liquidation streams are recorded (Binance: all-market !forceOrder@arr; "
-        "Bybit: allLiquidation per universe symbol). OKX is not a riskd venue yet.",
+        "Bybit: allLiquidation per universe symbol). OKX, an opt-in hourly venue (venues.okx), has no "
+        "liquidation stream in riskd.",
     )
     candle_venue: StreamVenue = Field("binance", description="Venue of the 1-minute candles.")
     candle_symbols: list[str] | None = Field(
