@@ -178,8 +178,9 @@ def _data_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
     was_blind = prev is not None and blind(prev)
     is_blind = blind(cur)
     dq = cur.data_quality
+    # "to" is the identity: one data alert per hour, whatever the revision that says it
     figs: dict[str, Any] = {
-        "to": "blind" if is_blind else "seeing",  # the identity: one alert per hour, whatever revision says it
+        "to": "blind" if is_blind else "seeing",
         "status": dq.status,
         "coverage": dq.coverage,
         "stale_sources": list(dq.stale_sources),

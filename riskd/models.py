@@ -96,10 +96,21 @@ class Snapshot(BaseModel):
     live: bool = Field(
         description="True when computed within the hour after as_of; False for catch-up after downtime"
     )
-    state: RegimeState = Field(description="Regime: calm, elevated, fragile, cascade, recovery (or unknown)")
-    state_code: int = Field(description="Numeric state: 0 calm, 1 elevated, 2 fragile, 3 cascade, 4 recovery")
+    state: RegimeState = Field(
+        description="Regime: calm, elevated, fragile, cascade, recovery; unknown when riskd could not see the "
+        "hour (no BTC price, or prices for less than fragility.regime.min_coverage of the universe): never "
+        "act on an unknown hour as calm"
+    )
+    state_code: int = Field(
+        description="Numeric state: 0 calm, 1 elevated, 2 fragile, 3 cascade, 4 recovery, -1 unknown"
+    )
     state_since: UtcDatetime | None = Field(None, description="as_of of the hour the current state began")
-    risk_multiplier: float = Field(ge=0, le=1, description="Scale positions by this (1 = full risk)")
+    risk_multiplier: float = Field(
+        ge=0,
+        le=1,
+        description="Scale positions by this (1 = full risk); an unknown hour carries the fail-safe "
+        "fragility.regime.unknown_multiplier (0.5 by default)",
+    )
     reasons: list[str] = Field(default_factory=list, description="The rules that put the regime where it is")
     cfi: float | None = Field(description="Composite Fragility Index (standardised units)")
     cfi_percentile: float | None = Field(description="CFI percentile against its own past, 0..1")

@@ -18,6 +18,7 @@ from typing import Any, Union, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
+from riskd import config_check
 from riskd.cli import COMMANDS, build_parser
 from riskd.settings import RedisSettings, Settings
 
@@ -25,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 NOT_SETTINGS = {
-    "RISKD_CONFIG_FILE": "the TOML file to read settings from (riskd.settings.load_settings), not a setting",
-    "RISKD_TEST_REDIS_URL": "the test suite's Redis (tests/conftest.py), not a setting of riskd",
+    **config_check.NOT_SETTINGS,  # the documented non-settings riskd itself knows (it warns about the rest)
     "RISKD_RETRY__FOO": "operations.md's example of an unknown variable, which riskd rejects at start",
+    "RISKD_REDIS_URL": "README's example of a misspelt variable, which riskd warns about at start",
 }
 """``RISKD_…`` names the docs rightly use that are not fields of Settings, each with why."""
 

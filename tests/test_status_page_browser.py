@@ -87,8 +87,10 @@ async def serve(redis_url: str, hours: list[Snapshot]) -> AsyncIterator[tuple[Me
     metrics.state.snapshot = hours[-1]
     metrics.state.last_cycle_ok = metrics.state.started_at
     metrics.state.leader = True
-    wall = metrics.state.started_at
-    metrics.state.newest_data.update({("binance", "ohlcv"): wall - 200, ("bybit", "funding"): wall - 4000})
+    data_now = clock()  # data ages are on the data clock (the daemon stores the data's own time)
+    metrics.state.newest_data.update(
+        {("binance", "ohlcv"): data_now - 200, ("bybit", "funding"): data_now - 4000}
+    )
     metrics.state.venue_health.update({"binance": "ok", "bybit": "ok"})
     srv = await MetricsServer(metrics, "127.0.0.1", 0, history=RedisHistory(client, prefix)).start()
     yield srv, clock
