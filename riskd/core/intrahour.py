@@ -40,7 +40,7 @@ FEATURE_COLUMNS = (
 class IntrahourParams(BaseModel):
     """Thresholds of the provisional detector (settings section ``streams.detector``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     drop_5m: float = Field(-0.02, lt=0, description="BTC 5-minute return at or below this is a drop.")
     drop_15m: float = Field(-0.03, lt=0, description="BTC 15-minute return at or below this is a drop.")
