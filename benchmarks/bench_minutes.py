@@ -29,7 +29,7 @@ import pandas as pd
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
-from riskd.redis_server import RedisServer
+from riskd.daemon.embedded import RedisServer
 from riskd.settings import load_settings
 from riskd.streams.orchestrator import MinuteStreams
 from riskd.testing.fake_exchange import FakeExchange

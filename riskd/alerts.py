@@ -3,7 +3,7 @@
 No I/O and no clock: ``now`` is an argument, so a replay on a simulated clock raises exactly the
 alerts the live daemon would have, and a catch-up after downtime says how late it is instead of
 posing as live. Delivery policy (modes, mute, cooldown, de-duplication) lives in
-``riskd.sinks.alerting``; this module only decides what happened.
+``riskd.alerting.pipeline``; this module only decides what happened.
 """
 
 from __future__ import annotations

@@ -41,10 +41,10 @@ COMMANDS: dict[str, str] = {
     "data import": "riskd.importer:cli_import",
     "data audit": "riskd.audit:cli_audit",
     "fake-exchange": "riskd.testing.fake_exchange:cli_fake_exchange",
-    "run": "riskd.app:cli_run",
-    "once": "riskd.app:cli_once",
+    "run": "riskd.commands.run:cli_run",
+    "once": "riskd.commands.run:cli_once",
     "replay": "riskd.replay:cli_replay",
-    "demo": "riskd.demo:cli_demo",
+    "demo": "riskd.commands.demo:cli_demo",
     "validate": "riskd.validation:cli_validate",
     "calibrate": "riskd.calibration:cli_calibrate",
     "origin": "riskd.origin:cli_origin",
@@ -103,8 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--symbols", type=symbols_arg, help="only these base assets")
     aud.add_argument("--json", action="store_true", help="machine-readable output")
 
-    sub.add_parser("run", help="the daemon: every hour at candle close, fetch, compute, publish")
-    sub.add_parser("once", help="one cycle now, print the newest snapshot, exit")
     rp = sub.add_parser("replay", help="stored history through compute and publish on a simulated clock")
     rp.add_argument("--from", dest="start", help="first hour (open time, UTC ISO); default: the first stored")
     rp.add_argument("--to", dest="end", help="last hour (open time, UTC ISO); default: the last stored")
@@ -121,15 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
     )
-    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash (121 simulated hours)")
-    dm.add_argument("--hours-per-second", type=float, default=4.0, help="simulated hours per second")
-    dm.add_argument("--from", dest="start", help="first simulated hour (default 2021-05-16)")
-    dm.add_argument("--to", dest="end", help="last simulated hour (default 2021-05-21)")
-    dm.add_argument("--hold", action="store_true", help="keep Redis and metrics up at the end until Ctrl-C")
-    dm.add_argument("--minutes", action="store_true",
-                    help="the crash day at minute resolution through the minute streams (real 1 m/5 m bars, "
-                    "synthetic liquidations): the provisional alert before the hour close")  # fmt: skip
-
     va = sub.add_parser("validate", help="the research's figures re-checked on the stored history: a report")
     va.add_argument("--from", dest="start", help="first hour validated (UTC ISO; default 2020-01-01)")
     va.add_argument("--to", dest="end", help="last hour validated (UTC ISO; default: the last stored)")
@@ -143,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--intra-hour", action="store_true",
                     help="replay the provisional detector on the stored minute bars (intrahour.md)")  # fmt: skip
 
-    for beside in ("riskd.calibration", "riskd.origin"):  # these parsers live beside their handlers
+    for beside in (
+        "riskd.calibration",
+        "riskd.origin",
+        "riskd.commands.demo",
+        "riskd.commands.run",
+    ):  # these parsers live beside their handlers
         importlib.import_module(beside).add_parser(sub)
 
     fx = sub.add_parser("fake-exchange", help="serve the loopback fake exchange (for demos and benchmarks)")
@@ -212,4 +206,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("riskd: interrupted", file=sys.stderr)
         return 130
     finally:
-        faulthandler.cancel_dump_traceback_later()  # armed by a stop signal (riskd.app)
+        faulthandler.cancel_dump_traceback_later()  # armed by a stop signal (riskd.daemon.wiring)

@@ -37,7 +37,7 @@ def redis_url(settings: Settings) -> str:
 
 
 async def _origin(settings: Settings, target: pd.Timestamp | None, from_store: bool) -> int:
-    from riskd.app import redis_answers
+    from riskd.daemon.wiring import redis_answers
     from riskd.live import store_first_hour
     from riskd.models import Keys
     from riskd.sinks.redis import client_from_settings, read_origin, write_origin

@@ -27,18 +27,19 @@ from typing import Any
 
 import pandas as pd
 
-from riskd.app import drain_outbox, install_signal_handlers, runtime
+from riskd.alerting.pipeline import Channel
 from riskd.arguments import hour_arg
 from riskd.clock import SimClock
 from riskd.config_check import key_prefix as check_key_prefix
 from riskd.core import compute_fragility
 from riskd.core.schedule import HOUR
 from riskd.crash_model import load_crash_model
+from riskd.daemon.shutdown import install_signal_handlers
+from riskd.daemon.wiring import drain_outbox, runtime
 from riskd.errors import ConfigError, DataError
 from riskd.live import assess_row, store_panel
 from riskd.models import Snapshot
 from riskd.settings import Settings
-from riskd.sinks.alerting import Channel
 from riskd.snapshot import to_snapshot
 from riskd.store import HistoryStore
 

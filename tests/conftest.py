@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from riskd.redis_server import RedisServer, answers
+from riskd.daemon.embedded import RedisServer, answers
 from riskd.settings import Settings, load_settings
 
 

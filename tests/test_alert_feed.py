@@ -12,12 +12,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from riskd.alerting.feed import AlertFeed
+from riskd.alerting.pipeline import AlertPipeline
+from riskd.daemon.embedded import RedisServer
 from riskd.errors import SinkError
 from riskd.models import Keys, Snapshot
-from riskd.redis_server import RedisServer
 from riskd.settings import AlertSettings, RedisSettings
-from riskd.sinks.alert_feed import AlertFeed
-from riskd.sinks.alerting import AlertPipeline
 from riskd.sinks.redis import RedisSink
 from riskd.telegram.channel import ConsoleChannel
 from tests.test_alerts import H0, snap

@@ -12,11 +12,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from riskd.alerting.pipeline import AlertPipeline, format_message
 from riskd.alerts import derive_alerts, format_late, severity_for_transition
+from riskd.daemon.embedded import RedisServer
 from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
-from riskd.redis_server import RedisServer
 from riskd.settings import AlertSettings
-from riskd.sinks.alerting import AlertPipeline, format_message
 from riskd.telegram.channel import ConsoleChannel
 
 H0 = datetime(2021, 5, 19, 13, tzinfo=UTC)

@@ -18,9 +18,10 @@ from _contract import T0, make_snapshot
 
 from riskd import contract
 from riskd.http.history import RedisHistory
+from riskd.http.server import MetricsServer
 from riskd.models import DataQuality, Keys, read_snapshot
 from riskd.settings import MetricsSettings, RedisSettings
-from riskd.sinks.metrics import Metrics, MetricsServer
+from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink
 
 ROOT = Path(__file__).resolve().parents[1]

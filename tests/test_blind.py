@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from riskd.daemon.embedded import free_port
 from riskd.errors import EXIT_BLIND
 from riskd.freshness import judge
 from riskd.models import Keys, read_snapshot
-from riskd.redis_server import free_port
 from riskd.sinks.metrics import parse_exposition
 from riskd.telegram.format import Links, status_html
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from riskd.redis_server import free_port
+from riskd.alerting.pipeline import AlertPipeline
+from riskd.daemon.embedded import free_port
 from riskd.settings import AlertSettings, TelegramSettings
-from riskd.sinks.alerting import AlertPipeline
 from riskd.telegram.bot import MAX_REPLY_CHARS, TRUNCATED, CommandBot, cap_reply
 from riskd.telegram.channel import make_bot
 from riskd.telegram.status import RedisStatusSource

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 
-from riskd.app import Runtime, drain_outbox, runtime
 from riskd.clock import SimClock
 from riskd.core import compute_fragility
+from riskd.daemon.embedded import RedisServer
+from riskd.daemon.wiring import Runtime, drain_outbox, runtime
 from riskd.live import store_panel
 from riskd.models import Keys, Snapshot
-from riskd.redis_server import RedisServer
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition
 from riskd.sinks.redis import read_history

@@ -15,10 +15,10 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from riskd.app import Runtime, runtime
 from riskd.backfill import backfill
 from riskd.clock import SimClock
 from riskd.core import compute_fragility
+from riskd.daemon.wiring import Runtime, runtime
 from riskd.errors import RateLimited
 from riskd.live import store_panel
 from riskd.models import Snapshot

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import redis
 
-from riskd.app import runtime
 from riskd.cli import main
 from riskd.clock import SimClock
 from riskd.core import compute_fragility
+from riskd.daemon.wiring import runtime
 from riskd.live import store_first_hour, store_panel
 from riskd.models import Keys
 from riskd.snapshot import snapshots_of
@@ -90,7 +90,7 @@ async def _in_thread(fn: object, argv: list[str]) -> int:
 def test_origin_without_redis_is_one_line_and_exit_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     """`riskd origin` against a Redis that does not answer: one line naming it, exit 4."""
-    from riskd.redis_server import free_port
+    from riskd.daemon.embedded import free_port
 
     monkeypatch.setenv("RISKD_REDIS__URL", f"redis://127.0.0.1:{free_port()}/0")
     monkeypatch.setenv("RISKD_DATA_DIR", str(tmp_path))

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import redis
 
-from riskd.app import resolve_redis
 from riskd.client import read_regime
 from riskd.core import compute_fragility
+from riskd.daemon.embedded import answers, free_port
+from riskd.daemon.wiring import resolve_redis
 from riskd.live import store_panel
 from riskd.models import Keys
-from riskd.redis_server import answers, free_port
 from riskd.replay import replay
 from riskd.settings import load_settings
 from riskd.snapshot import snapshots_of
@@ -220,7 +220,7 @@ def test_embedded_redis_starts_when_none_answers(tmp_path: Path) -> None:
 
 _HUNG_SHUTDOWN = """
 import asyncio, time
-from riskd.app import install_signal_handlers
+from riskd.daemon.shutdown import install_signal_handlers
 
 def stuck_in_shutdown() -> None:
     time.sleep(60)  # a synchronous call that never returns, as a hung C library would

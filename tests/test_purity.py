@@ -59,11 +59,11 @@ def test_the_real_pure_packages_pass() -> None:
     assert result.returncode == 0, result.stdout
 
 
-COMMANDS = ("riskd.cli", "riskd.backfill", "riskd.replay", "riskd.demo", "riskd.demo_minutes",
-            "riskd.validation", "riskd.calibration", "riskd.audit", "riskd.importer")  # fmt: skip
+COMMANDS = ("riskd.cli", "riskd.commands", "riskd.backfill", "riskd.replay", "riskd.validation", "riskd.calibration",
+            "riskd.audit", "riskd.importer", "riskd.origin", "riskd.intrahour_report")  # fmt: skip
 """The command modules: what ``riskd.cli`` loads. They may import the layers below, never the reverse."""
-ADAPTERS = ("sinks", "sources", "streams", "telegram", "http", "core", "research", "store.py", "live.py",
-            "daemon.py", "app.py", "models.py", "snapshot.py", "client.py", "crash_model.py", "redis_server.py")  # fmt: skip
+ADAPTERS = ("sinks", "sources", "streams", "telegram", "http", "core", "research", "store", "market", "daemon",
+            "alerting", "models.py", "snapshot.py", "client.py", "crash_model.py")  # fmt: skip
 """The layers under the commands: the core, the adapters, the runtime and the bots' reader."""
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from riskd.app import runtime
 from riskd.clock import SimClock
-from riskd.redis_server import free_port
-from riskd.sinks.metrics import Metrics, MetricsServer, parse_exposition
+from riskd.daemon.embedded import free_port
+from riskd.daemon.wiring import runtime
+from riskd.http.server import MetricsServer
+from riskd.sinks.metrics import Metrics, parse_exposition
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import GRACE, HOUR, T0, Recorder, _market, _settings
 

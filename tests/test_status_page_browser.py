@@ -21,9 +21,10 @@ from _contract import T0, make_snapshot, week
 from riskd.alerts import derive_alerts
 from riskd.http.chart import STATES
 from riskd.http.history import RedisHistory
+from riskd.http.server import MetricsServer
 from riskd.models import DataQuality, Snapshot
 from riskd.settings import RedisSettings
-from riskd.sinks.metrics import Metrics, MetricsServer
+from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

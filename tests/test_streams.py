@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 import redis.asyncio as aioredis
 
+from riskd.alerting.feed import AlertFeed
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
 from riskd.models import STATE_CODES, DataQuality, Snapshot
 from riskd.settings import Settings, load_settings
-from riskd.sinks.alert_feed import AlertFeed
-from riskd.sinks.alerting import AlertPipeline
 from riskd.sinks.redis import RedisSink
 from riskd.store import HistoryStore
 from riskd.streams.orchestrator import MinuteStreams

@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 from redis.asyncio import Redis
 
+from riskd.alerting.chart import render_chart
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.alerts import derive_alerts
 from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
-from riskd.sinks.alerting import AlertPipeline
-from riskd.sinks.chart import render_chart
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import ConsoleChannel, TelegramChannel, build_channel, make_bot
 from riskd.telegram.commands import parse_duration

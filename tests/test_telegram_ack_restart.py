@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.alerts import derive_alerts
 from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings
-from riskd.sinks.alerting import AlertPipeline
 from riskd.testing.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:AAE-secret-TOKEN-never-logged_xyz"

@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 from redis.asyncio import Redis
 
+from riskd.alerting.escalation import EscalationLoop
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.alerts import derive_alerts
 from riskd.clock import SimClock
-from riskd.lease import LeaderLease
+from riskd.daemon.lease import LeaderLease
 from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
-from riskd.sinks.alerting import AlertPipeline
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import TelegramChannel
-from riskd.telegram.escalation import EscalationLoop
 from riskd.telegram.format import Links
 from riskd.telegram.status import RedisStatusSource
 from riskd.testing.fake_telegram import Delivered, FakeTelegram

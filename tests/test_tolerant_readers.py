@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 from redis.asyncio import Redis
 
+from riskd.alerting.feed import AlertFeed
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.client import interpret
 from riskd.clock import SimClock
 from riskd.core import Panel, compute_fragility_with_state
@@ -26,8 +28,6 @@ from riskd.daemon import Daemon, Sinks
 from riskd.http.history import RedisHistory
 from riskd.models import Alert, Keys, Snapshot
 from riskd.settings import AlertSettings, RedisSettings, load_settings
-from riskd.sinks.alert_feed import AlertFeed
-from riskd.sinks.alerting import AlertPipeline
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink, read_history
 from riskd.store import HistoryStore

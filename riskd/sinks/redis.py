@@ -11,7 +11,6 @@ are flushed before anything newer: the stream ends up with every hour.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from redis.exceptions import RedisError
 from riskd.errors import SinkError
 from riskd.models import Keys, RegimeEvent, Snapshot, latest_revisions, read_entry, read_snapshot, rfc3339
 from riskd.settings import RedisSettings
+from riskd.store.files import write_durably
 
 log = logging.getLogger("riskd.redis")
 
@@ -213,22 +213,6 @@ async def read_history(client: aioredis.Redis, prefix: str, count: int) -> list[
     """The last ``count`` hours from the history stream, oldest first, each at its highest revision."""
     rows = await client.xrevrange(Keys(prefix).history, count=count * 2) or []
     return latest_revisions(read_entry(fields) for _, fields in rows if fields)[-count:]
-
-
-def write_durably(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically and fsynced (file and folder), or raise OSError."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def read_origin(client: aioredis.Redis, keys: Keys) -> pd.Timestamp | None:

@@ -34,8 +34,8 @@ from riskd.telegram.commands import BY_NAME, MuteControl, Reply, StatusSource, h
 from riskd.telegram.format import Links, esc
 
 if TYPE_CHECKING:
+    from riskd.alerting.outbox import Outbox
     from riskd.settings import TelegramSettings
-    from riskd.sinks.outbox import Outbox
 
 log = logging.getLogger("riskd.commands")
 # We poll getUpdates raw on purpose (see CommandBot._poll); PTB suggests its parsing wrapper each call.

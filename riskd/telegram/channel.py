@@ -3,7 +3,7 @@
 The channel formats alerts as HTML (:mod:`riskd.telegram.format`) with their inline keyboard, routes
 them by severity (``telegram.routes``, default every alert to ``chat_ids``) and names the escalation
 chats. It transports: text plus an optional PNG, silent or not, and translates PTB's errors
-into :class:`~riskd.sinks.alerting.DeliveryError` with the one fact the outbox needs — was the
+into :class:`~riskd.alerting.pipeline.DeliveryError` with the one fact the outbox needs — was the
 message surely *not* delivered (the server answered with an error, or we never connected), or is it
 unknown (the connection broke or timed out after the request left)? Retries, backoff, 429 pauses
 and the rate limit live in the channel-agnostic pipeline.
@@ -28,8 +28,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
+from riskd.alerting.pipeline import AlertPipeline, DeliveryError
 from riskd.models import Alert
-from riskd.sinks.alerting import AlertPipeline, DeliveryError
 from riskd.telegram.format import Links, alert_html
 from riskd.telegram.keyboards import alert_keyboard
 
@@ -249,9 +249,9 @@ async def run_delivery(
 ) -> None:
     """Deliver the alert outbox of ``settings`` until stopped, escalating what nobody acknowledged; with
     ``with_bot`` also answer commands and buttons: a standalone Telegram process (one replica: no lease)."""
+    from riskd.alerting.escalation import EscalationLoop
     from riskd.sinks.redis import client_from_settings
     from riskd.telegram.bot import CommandBot
-    from riskd.telegram.escalation import EscalationLoop
     from riskd.telegram.status import RedisStatusSource
 
     stop = stop or asyncio.Event()

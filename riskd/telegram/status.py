@@ -76,6 +76,6 @@ class RedisStatusSource:
         frame = self._chart_frame()
         if frame.dropna(how="all").empty:
             return None
-        from riskd.sinks.chart import render_chart  # matplotlib only when a chart is asked for
+        from riskd.alerting.chart import render_chart  # matplotlib only when a chart is asked for
 
         return await asyncio.to_thread(render_chart, frame, hours=hours)

@@ -370,7 +370,7 @@ class FaultRig:
     def __init__(
         self, tmp: Path, history: Any, *, telegram: bool = True, redis_port: int | None = None
     ) -> None:
-        from riskd.redis_server import RedisServer
+        from riskd.daemon.embedded import RedisServer
         from riskd.testing.fake_exchange import FakeExchange
         from riskd.testing.fake_telegram import FakeTelegram
 

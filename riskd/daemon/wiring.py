@@ -8,15 +8,10 @@ stop event; every task winds down and the process exits 0.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import faulthandler
 import logging
-import signal
 import socket
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,23 +20,24 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from riskd.alerts import blind
+from riskd.alerting.escalation import EscalationLoop
+from riskd.alerting.feed import AlertFeed
 from riskd.clock import Clock, WallClock
 from riskd.config_check import check_listen
-from riskd.daemon import Daemon, Sinks
-from riskd.errors import EXIT_BLIND, Unreachable
+from riskd.daemon.cycle import Daemon, Sinks
+from riskd.daemon.embedded import RedisServer, answers
+from riskd.daemon.lease import LeaderLease, default_instance_id
+from riskd.daemon.shutdown import shutdown
+from riskd.errors import Unreachable
 from riskd.http.history import RedisHistory
-from riskd.lease import LeaderLease, default_instance_id
+from riskd.http.server import MetricsServer
 from riskd.models import Keys
-from riskd.redis_server import RedisServer, answers
 from riskd.settings import Settings, redact_url, source_of
-from riskd.sinks.alert_feed import AlertFeed
 from riskd.sinks.funding import FundingSink
-from riskd.sinks.metrics import Metrics, MetricsServer
+from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink, client_from_settings
 from riskd.sources import VENUES, make_source
 from riskd.store import HistoryStore
-from riskd.telegram.escalation import EscalationLoop
 
 log = logging.getLogger("riskd")
 
@@ -115,7 +111,7 @@ async def runtime(
 
     Redis unreachable at start: with ``require_redis`` (the one-shot commands) :class:`Unreachable` is
     raised before anything starts; otherwise it is logged once and the daemon runs degraded."""
-    from riskd.sinks.alerting import AlertPipeline
+    from riskd.alerting.pipeline import AlertPipeline
     from riskd.telegram.channel import build_channel
     from riskd.telegram.format import Links
 
@@ -202,7 +198,7 @@ async def runtime(
     try:
         yield rt
     finally:
-        await _shutdown(rt, sources.values())
+        await shutdown(rt, sources.values())
 
 
 def _webhooks(
@@ -212,7 +208,7 @@ def _webhooks(
     hooks = settings.webhook
     if not hooks.urls or hooks.secret is None:
         return [], []
-    from riskd.sinks.alerting import AlertPipeline
+    from riskd.alerting.pipeline import AlertPipeline
     from riskd.sinks.webhook import WebhookChannel, WebhookSink
 
     urls = [str(u) for u in hooks.urls]
@@ -228,65 +224,6 @@ def _webhooks(
         key_prefix=f"{settings.redis.key_prefix}:webhook",
     )  # fmt: skip
     return [sink], [pipeline]
-
-
-async def _shutdown(rt: Runtime, sources: Any) -> None:
-    """Stop every part in order. Each step has its own deadline so one stuck peer (a Redis that stopped
-    answering, a Telegram call hanging in TLS) cannot keep a SIGTERMed riskd alive until systemd or
-    the orchestrator kills it; a step that runs out is logged by name and skipped."""
-    for task in rt.tasks:
-        task.cancel()
-    if rt.tasks:
-        _, pending = await asyncio.wait(rt.tasks, timeout=5.0)
-        for task in pending:
-            log.warning("shutdown: task %s ignored cancellation for 5s; leaving it behind", task.get_name())
-    if rt.commands is not None:
-        await _step("telegram commands", rt.commands.stop(), 5.0)
-    await _step("alert delivery", rt.pipeline.stop(grace_s=5), 7.0)
-    for extra in rt.extra:
-        await _step(f"alert delivery ({extra.channel.name})", extra.stop(grace_s=2), 3.0)
-        await _step(f"alert channel ({extra.channel.name})", extra.channel.aclose(), 3.0)
-    for sink in rt.daemon.sinks.publishers:
-        if hasattr(sink, "aclose"):
-            await _step(f"sink {sink.name}", sink.aclose(), 3.0)
-    if rt.daemon.sinks.lease is not None:
-        await _step("leader lease release", rt.daemon.sinks.lease.release(), 3.0)
-    await _step("alert channel", rt.channel.aclose(), 5.0)
-    for source in sources:
-        await _step(f"source {getattr(source, 'venue', source)}", source.close(), 3.0)
-    await _step("redis client", rt.client.aclose(), 3.0)
-    if rt.server is not None:
-        await _step("metrics server", rt.server.stop(), 3.0)
-    if rt.embedded is not None:
-        rt.embedded.stop()
-    log.debug("shutdown complete")
-
-
-async def _step(name: str, aw: Awaitable[Any], timeout_s: float) -> None:
-    """Await one shutdown step for at most ``timeout_s``; its failure is logged, never raised."""
-    try:
-        await asyncio.wait_for(aw, timeout_s)
-    except TimeoutError:
-        log.warning("shutdown: %s did not finish within %.0fs; leaving it behind", name, timeout_s)
-    except Exception as exc:
-        log.warning("shutdown: %s failed: %s", name, exc)
-
-
-def install_signal_handlers(stop: asyncio.Event, deadline_s: float) -> None:
-    """SIGTERM and SIGINT end the run cleanly (exit status 0). A shutdown that is still going after
-    ``deadline_s`` is diagnosed, not waited out: faulthandler prints every thread's stack and exits 1."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if not stop.is_set():
-            log.info("stop requested; shutting down (deadline %.0fs)", deadline_s)
-            with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr: no deadline
-                faulthandler.dump_traceback_later(deadline_s, exit=True, file=sys.__stderr__ or sys.stderr)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
 
 
 async def drain_outbox(pipeline: Any, timeout_s: float) -> None:
@@ -312,58 +249,3 @@ async def redis_answers(client: aioredis.Redis, url: str, timeout_s: float) -> s
         reason = " ".join(str(err).split()) or type(err).__name__
         return f"redis at {redact_url(url)} did not answer: {reason}"
     return None
-
-
-async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
-              stop: asyncio.Event | None = None, ready: Callable[[Runtime], None] | None = None) -> int:  # fmt: skip
-    """``riskd run`` (``once=False``) or ``riskd once``.
-
-    Redis unreachable at start: ``riskd once`` stops with one line and exit 4 (nothing it computes could
-    be published); ``riskd run`` says so in one line and runs on degraded — it computes, spools its hours
-    and publishes them when Redis answers, while /healthz says degraded. ``riskd once`` exits 3 when the
-    snapshot it published is unknown or stale (it printed it all the same)."""
-    stop = stop or asyncio.Event()
-    install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
-    async with runtime(settings, clock=clock, commands=not once, require_redis=once) as rt:
-        d = rt.daemon
-        await asyncio.to_thread(d.load)
-        await rt.start_publishing()
-        if ready is not None:
-            ready(rt)
-        if once:
-            snaps = await d.run_once()
-            await drain_outbox(rt.pipeline, 10.0)
-            last = snaps[-1] if snaps else d.last
-            if last is not None:
-                print(last.to_json())
-            return EXIT_BLIND if last is None or blind(last) else 0
-        rt.tasks.append(asyncio.create_task(d.lease_loop(stop), name="riskd-lease"))
-        if settings.streams.enabled:  # the minute side: its own task, never inside the hourly cycle
-            from riskd.streams.orchestrator import MinuteStreams
-
-            streams = MinuteStreams(settings, client=rt.client, pipeline=rt.pipeline, clock=d.clock,
-                                    store=d.store, metrics=rt.metrics)  # fmt: skip
-            rt.tasks.append(asyncio.create_task(streams.run(stop), name="riskd-streams"))
-        if rt.commands is not None:
-            rt.tasks.append(rt.commands.start())
-        if rt.escalation is not None:
-            rt.tasks.append(asyncio.create_task(rt.escalation.run(stop), name="riskd-escalation"))
-        log.info(
-            "riskd running: venues %s, redis %s, leader=%s",
-            ", ".join(d.venues),
-            redact_url(rt.url),
-            d.sinks.lease.is_leader if d.sinks.lease is not None else "n/a",
-        )
-        await d.run_forever(stop)
-    log.info("riskd stopped")
-    return 0
-
-
-def cli_run(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd run``: the daemon until SIGTERM/SIGINT."""
-    return asyncio.run(run(settings, once=False))
-
-
-def cli_once(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd once``: one cycle, print the newest snapshot, exit."""
-    return asyncio.run(run(settings, once=True))

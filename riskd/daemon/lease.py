@@ -15,7 +15,7 @@ import socket
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-log = logging.getLogger("riskd.lease")
+log = logging.getLogger("riskd.daemon.lease")
 
 _ACQUIRE_OR_RENEW = """
 local holder = redis.call('GET', KEYS[1])

@@ -40,13 +40,9 @@ LIQ_RULE = "longs = 1% of BTC's quote volume x (1 + 100 x the minute's fall), sh
 
 def minutes_file() -> Path:
     """The shipped minute sample (source checkout only, like the hourly sample)."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "data" / MINUTES_FILE
-    if not path.is_file():
-        raise DataError(
-            f"the minute sample is missing: {path} (it ships with the source checkout only; "
-            "regenerate it with tests/data/make_minutes_sample.py)"
-        )
-    return path
+    from riskd.testing.sample import bundled
+
+    return bundled(MINUTES_FILE, "make_minutes_sample.py")
 
 
 def load_minutes(path: Path | None = None) -> dict[str, pd.DataFrame]:
@@ -100,9 +96,9 @@ def synthetic_liquidations(btc: pd.DataFrame) -> pd.DataFrame:
 
 
 def minute_settings(settings: Settings, data_dir: Path, base_url: str) -> Settings:
-    """The demo's settings (see :func:`riskd.demo.demo_settings`) with the minute side on: Binance only
+    """The demo's settings (see :func:`riskd.commands.demo.hourly.demo_settings`) with the minute side on: Binance only
     (the synthetic stream would otherwise be counted twice), the demo's symbols, fast ticks."""
-    from riskd.demo import demo_settings
+    from riskd.commands.demo.common import demo_settings
 
     cfg = demo_settings(settings, data_dir, base_url, list(SYMBOLS))
     streams = cfg.streams.model_copy(
@@ -134,10 +130,10 @@ def hourly_snapshots(sample_root: Path, cfg: Settings) -> dict[pd.Timestamp, Any
 
 async def run_minute_demo(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     """Replay the day minute by minute; returns the exit status (0 once an alert fired and settled)."""
-    from riskd.app import resolve_redis
+    from riskd.alerting.pipeline import AlertPipeline
     from riskd.clock import SimClock
-    from riskd.demo import _forget, _sample_history
-    from riskd.sinks.alerting import AlertPipeline
+    from riskd.commands.demo.common import forget, sample_history
+    from riskd.daemon.wiring import resolve_redis
     from riskd.sinks.redis import client_from_settings
     from riskd.store import HistoryStore
     from riskd.streams.orchestrator import MinuteStreams
@@ -146,7 +142,7 @@ async def run_minute_demo(settings: Settings, *, out: TextIO = sys.stdout) -> in
     bars = load_minutes()
     liqs = synthetic_liquidations(bars["BTC"])
     with tempfile.TemporaryDirectory(prefix="riskd-demo-minutes-") as tmp:
-        history, _ = _sample_history(Path(tmp) / "sample")
+        history, _ = sample_history(Path(tmp) / "sample")
         clock = SimClock(START)
         async with FakeExchange(history, now=clock.now) as fx:
             cfg = minute_settings(settings, Path(tmp) / "data", fx.base_url)
@@ -177,7 +173,7 @@ async def run_minute_demo(settings: Settings, *, out: TextIO = sys.stdout) -> in
                 await asyncio.wait_for(task, 10)
                 await pipeline.stop(grace_s=2)
                 if prefix != settings.redis.key_prefix:
-                    await _forget(client, prefix)
+                    await forget(client, prefix)
                 await client.aclose()
                 if embedded is not None:
                     embedded.stop()
@@ -197,7 +193,7 @@ async def _replay(
     channel: _Recording,
 ) -> list[dict[str, Any]]:
     """Push every minute, publish every hour at its close; one report row per hour."""
-    from riskd.sinks.alert_feed import AlertFeed
+    from riskd.alerting.feed import AlertFeed
     from riskd.sinks.redis import RedisSink
     from riskd.testing.fake_exchange._ws import Liquidation
 
@@ -300,7 +296,7 @@ async def _until(cond: Any, within_s: float = 10.0) -> None:
 
 
 async def _drain(pipeline: Any) -> None:
-    from riskd.app import drain_outbox
+    from riskd.daemon.wiring import drain_outbox
 
     await drain_outbox(pipeline, 10.0)
 

@@ -33,7 +33,7 @@ KEEP = timedelta(days=8)
 
 
 class AlertSubmitter(Protocol):
-    """What the feed needs of the delivery pipeline (:class:`riskd.sinks.alerting.AlertPipeline`)."""
+    """What the feed needs of the delivery pipeline (:class:`riskd.alerting.pipeline.AlertPipeline`)."""
 
     async def submit(self, alerts: Sequence[Alert], *, chart: bytes | None = None) -> list[str]: ...
 

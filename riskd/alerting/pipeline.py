@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import RedisError
 
+from riskd.alerting.outbox import MUTE_TYPES, Item, Outbox
 from riskd.alerts import LATE_AFTER_S, format_late
 from riskd.models import Alert
-from riskd.sinks.outbox import MUTE_TYPES, Item, Outbox
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -207,7 +207,7 @@ class AlertPipeline:
 
         Outcomes: ``queued``, ``upgrade`` (queued: a stronger correction of an alert already queued),
         ``off``, ``duplicate``, ``downgrade`` (a weaker correction: not sent), ``muted``, ``cooldown``. Redis unreachable raises
-        (RedisError): nothing is held in memory, the caller (:class:`riskd.sinks.alert_feed.AlertFeed`)
+        (RedisError): nothing is held in memory, the caller (:class:`riskd.alerting.feed.AlertFeed`)
         keeps its cursor and derives the same alerts again later; fingerprints make that idempotent.
         """
         chart_key = ""
@@ -265,7 +265,7 @@ class AlertPipeline:
     async def escalate_due(self) -> list[tuple[str, str]]:
         """Escalate every critical alert whose wait is over and nobody acknowledged: (fingerprint, outcome).
 
-        Run by the leader only (:class:`riskd.telegram.escalation.EscalationLoop`); the claim in Redis is
+        Run by the leader only (:class:`riskd.alerting.escalation.EscalationLoop`); the claim in Redis is
         atomic, so even two replicas that both believe they lead escalate each alert at most once.
         """
         esc = self.escalation

@@ -1,9 +1,9 @@
 """Escalation: a critical alert nobody acknowledged within ``telegram.escalate_after`` minutes is re-sent,
 once, to ``telegram.escalation_chat_ids``, headed as an escalation.
 
-The state is in Redis (:mod:`riskd.sinks.outbox`): delivering a critical alert puts its fingerprint on
+The state is in Redis (:mod:`riskd.alerting.outbox`): delivering a critical alert puts its fingerprint on
 ``<prefix>:alerts:pending`` with the time its wait ends (by the pipeline's injected clock); an
-acknowledgement removes it; :meth:`~riskd.sinks.alerting.AlertPipeline.escalate_due` claims each due
+acknowledgement removes it; :meth:`~riskd.alerting.pipeline.AlertPipeline.escalate_due` claims each due
 one with ``SET NX`` inside one Lua script and queues the copies in the outbox. So it survives restarts
 and fail-over, and nothing is escalated twice even if two replicas run it. This loop only decides
 *when to look*: every ``interval_s`` of real time, and only while this replica holds the lease.

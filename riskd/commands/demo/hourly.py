@@ -10,69 +10,27 @@ the leader lease of its prefix and renews it until it exits, like ``riskd run``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import logging
-import math
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
-from riskd.app import drain_outbox, install_signal_handlers, runtime
-from riskd.arguments import hour_arg
 from riskd.client import aread_regime
 from riskd.clock import SimClock
-from riskd.errors import ConfigError
+from riskd.commands.demo.common import demo_settings, forget, sample_history
+from riskd.daemon.shutdown import install_signal_handlers
+from riskd.daemon.wiring import drain_outbox, runtime
 from riskd.models import Snapshot
-from riskd.redis_server import answers
-from riskd.settings import Settings, VenueSettings, VenuesSettings
+from riskd.settings import Settings
 
-log = logging.getLogger("riskd.demo")
+log = logging.getLogger("riskd.commands.demo.hourly")
 
 DEMO_START = pd.Timestamp("2021-05-16 00:00", tz="UTC")
 DEMO_END = pd.Timestamp("2021-05-21 00:00", tz="UTC")
-
-
-def _sample_history(root: Path):  # -> MarketHistory
-    from riskd.testing.sample import load_sample_store
-    from riskd.testing.synthetic import MarketHistory
-
-    store = load_sample_store(root)
-    perps = sorted({s for d, v, s in store.partitions("ohlcv", "binance")})
-    ohlcv = {"binance": {s: store.read("ohlcv", "binance", s) for s in perps}}
-    funding = {"binance": {s: store.read("funding", "binance", s) for s in perps}}
-    return MarketHistory.from_frames(ohlcv, funding), perps
-
-
-def demo_settings(settings: Settings, data_dir: Path, base_url: str, symbols: list[str]) -> Settings:
-    """The user's settings, pointed at the fake exchange (Binance only: the sample has no other venue)."""
-    venues = VenuesSettings.model_validate(  # the venue fields come from the registry: not known statically
-        {
-            "binance": VenueSettings(api_url=base_url, rate_limit_ms=1, max_concurrency=8),
-            "bybit": VenueSettings(enabled=False),
-            "hyperliquid": VenueSettings(enabled=False),
-        }
-    )
-    redis = settings.redis
-    if redis.url is not None or answers("127.0.0.1", 6379):
-        # A shared Redis: a prefix of this run's own, never a real riskd's keys nor an earlier demo's
-        # (whose alert fingerprints would rightly suppress this run's identical alerts as duplicates).
-        redis = redis.model_copy(update={"key_prefix": f"riskd-demo-{uuid.uuid4().hex[:8]}:v1"})
-    universe = settings.universe.model_copy(update={"symbols": symbols})
-    daemon = settings.daemon.model_copy(update={"warmup_hours": 24 * 20})
-    return settings.model_copy(
-        update={
-            "data_dir": data_dir,
-            "venues": venues,
-            "redis": redis,
-            "universe": universe,
-            "daemon": daemon,
-        }
-    )
 
 
 def _line(snap: Snapshot) -> str:
@@ -93,7 +51,7 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
     from riskd.testing.fake_exchange import FakeExchange
 
     with tempfile.TemporaryDirectory(prefix="riskd-demo-") as tmp:
-        history, perps = _sample_history(Path(tmp) / "sample")
+        history, perps = sample_history(Path(tmp) / "sample")
         clock = SimClock(start + pd.Timedelta(seconds=settings.daemon.grace_s), speed=3600 * hours_per_second)
         stop = asyncio.Event()
         install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
@@ -146,7 +104,7 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
                     stop.clear()
                     await stop.wait()
                 if cfg.redis.key_prefix != settings.redis.key_prefix:  # our own prefix on a shared Redis
-                    await _forget(rt.client, cfg.redis.key_prefix)
+                    await forget(rt.client, cfg.redis.key_prefix)
     return 0 if seen else 1
 
 
@@ -159,29 +117,7 @@ def _redis_cli(url: str) -> str:
     return f"redis-cli -h {u.hostname or '127.0.0.1'} -p {u.port or 6379} -n {db}"
 
 
-async def _forget(client, prefix: str) -> None:
-    """Delete this demo run's keys from a shared Redis."""
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=500)]
-    if keys:
-        await client.delete(*keys)
-
-
 def _samples(rt, name: str) -> dict:
     from riskd.sinks.metrics import parse_exposition
 
     return {k: v for k, v in parse_exposition(rt.metrics.exposition().decode()).items() if k[0] == name}
-
-
-def cli_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd demo``: exit 0 once the crash has been replayed live (``--minutes``: at minute resolution)."""
-    if getattr(args, "minutes", False):
-        from riskd.demo_minutes import run_minute_demo
-
-        return asyncio.run(run_minute_demo(settings))
-    if not math.isfinite(args.hours_per_second) or args.hours_per_second <= 0:
-        raise ConfigError("invalid argument --hours-per-second: must be a positive number")
-    start = hour_arg(args.start, "--from") or DEMO_START
-    end = hour_arg(args.end, "--to") or DEMO_END
-    return asyncio.run(
-        run_demo(settings, start=start, end=end, hours_per_second=args.hours_per_second, hold=args.hold)
-    )
