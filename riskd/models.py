@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from riskd.trading_state import TradingState, derive
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -124,6 +126,26 @@ class Snapshot(BaseModel):
     restated: bool = Field(
         False, description="True on a revision (revision > 0): this hour was published before with other data"
     )
+    trading_state: TradingState = Field(
+        "halted",
+        description="What a bot may do: active (trade, sized by risk_multiplier), reducing (add no risk beyond "
+        "it), halted (open nothing new). From state, risk_multiplier and data_quality by the table in "
+        "docs/redis.md; unknown state or stale data give the fail-safe (halted by default), never active. "
+        "Added to v1 later: riskd's reader derives it for a payload without it; a reader that cannot takes halted",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trading_state_of_older_writers(cls, data: Any) -> Any:
+        """A payload from a riskd before the field gets the value the default table gives it."""
+        if not isinstance(data, dict) or "trading_state" in data:
+            return data
+        dq = data.get("data_quality")
+        status = dq.get("status") if isinstance(dq, dict) else getattr(dq, "status", "stale")
+        multiplier = data.get("risk_multiplier")
+        if not isinstance(multiplier, int | float):
+            return data  # invalid anyway: validation names the field
+        return {**data, "trading_state": derive(str(data.get("state")), float(multiplier), str(status))}
 
     def to_json(self) -> str:
         """Compact, key-sorted JSON: identical snapshots give identical bytes."""
