@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "demo": "riskd.demo:cli_demo",
     "validate": "riskd.validation:cli_validate",
     "calibrate": "riskd.calibration:cli_calibrate",
+    "export regime": "riskd.export:cli_export_regime",
 }
 
 
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replay the provisional detector on the stored minute bars (intrahour.md)")  # fmt: skip
 
     importlib.import_module("riskd.calibration").add_parser(sub)  # its parser lives beside its handler
+    importlib.import_module("riskd.export").add_parser(sub)
 
     fx = sub.add_parser("fake-exchange", help="serve the loopback fake exchange (for demos and benchmarks)")
     fx.add_argument("--host", default="127.0.0.1")

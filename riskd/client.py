@@ -124,8 +124,12 @@ def read_regime(
     try:
         raw = redis_client.get(Keys(prefix).regime)
     except Exception as err:  # any client error means: we do not know the regime
-        return RegimeReading("unknown", None, f"redis error: {err}", None, fallback_multiplier, "unknown", fail_safe)
-    return interpret(raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier, fail_safe=fail_safe)
+        return RegimeReading(
+            "unknown", None, f"redis error: {err}", None, fallback_multiplier, "unknown", fail_safe
+        )
+    return interpret(
+        raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier, fail_safe=fail_safe
+    )
 
 
 async def aread_regime(
@@ -141,5 +145,9 @@ async def aread_regime(
     try:
         raw = await redis_client.get(Keys(prefix).regime)
     except Exception as err:  # any client error means: we do not know the regime
-        return RegimeReading("unknown", None, f"redis error: {err}", None, fallback_multiplier, "unknown", fail_safe)
-    return interpret(raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier, fail_safe=fail_safe)
+        return RegimeReading(
+            "unknown", None, f"redis error: {err}", None, fallback_multiplier, "unknown", fail_safe
+        )
+    return interpret(
+        raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier, fail_safe=fail_safe
+    )

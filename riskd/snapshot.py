@@ -133,7 +133,9 @@ def snapshots_of(
     q = quality or DataQuality(status="ok", coverage=1.0)
     records: Sequence[dict[str, Any]] = frame.to_dict("records")
     return [
-        to_snapshot(ts, rec, computed_at=computed_at, quality=_with_coverage(q, rec), live=live, trading=trading)
+        to_snapshot(
+            ts, rec, computed_at=computed_at, quality=_with_coverage(q, rec), live=live, trading=trading
+        )
         for ts, rec in zip(frame.index, records, strict=True)
     ]
 

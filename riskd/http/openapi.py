@@ -46,7 +46,10 @@ def document(base_url: str) -> dict[str, Any]:
         "required": ["state", "trading_state", "freshness"],
         "properties": {
             "state": {"const": "unknown"},
-            "trading_state": {"enum": ["reducing", "halted"], "description": "the fail-safe (trading.fail_safe)"},
+            "trading_state": {
+                "enum": ["reducing", "halted"],
+                "description": "the fail-safe (trading.fail_safe)",
+            },
             "freshness": verdict,
             "last_snapshot": {"anyOf": [regime_ref, {"type": "null"}]},
         },
