@@ -12,7 +12,7 @@ python="${PYTHON:-python3}"
 stamp="$venv/.installed"
 want="$(cat pyproject.toml "$0" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/freqtrade" ]; then
-    echo "freqtrade-env: $venv up to date ($("$venv/bin/freqtrade" --version 2>/dev/null | tail -1))"
+    echo "freqtrade-env: $venv up to date"
     exit 0
 fi
 start=$(date +%s)
