@@ -134,18 +134,13 @@ class Snapshot(BaseModel):
         "Added to v1 later: riskd's reader derives it for a payload without it; a reader that cannot takes halted",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _trading_state_of_older_writers(cls, data: Any) -> Any:
-        """A payload from a riskd before the field gets the value the default table gives it."""
-        if not isinstance(data, dict) or "trading_state" in data:
-            return data
-        dq = data.get("data_quality")
-        status = dq.get("status") if isinstance(dq, dict) else getattr(dq, "status", "stale")
-        multiplier = data.get("risk_multiplier")
-        if not isinstance(multiplier, int | float):
-            return data  # invalid anyway: validation names the field
-        return {**data, "trading_state": derive(str(data.get("state")), float(multiplier), str(status))}
+    @model_validator(mode="after")
+    def _trading_state_of_older_writers(self) -> Snapshot:
+        """Not given (a payload from a riskd before the field, or a snapshot built by hand): the value the
+        default table gives. After validation, so strict JSON reading keeps its types."""
+        if "trading_state" not in self.model_fields_set:
+            self.trading_state = derive(self.state, self.risk_multiplier, self.data_quality.status)
+        return self
 
     def to_json(self) -> str:
         """Compact, key-sorted JSON: identical snapshots give identical bytes."""

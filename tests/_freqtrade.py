@@ -70,9 +70,10 @@ def config(base_url: str, user_data: Path, **extra: Any) -> dict[str, Any]:
 
 
 def env() -> dict[str, str]:
-    """The subprocess environment: no proxies (the fake is on loopback), no RISKD_* of the caller."""
+    """The subprocess environment: no proxies (the fake is on loopback), no RISKD_* of the caller, and
+    unbuffered output (a test reads freqtrade's log while it runs)."""
     drop = ("RISKD_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
-    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, "PYTHONUNBUFFERED": "1"}
 
 
 def backtest(cfg: dict[str, Any], strategy: str, workdir: Path, timeout: float = 300) -> pd.DataFrame:

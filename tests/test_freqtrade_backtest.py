@@ -4,7 +4,6 @@ scripts/freqtrade-env.sh) over the shipped real Binance futures sample, plain an
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +22,7 @@ TABLE_END = "<!-- END EXAMPLE TABLE -->"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The example strategy backtested plain and with the filter; the fake exchange only lists markets."""
     ft.need_freqtrade()
     work = tmp_path_factory.mktemp("freqtrade")
@@ -32,7 +31,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pd.DataFram
         cfg = ft.config(fx.base_url, work / "user_data", riskd={"regime_file": str(ft.REGIME_FILE)})
         filtered = ft.backtest(cfg, "RiskdExample", work)
         assert fx.count(path="/fapi/v1/exchangeInfo") >= 2  # freqtrade really asked the fake for its markets
-    yield plain, filtered
+    return plain, filtered
 
 
 @pytest.fixture(scope="module")

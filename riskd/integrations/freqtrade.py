@@ -203,19 +203,28 @@ class RiskdRegimeMixin:
             return source.at(current_time)
         return source.at(datetime.now(UTC), _candle_open(current_time, self.timeframe))
 
-    def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float, time_in_force: str,
-                            current_time: datetime, entry_tag: str | None, side: str, **kwargs: Any) -> bool:  # fmt: skip
-        """Refuse new entries while halted (and while reducing with ``refuse_while_reducing``)."""
+    def riskd_refuses(self, pair: str, current_time: datetime) -> bool:
+        """Whether riskd refuses an entry now: halted, or reducing with ``refuse_while_reducing``. A refusal
+        is logged once per pair and candle (freqtrade asks again every few seconds while it wants in)."""
         d = self.riskd_regime(current_time)
         refuse = d.trading_state == "halted" or (
             d.trading_state == "reducing" and bool(self.riskd_setting("refuse_while_reducing"))
         )
         if refuse:
-            log.info("riskd: entry refused for %s at %s: trading_state %s (%s)", pair, current_time,
-                     d.trading_state, d.reason)  # fmt: skip
+            said = self.__dict__.setdefault("_riskd_refusals", set())
+            key = (pair, _candle_open(current_time, self.timeframe))
+            if key not in said:
+                said.add(key)
+                log.info("riskd: entry refused for %s at %s: trading_state %s (%s)", pair, current_time,
+                         d.trading_state, d.reason)  # fmt: skip
+        return refuse
+
+    def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float, time_in_force: str,
+                            current_time: datetime, entry_tag: str | None, side: str, **kwargs: Any) -> bool:  # fmt: skip
+        """Refuse new entries while halted (and while reducing with ``refuse_while_reducing``)."""
+        if self.riskd_refuses(pair, current_time):
             return False
-        parent = super()
-        confirm = getattr(parent, "confirm_trade_entry", None)
+        confirm = getattr(super(), "confirm_trade_entry", None)
         if confirm is None:
             return True
         return bool(
@@ -225,7 +234,10 @@ class RiskdRegimeMixin:
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float, proposed_stake: float,
                             min_stake: float | None, max_stake: float, leverage: float, entry_tag: str | None,
                             side: str, **kwargs: Any) -> float:  # fmt: skip
-        """The stake the strategy would use, times ``risk_multiplier`` (capped at ``max_stake``)."""
+        """The stake the strategy would use, times ``risk_multiplier`` (capped at ``max_stake``); 0 when riskd
+        refuses the entry (freqtrade then skips it before ``confirm_trade_entry``)."""
+        if self.riskd_refuses(pair, current_time):
+            return 0.0
         stake = proposed_stake
         parent = getattr(super(), "custom_stake_amount", None)
         if parent is not None:

@@ -16,7 +16,7 @@ class RiskdExamplePlain(IStrategy):
     INTERFACE_VERSION = 3
     timeframe = "1h"
     can_short = False
-    minimal_roi = {"0": 100.0, "60": -1.0}
+    minimal_roi = {"0": 100.0, "60": -1.0}  # noqa: RUF012  (freqtrade reads it as a plain class dict)
     stoploss = -0.10
     startup_candle_count = 24
     process_only_new_candles = True
