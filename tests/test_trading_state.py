@@ -210,3 +210,26 @@ async def test_regime_serves_the_fail_safe_when_not_current() -> None:
         assert body["last_snapshot"]["trading_state"] == "active"
     finally:
         await srv.stop()
+
+
+def test_the_mixin_trims_while_reducing_only_when_asked(redis_url: str, prefix: str) -> None:
+    """With ``trim_while_reducing``, a 1,000 USDT position is sold down to stake × multiplier (500) while
+    fragile; without it, or while calm, nothing is trimmed."""
+    from types import SimpleNamespace
+
+    hour = pd.Timestamp.now("UTC").floor("h").to_pydatetime()
+    trade = SimpleNamespace(pair="BTC/USDT:USDT", stake_amount=1000.0)
+
+    def adjust(s: _Strategy) -> float | None:
+        now = datetime.now(UTC)
+        return s.adjust_trade_position(trade, now, 1.0, 0.0, 5.0, 10_000.0, 1.0, 1.0, 0.0, 0.0)
+
+    _publish_raw(redis_url, prefix, hour, "fragile")
+    trimming = _strategy(redis_url, prefix)
+    trimming.config["riskd"]["trim_while_reducing"] = True
+    assert adjust(trimming) == pytest.approx(-500.0)
+    assert adjust(_strategy(redis_url, prefix)) is None
+    _publish_raw(redis_url, prefix, hour, "calm")
+    calm = _strategy(redis_url, prefix)
+    calm.config["riskd"]["trim_while_reducing"] = True
+    assert adjust(calm) is None
