@@ -60,15 +60,20 @@ def _publish(url: str, prefix: str, snap: Snapshot) -> None:
     asyncio.run(go())
 
 
-def _trades(db: Path) -> list[tuple[str, datetime, float]]:
+def _trades(db: Path) -> list[tuple[str, datetime, float, float]]:
+    """(pair, open_date, stake_amount, open_rate) of every trade in freqtrade's database."""
     if not db.exists():
         return []
     with sqlite3.connect(db) as con:
         try:
-            rows = con.execute("SELECT pair, open_date, stake_amount FROM trades ORDER BY id").fetchall()
+            rows = con.execute(
+                "SELECT pair, open_date, stake_amount, open_rate FROM trades ORDER BY id"
+            ).fetchall()
         except sqlite3.OperationalError:  # freqtrade has not created its tables yet
             return []
-    return [(p, pd.Timestamp(d).tz_localize("UTC").to_pydatetime(), float(s)) for p, d, s in rows]
+    return [
+        (p, pd.Timestamp(d).tz_localize("UTC").to_pydatetime(), float(s), float(r)) for p, d, s, r in rows
+    ]
 
 
 def _wait(
