@@ -29,19 +29,33 @@ FEATURE_KEYS: dict[str, tuple[str, ...]] = {
 (``riskd.core.output.STAGE2_COLUMNS``), then the short names the docs use."""
 
 
-def derive_alerts(prev: Snapshot | None, cur: Snapshot, *, now: datetime) -> list[Alert]:
+def derive_alerts(
+    prev: Snapshot | None, cur: Snapshot, *, now: datetime, known: Snapshot | None = None
+) -> list[Alert]:
     """The alerts that the step ``prev`` → ``cur`` raises, in the order they should be read.
 
     ``prev`` None means no earlier state is known (first start): only a dangerous state or a running
     cascade is reported then, since "calm" is not news.
+
+    A blind hour (``unknown``: too little data) raises only the data alert: its regime and cascade
+    figures rest on a fraction of the market. Market alerts compare with ``known``, the newest earlier
+    hour that was not blind (default ``prev`` when it was not), so a blind spell neither invents a
+    transition ("unknown → calm") nor hides one (a cascade that began while riskd could not see is
+    reported at the first hour it can).
     """
     late_by = max(0.0, (now - cur.as_of).total_seconds())
     late = late_by > LATE_AFTER_S  # the clock alone decides: a replay (live: false) is on its own time
-    alerts: list[Alert] = []
-    alerts += _data_alerts(prev, cur)
-    alerts += _regime_alerts(prev, cur)
-    alerts += _cascade_alerts(prev, cur)
+    alerts: list[Alert] = _data_alerts(prev, cur)
+    if not blind(cur):
+        base = known if known is not None else (prev if prev is not None and not blind(prev) else None)
+        alerts += _regime_alerts(base, cur)
+        alerts += _cascade_alerts(base, cur)
     return [_stamp(a, late_by, late) for a in alerts]
+
+
+def blind(snap: Snapshot) -> bool:
+    """Whether riskd could not see this hour: its state is unknown, or its primary data is stale."""
+    return snap.state == "unknown" or snap.data_quality.status == "stale"
 
 
 def cascade_thread(as_of: datetime) -> str:
@@ -161,24 +175,33 @@ def _cascade_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
 
 
 def _data_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
-    was_stale = prev is not None and prev.data_quality.status == "stale"
-    is_stale = cur.data_quality.status == "stale"
+    was_blind = prev is not None and blind(prev)
+    is_blind = blind(cur)
     dq = cur.data_quality
+    # "to" is the identity: one data alert per hour, whatever the revision that says it
     figs: dict[str, Any] = {
-        "to": dq.status,
+        "to": "blind" if is_blind else "seeing",
+        "status": dq.status,
         "coverage": dq.coverage,
         "stale_sources": list(dq.stale_sources),
         "missing_sources": list(dq.missing_sources),
+        "state": cur.state,
+        "risk_multiplier": cur.risk_multiplier,
     }
-    sources = ", ".join(dq.stale_sources + dq.missing_sources) or "primary candles"
     notes = ("\n" + "; ".join(dq.notes)) if dq.notes else ""
-    if is_stale and not was_stale:
-        body = f"{_hour(cur)}\nStale or missing: {sources} (coverage {dq.coverage:.0%}).{notes}"
-        return [_alert("data_stale", "warning", cur, "Data stale: regime not trustworthy", body, figs)]
-    if was_stale and not is_stale:
+    if is_blind and not was_blind:
+        body = f"{_hour(cur)}\nStale or missing: {sources_text(cur)} (coverage {dq.coverage:.0%}).{notes}"
+        title = "Data stale: regime not trustworthy"
+        return [_alert("data_stale", "warning", cur, title, body, figs)]
+    if was_blind and not is_blind:
         body = f"{_hour(cur)}\nData is {dq.status} again (coverage {dq.coverage:.0%}).{notes}"
         return [_alert("data_recovered", "info", cur, "Data recovered", body, figs)]
     return []
+
+
+def sources_text(snap: Snapshot) -> str:
+    """The stale and missing sources of an hour, each named once ('binance:ohlcv, bybit:funding')."""
+    return ", ".join(snap.data_quality.sources()) or "primary candles"
 
 
 def _body(cur: Snapshot, figs: dict[str, Any], extra: str) -> str:

@@ -23,10 +23,13 @@ from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from riskd.alerts import blind
 from riskd.clock import Clock, WallClock
 from riskd.config_check import check_listen
 from riskd.daemon import Daemon, Sinks
+from riskd.errors import EXIT_BLIND, Unreachable
 from riskd.http.history import RedisHistory
 from riskd.lease import LeaderLease, default_instance_id
 from riskd.models import Keys
@@ -106,8 +109,12 @@ async def runtime(
     metrics_port: int | None = None,
     with_sources: bool = True,
     commands: bool = True,
+    require_redis: bool = False,
 ) -> AsyncIterator[Runtime]:
-    """Build and start every part; tear all of it down on exit, whatever happened."""
+    """Build and start every part; tear all of it down on exit, whatever happened.
+
+    Redis unreachable at start: with ``require_redis`` (the one-shot commands) :class:`Unreachable` is
+    raised before anything starts; otherwise it is logged once and the daemon runs degraded."""
     from riskd.sinks.alerting import AlertPipeline
     from riskd.telegram.channel import build_channel
     from riskd.telegram.format import Links
@@ -120,7 +127,16 @@ async def runtime(
     clock = clock or WallClock()
     url, embedded = resolve_redis(settings)
     client = client_from_settings(settings.redis, url)
+    down = await redis_answers(client, url, settings.redis.socket_timeout_s)
+    if down is not None and require_redis:  # before anything starts: one line, nothing to tear down
+        await client.aclose()
+        if embedded is not None:
+            embedded.stop()
+        raise Unreachable(down)
     metrics = Metrics(clock=lambda: clock.now().timestamp())
+    if down is not None:
+        log.error("%s; running degraded: hours are spooled and published when it answers", down)
+        metrics.service_down("redis", down)
     server = None
     if settings.metrics.enabled:
         port = settings.metrics.port if metrics_port is None else metrics_port
@@ -274,20 +290,41 @@ def install_signal_handlers(stop: asyncio.Event, deadline_s: float) -> None:
 
 
 async def drain_outbox(pipeline: Any, timeout_s: float) -> None:
-    """Deliver what the outbox holds (``riskd once``, demo) for at most ``timeout_s``."""
+    """Deliver what the outbox holds (``riskd once``, demo) for at most ``timeout_s``; a Redis that
+    stopped answering ends the wait (what is queued stays queued for the next run)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
-        if await pipeline.outbox_size() == 0:
+        try:
+            if await pipeline.outbox_size() == 0:
+                return
+        except RedisError as err:
+            log.warning("alert outbox not drained (redis): %s", err)
             return
         await asyncio.sleep(0.1)
 
 
+async def redis_answers(client: aioredis.Redis, url: str, timeout_s: float) -> str | None:
+    """None when Redis answers a PING within ``timeout_s``; else one line naming the URL (password
+    redacted) and the error, for the start-up check."""
+    try:
+        await asyncio.wait_for(client.ping(), timeout_s)
+    except (RedisError, OSError, TimeoutError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        return f"redis at {redact_url(url)} did not answer: {reason}"
+    return None
+
+
 async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
               stop: asyncio.Event | None = None, ready: Callable[[Runtime], None] | None = None) -> int:  # fmt: skip
-    """``riskd run`` (``once=False``) or ``riskd once``."""
+    """``riskd run`` (``once=False``) or ``riskd once``.
+
+    Redis unreachable at start: ``riskd once`` stops with one line and exit 4 (nothing it computes could
+    be published); ``riskd run`` says so in one line and runs on degraded — it computes, spools its hours
+    and publishes them when Redis answers, while /healthz says degraded. ``riskd once`` exits 3 when the
+    snapshot it published is unknown or stale (it printed it all the same)."""
     stop = stop or asyncio.Event()
     install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
-    async with runtime(settings, clock=clock, commands=not once) as rt:
+    async with runtime(settings, clock=clock, commands=not once, require_redis=once) as rt:
         d = rt.daemon
         await asyncio.to_thread(d.load)
         await rt.start_publishing()
@@ -296,9 +333,10 @@ async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
         if once:
             snaps = await d.run_once()
             await drain_outbox(rt.pipeline, 10.0)
-            for s in snaps[-1:]:
-                print(s.to_json())
-            return 0
+            last = snaps[-1] if snaps else d.last
+            if last is not None:
+                print(last.to_json())
+            return EXIT_BLIND if last is None or blind(last) else 0
         rt.tasks.append(asyncio.create_task(d.lease_loop(stop), name="riskd-lease"))
         if settings.streams.enabled:  # the minute side: its own task, never inside the hourly cycle
             from riskd.streams.orchestrator import MinuteStreams

@@ -2,7 +2,9 @@
 
 Each command lives in the module that owns its work (``riskd.backfill:cli_backfill`` …) and is
 imported only when chosen, so ``riskd config show`` starts fast and a broken optional part never
-stops the others. Exit status: 0 success, 1 the work failed, 2 bad settings or arguments.
+stops the others. Exit status: 0 success, 1 the work failed, 2 bad settings or arguments, 3 ``riskd once``
+published an unknown or stale snapshot, 4 Redis did not answer at the start of a one-shot command
+(``riskd.errors``; README, Exit status).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import faulthandler
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -22,9 +25,10 @@ from pydantic import ValidationError
 
 from riskd import __version__
 from riskd.arguments import csv_arg, port_arg, symbols_arg
-from riskd.errors import ConfigError, DataError, RiskdError
+from riskd.config_check import make_writable_dir, unknown_env
+from riskd.errors import EXIT_FAILED, EXIT_UNREACHABLE, ConfigError, DataError, RiskdError, Unreachable
 from riskd.logs import setup_logging
-from riskd.settings import Settings, format_validation_error, load_settings, redacted
+from riskd.settings import Settings, format_validation_error, load_settings, redacted, source_of
 
 log = logging.getLogger("riskd")
 
@@ -43,8 +47,13 @@ COMMANDS: dict[str, str] = {
     "demo": "riskd.demo:cli_demo",
     "validate": "riskd.validation:cli_validate",
     "calibrate": "riskd.calibration:cli_calibrate",
+    "origin": "riskd.origin:cli_origin",
     "export regime": "riskd.export:cli_export_regime",
 }
+
+
+NO_DATA_DIR = ("config show", "fake-exchange", "origin")
+"""Commands that write nothing under ``data_dir``; every other one needs it writable (checked at start)."""
 
 
 def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -104,15 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="alert sink: the configured one (Telegram or console), the console, or none")  # fmt: skip
     rp.add_argument("--metrics-port", type=port_arg, help="override metrics.port (0: any free port)")
     keys = rp.add_mutually_exclusive_group()
-    keys.add_argument("--prefix", help="Redis key prefix to write under (default: redis.key_prefix + ':replay', "
-                      "cleared at the start; the production keys are never touched)")  # fmt: skip
+    keys.add_argument("--prefix", help="Redis key prefix to write under (default: redis.key_prefix's first part "
+                      "+ '-replay', riskd:v1 -> riskd-replay:v1, cleared at the start; the production keys are "
+                      "never touched)")  # fmt: skip
     keys.add_argument("--production-keys", action="store_true",
                       help="write into the configured redis.key_prefix, as the live daemon does (its consumers "
                       "will read the replay; snapshots say live: false)")  # fmt: skip
     rp.add_argument(
         "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
     )
-    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash, in under a minute")
+    dm = sub.add_parser("demo", help="the live daemon through the May 2021 crash (121 simulated hours)")
     dm.add_argument("--hours-per-second", type=float, default=4.0, help="simulated hours per second")
     dm.add_argument("--from", dest="start", help="first simulated hour (default 2021-05-16)")
     dm.add_argument("--to", dest="end", help="last simulated hour (default 2021-05-21)")
@@ -134,8 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--intra-hour", action="store_true",
                     help="replay the provisional detector on the stored minute bars (intrahour.md)")  # fmt: skip
 
-    importlib.import_module("riskd.calibration").add_parser(sub)  # its parser lives beside its handler
-    importlib.import_module("riskd.export").add_parser(sub)
+    for beside in (
+        "riskd.calibration",
+        "riskd.origin",
+        "riskd.export",
+    ):  # these parsers live beside their handlers
+        importlib.import_module(beside).add_parser(sub)
 
     fx = sub.add_parser("fake-exchange", help="serve the loopback fake exchange (for demos and benchmarks)")
     fx.add_argument("--host", default="127.0.0.1")
@@ -175,10 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"riskd: {err}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    for line in unknown_env(os.environ, Settings):  # once, at start: a typo must not pass in silence
+        log.warning("%s", line)
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: a live riskd, diagnosed
         with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr (embedded, captured)
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__ or sys.stderr, all_threads=True)
     try:
+        if name not in NO_DATA_DIR:
+            make_writable_dir(settings.data_dir, source_of(settings, "data_dir"))
         return _load_handler(COMMANDS[name])(settings, args)
     except ConfigError as err:
         print(f"riskd: {err}", file=sys.stderr)
@@ -188,7 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except DataError as err:
         print(f"riskd: {err}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
+    except Unreachable as err:
+        print(f"riskd: {err}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except RiskdError as err:
         log.error("%s failed: %s", name, err)
         return 1

@@ -52,7 +52,7 @@ from riskd.live import (
     store_first_hour,
     store_panel,
 )
-from riskd.models import Snapshot
+from riskd.models import Snapshot, read_snapshot
 from riskd.settings import Settings
 from riskd.sinks.alert_feed import AlertFeed
 from riskd.sinks.base import HoldingSink, HookSink, SnapshotSink
@@ -131,7 +131,7 @@ class Daemon:
                 saved = json.loads(self.state_path.read_text())
                 self.state = FragilityState.from_dict(saved["state"], self.params)
                 if saved.get("last"):
-                    self.last = Snapshot.model_validate(saved["last"])
+                    self.last = read_snapshot(saved["last"])
                 self.published = {k: (int(v[0]), str(v[1])) for k, v in saved.get("published", {}).items()}
                 if saved.get("origin"):
                     self.origin = pd.Timestamp(saved["origin"])
@@ -162,6 +162,8 @@ class Daemon:
         """A stage failing: logged when it starts or its kind of error changes (``kind``, default the
         message: an OSError names a fresh temp file each time, so its kind is its errno), counted every time."""
         self.sinks.metrics.failure(stage)
+        if stage == "redis":  # /healthz says degraded until Redis answers again
+            self.sinks.metrics.state.down["redis"] = message
         kind = kind or message
         if self._faults.get(stage) != kind:
             log.error("%s (logged once until it changes)", message)
@@ -169,6 +171,8 @@ class Daemon:
 
     def _recovered(self, stage: str) -> None:
         self.sinks.metrics.success(stage)
+        if stage == "redis":
+            self.sinks.metrics.service_up("redis")
         if self._faults.pop(stage, None) is not None:
             log.warning("%s: working again", stage)
 
@@ -192,11 +196,13 @@ class Daemon:
         now = self.clock.now()
         newest = last_closed_hour(now)
         d = self.settings.daemon
+        await self._follow_origin()
         origin = await self._settle_origin(newest - pd.Timedelta(hours=d.warmup_hours))
         report = await fetch_recent(
             self.sources, self.store, self.cache, until=newest + HOUR, warm_start=origin,
             deadline_s=d.fetch_deadline_s, health=self.sinks.metrics.state.venue_health,
         )  # fmt: skip
+        await self._claim_after_fetch(origin)
         self._note_fetch(report, now)
         self.unsaved.extend(report.fetched)
         first_pub = newest - pd.Timedelta(hours=d.max_catchup_hours - 1)
@@ -209,7 +215,7 @@ class Daemon:
                 report, last_done, floor=max(first_pub, newest - pd.Timedelta(hours=d.restate_hours))
             )
             if late is not None:
-                out += await self._restate(late, last_done, now)
+                out += await self._restate(late, last_done, now, report)
         if last_done is None or last_done < first_pub - HOUR:
             warm_until = newest - HOUR if last_done is None else first_pub - HOUR
             await self._persist()  # the rebuild reads the store
@@ -268,32 +274,88 @@ class Daemon:
         """The hour this replica's history starts from, the same for every replica on one Redis prefix.
 
         CFI v2 ranks each component against its whole past, so the published values depend on where the
-        past starts. The first replica to start fixes it in Redis (its store's first hour, or ``warm_start``
-        for an empty store); a replica started later backfills from it, so a standby that takes over
-        publishes what the old leader would have. Settled once and saved with the state. Redis down at a
-        cold start: this replica uses its own, and says so."""
+        past starts. The first replica whose store holds data fixes it in Redis (its store's first hour, or
+        ``warm_start`` if later data only); a replica started later backfills from it, so a standby that
+        takes over publishes what the old leader would have. An empty store claims nothing: it fetches
+        from ``warm_start`` and claims once the fetch brought data (:meth:`_claim_after_fetch`), so a blind
+        first start never pins the history. Settled once and saved with the state; ``riskd origin --set``
+        moves it for every replica (:meth:`_follow_origin`). Redis down at a cold start: this replica uses
+        its own, and says so."""
         if self.origin is not None:
             return self.origin
         local = await asyncio.to_thread(
             store_first_hour, self.store, self.params, self.settings.universe.symbols
         )
+        shared = await self._shared_origin()
+        if local is None and shared is None:
+            return warm_start
         candidate = min(local, warm_start) if local is not None else warm_start
-        redis = self.sinks.redis
-        origin = candidate
-        if redis is not None:
-            try:
-                origin = await redis.claim_origin(candidate)
-            except SinkError as err:
-                log.warning("%s; ranking from this replica's own history start %s", err, candidate)
+        origin = shared if shared is not None else await self._claim(candidate)
         if local is not None and local > origin:
             log.warning(
                 "the store starts at %s, after the shared history origin %s: hours a venue no longer serves "
                 "are missing, so this replica's ranks can differ from the other replicas'",
                 local, origin,
             )  # fmt: skip
+        elif local is not None and local < origin:
+            log.warning(
+                "the store holds hours from %s, before the shared history origin %s: they are not used; "
+                "`riskd origin --from-store` moves the origin there (every replica then rebuilds)",
+                local, origin,
+            )  # fmt: skip
         log.info("history origin %s", origin)
         self.origin = origin
         return origin
+
+    async def _shared_origin(self) -> pd.Timestamp | None:
+        """The origin in Redis; None when none is set or Redis cannot say (logged)."""
+        if self.sinks.redis is None:
+            return None
+        try:
+            return await self.sinks.redis.shared_origin()
+        except SinkError as err:
+            known = "redis" in self.sinks.metrics.state.down  # an outage already logged once
+            log.log(logging.DEBUG if known else logging.WARNING, "%s", err)
+            return None
+
+    async def _claim(self, candidate: pd.Timestamp) -> pd.Timestamp:
+        if self.sinks.redis is None:
+            return candidate
+        try:
+            return await self.sinks.redis.claim_origin(candidate)
+        except SinkError as err:
+            known = "redis" in self.sinks.metrics.state.down
+            log.log(logging.DEBUG if known else logging.WARNING,
+                    "%s; ranking from this replica's own history start %s", err, candidate)  # fmt: skip
+            return candidate
+
+    async def _claim_after_fetch(self, fetched_from: pd.Timestamp) -> None:
+        """An empty store's first fetch brought the primary venue's BTC candles: the history starts where
+        that fetch started, and now it may be shared."""
+        if self.origin is not None:
+            return
+        btc = self.params.universe.btc_symbol
+        if self.cache.last_ts("ohlcv", self.params.funding.primary_venue, btc) is None:
+            return  # still nothing seen: nothing claimed
+        self.origin = await self._claim(fetched_from)
+        log.info("history origin %s (the first data this replica fetched)", self.origin)
+
+    async def _follow_origin(self) -> None:
+        """Another replica or ``riskd origin --set`` moved the shared origin: rebuild every statistic from
+        it (the next cycle's cold-start path), so all replicas rank against the same past again."""
+        if self.origin is None:
+            return
+        shared = await self._shared_origin()
+        if shared is None:  # never shared (Redis was down at our cold start) or lost: ours, if nobody's
+            shared = await self._claim(self.origin)
+        if shared == self.origin:
+            return
+        log.warning(
+            "history origin moved from %s to %s: rebuilding the state from the store", self.origin, shared
+        )
+        self.origin = shared
+        self.state = None
+        self.states.clear()
 
     def _keep_state(self, hour: pd.Timestamp) -> None:
         assert self.state is not None
@@ -303,10 +365,14 @@ class Daemon:
             self.states.popitem(last=False)
 
     async def _restate(
-        self, first: pd.Timestamp, last_done: pd.Timestamp, now: pd.Timestamp
+        self, first: pd.Timestamp, last_done: pd.Timestamp, now: pd.Timestamp, report: FetchReport
     ) -> list[Snapshot]:
         """Recompute hours ``first`` .. ``last_done`` from the state before ``first``; return the hours
-        whose content changed, as revisions (late, ``restated``). Unchanged hours are not republished."""
+        whose content changed, as revisions (late, ``restated``). Unchanged hours are not republished.
+
+        Each revision carries the coverage and the fetch outcome (``report``) of the data it was
+        recomputed from: a cycle whose fetch was cut short (a circuit half-open after a ban) restates with
+        what it has, as ``unknown`` when that is too little, never as ``ok``."""
         base = self.states.get(first - HOUR)
         if base is None:  # restarted since: the batch path over the store gives the same state
             await self._persist()
@@ -321,7 +387,7 @@ class Daemon:
                 del self.states[hour]
         out = []
         for hour in pd.date_range(first, last_done, freq="h"):
-            snap = self._compute(hour, now, None)
+            snap = self._compute(hour, now, report)
             revised = self._revision_of(snap)
             if revised is not None:
                 out.append(revised)
@@ -491,6 +557,17 @@ class Daemon:
         log.info("cycle interrupted by the stop request")
         return False
 
+    def _note_redis(self, lease: LeaderLease) -> None:
+        """Redis's reachability as the lease saw it: an outage is logged and counted once, when it begins
+        and when it ends, and /healthz says degraded meanwhile."""
+        metrics = self.sinks.metrics
+        if lease.unknown:
+            if metrics.service_down("redis", f"redis unreachable: {lease.last_error}"):
+                log.error("redis unreachable: %s (logged once until it answers)", lease.last_error)
+        elif "redis" in metrics.state.down and "redis" not in self._faults:
+            metrics.service_up("redis")
+            log.warning("redis answers again")
+
     async def lease_loop(self, stop: asyncio.Event) -> None:
         """Keep the leader lease renewed (or keep trying to take it)."""
         lease = self.sinks.lease
@@ -500,6 +577,7 @@ class Daemon:
             was = lease.is_leader
             now_leader = await lease.tick()
             self.sinks.metrics.set_leader(now_leader)
+            self._note_redis(lease)
             if now_leader and not was and self.sinks.redis is not None:
                 try:  # a new leader writes what it holds at once, so the key does not lapse while it waits
                     await self.sinks.redis.flush()

@@ -49,12 +49,16 @@ def judge(snapshot: Snapshot | None, *, now: datetime, max_age: timedelta = DEFA
         return Verdict("stale", f"last state is for {rfc3339(snapshot.as_of)}, {hours:.1f} h old", age)
     dq = snapshot.data_quality
     if dq.status == "stale":
-        sources = ", ".join(dq.stale_sources + dq.missing_sources) or "primary candles"
+        sources = ", ".join(dq.sources()) or "primary candles"
         return Verdict("stale", f"computed from stale data ({sources})", age)
     if snapshot.state == "unknown":
-        return Verdict("unknown", "riskd published an unknown state (no data)", age)
+        sources = ", ".join(dq.sources())
+        why = f"too little data: coverage {dq.coverage:.0%}" + (
+            f"; {sources} stale or missing" if sources else ""
+        )
+        return Verdict("unknown", f"riskd could not see this hour ({why})", age)
     if dq.status == "degraded":
-        sources = ", ".join(dq.stale_sources + dq.missing_sources) or "some sources"
+        sources = ", ".join(dq.sources()) or "some sources"
         return Verdict("degraded", f"degraded data: {sources} stale or missing", age)
     return Verdict("fresh", "fresh", age)
 
@@ -65,7 +69,7 @@ class Probe:
 
     live: bool
     ready: bool
-    health: Literal["ok", "degraded", "failing"]
+    health: Literal["starting", "ok", "degraded", "failing"]
     verdict: Verdict
     venues_down: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
@@ -79,10 +83,14 @@ def probe(
     venue_health: Mapping[str, str] | None = None,
     max_age: timedelta = DEFAULT_MAX_AGE,
     max_silence_s: float = 2.5 * 3600,
+    services_down: Mapping[str, str] | None = None,
+    started: bool = True,
 ) -> Probe:
     """Liveness: cycles are completing (``cycle_age_s`` since the last one, or since start). Health is
-    ``degraded`` (still live) when a venue is down or the data is stale. Readiness: live, no venue down, and
-    a usable snapshot — what a load balancer or a k8s readiness probe should route on."""
+    ``starting`` before the first cycle completed (``started`` False, nothing published yet), ``degraded``
+    (still live) when a venue or a service (``services_down``: Redis) is unreachable, or the data is stale
+    or blind. Readiness: live, no venue or service down, and a usable snapshot — what a load balancer or a
+    k8s readiness probe should route on."""
     verdict = judge(snapshot, now=now, max_age=max_age)
     down = sorted(v for v, h in (venue_health or {}).items() if h == "down")
     live = cycle_age_s <= max_silence_s
@@ -91,9 +99,17 @@ def probe(
         reasons.append(f"no cycle completed for {cycle_age_s / 3600:.1f} h")
     if down:
         reasons.append("venues unreachable: " + ", ".join(down))
+    reasons += [why for _, why in sorted((services_down or {}).items())]
     if not verdict.usable:
         reasons.append(verdict.reason)
-    degraded = bool(down) or verdict.status == "stale"
-    health: Literal["ok", "degraded", "failing"] = "failing" if not live else "degraded" if degraded else "ok"
-    ready = live and not down and verdict.usable
+    degraded = bool(down) or bool(services_down) or verdict.status in ("stale", "unknown")
+    health: Literal["starting", "ok", "degraded", "failing"]
+    if not live:
+        health = "failing"
+    elif not started and snapshot is None:
+        health = "starting"
+        reasons.insert(0, "starting: no cycle completed yet")
+    else:
+        health = "degraded" if degraded else "ok"
+    ready = live and not down and not services_down and verdict.usable
     return Probe(live, ready, health, verdict, down, reasons)

@@ -52,6 +52,7 @@ class LeaderLease:
         self._ttl_ms = int(ttl_s * 1000)
         self.is_leader = False
         self.unknown = False  # Redis unreachable at the last tick: nobody can know who leads
+        self.last_error = ""  # why, then
         self._acquire = client.register_script(_ACQUIRE_OR_RENEW)
         self._release = client.register_script(_RELEASE)
 
@@ -71,6 +72,7 @@ class LeaderLease:
             self.unknown = False
         except (RedisError, OSError) as err:
             self.unknown = True
+            self.last_error = " ".join(str(err).split()) or type(err).__name__
             if self.is_leader:
                 log.warning("lease renewal failed, stepping down: %s", err)
             self.is_leader = False

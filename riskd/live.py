@@ -237,7 +237,9 @@ def assess(
     """The data quality of the hour opened at ``hour``: ok, degraded (some source) or stale (BTC).
 
     Stale: the primary venue has no BTC candle for the hour. Degraded: a fetch failed, or a venue's
-    newest funding print is older than its interval allows, or a venue lists none of the universe.
+    newest funding print is older than its interval allows, or a venue lists none of the universe, or
+    fewer than ``regime.min_coverage`` of the universe have a candle (the core then publishes the hour as
+    ``unknown``: the same rule, so a restated hour recomputed from a partial fetch never reads ``ok``).
     """
     primary = cache.params.funding.primary_venue
     stale: list[str] = []
@@ -248,6 +250,12 @@ def assess(
     if not _has_hour(cache, "ohlcv", primary, btc, hour):
         missing.append(f"{primary}:ohlcv")
         notes.append(f"no {btc} candle from {primary} for {hour:%Y-%m-%d %H:00} UTC")
+    elif coverage < cache.params.regime.min_coverage:
+        stale.append(f"{primary}:ohlcv")
+        notes.append(
+            f"candles for {have} of {len(cache.symbols)} symbols ({coverage:.0%}), below regime.min_coverage "
+            f"({cache.params.regime.min_coverage:.0%}): the regime is unknown"
+        )
     for (venue, dataset), err in sorted((report.failed if report else {}).items()):
         stale.append(f"{venue}:{dataset}")
         notes.append(f"{venue} {dataset}: {err[:160]}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -52,6 +53,10 @@ STATE_CODES: dict[str, int] = {
 CascadeLevel = Literal["none", "volume_only", "loose", "medium", "strict"]
 LEVEL_CODES: dict[str, int] = {"none": 0, "volume_only": 1, "loose": 2, "medium": 3, "strict": 4}
 Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANKS: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+ProvisionalLevel = Literal["none", "watch", "developing", "severe"]
+PROVISIONAL_CODES: dict[str, int] = {"none": 0, "watch": 1, "developing": 2, "severe": 3}
+"""The minute side's provisional levels (``riskd.core.intrahour``), by strength."""
 AlertKind = Literal[
     "regime_change", "cascade_start", "cascade_end", "data_stale", "data_recovered", "cascade_developing"
 ]
@@ -73,6 +78,10 @@ class DataQuality(BaseModel):
     missing_sources: list[str] = Field(default_factory=list, description="venue:dataset pairs with no data")
     notes: list[str] = Field(default_factory=list, description="Plain-language remarks (what failed)")
 
+    def sources(self) -> list[str]:
+        """The stale and the missing sources, each named once, in that order (a source can be both)."""
+        return list(dict.fromkeys([*self.stale_sources, *self.missing_sources]))
+
 
 class Snapshot(BaseModel):
     """The regime of one closed hour, as written to Redis and served at /regime."""
@@ -89,10 +98,21 @@ class Snapshot(BaseModel):
     live: bool = Field(
         description="True when computed within the hour after as_of; False for catch-up after downtime"
     )
-    state: RegimeState = Field(description="Regime: calm, elevated, fragile, cascade, recovery (or unknown)")
-    state_code: int = Field(description="Numeric state: 0 calm, 1 elevated, 2 fragile, 3 cascade, 4 recovery")
+    state: RegimeState = Field(
+        description="Regime: calm, elevated, fragile, cascade, recovery; unknown when riskd could not see the "
+        "hour (no BTC price, or prices for less than fragility.regime.min_coverage of the universe): never "
+        "act on an unknown hour as calm"
+    )
+    state_code: int = Field(
+        description="Numeric state: 0 calm, 1 elevated, 2 fragile, 3 cascade, 4 recovery, -1 unknown"
+    )
     state_since: UtcDatetime | None = Field(None, description="as_of of the hour the current state began")
-    risk_multiplier: float = Field(ge=0, le=1, description="Scale positions by this (1 = full risk)")
+    risk_multiplier: float = Field(
+        ge=0,
+        le=1,
+        description="Scale positions by this (1 = full risk); an unknown hour carries the fail-safe "
+        "fragility.regime.unknown_multiplier (0.5 by default)",
+    )
     reasons: list[str] = Field(default_factory=list, description="The rules that put the regime where it is")
     cfi: float | None = Field(description="Composite Fragility Index (standardised units)")
     cfi_percentile: float | None = Field(description="CFI percentile against its own past, 0..1")
@@ -173,9 +193,31 @@ class Alert(BaseModel):
     )
 
     @property
-    def fingerprint(self) -> str:
-        """Deterministic id: the same event gives the same id on any replica, before or after a restart."""
+    def identity(self) -> str:
+        """What the alert is about, without how strongly: kind, hour, episode, target. Two alerts with one
+        identity are the same event said at two strengths (a restated hour corrected upward or down)."""
         key = f"{self.kind}|{self.as_of.isoformat()}|{self.episode_id or ''}|{self.figures.get('to', '')}"
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    @property
+    def level_code(self) -> int:
+        """How strong the cascade evidence is: the hourly cascade level's code, or the provisional level's
+        for ``cascade_developing`` (0 when the alert names none)."""
+        if self.kind == "cascade_developing":
+            return PROVISIONAL_CODES.get(str(self.figures.get("level", "none")), 0)
+        return LEVEL_CODES.get(str(self.figures.get("cascade_level", "none")), 0)
+
+    @property
+    def rank(self) -> int:
+        """Severity first, then the cascade level: an upgrade has a higher rank than what it corrects."""
+        return SEVERITY_RANKS[self.severity] * 10 + self.level_code
+
+    @property
+    def fingerprint(self) -> str:
+        """Deterministic id of the event at its strength (identity, severity, cascade level): the same
+        event gives the same id on any replica, before or after a restart; a correction that raises the
+        severity or the level is another id, so the outbox can deliver it as an upgrade."""
+        key = f"{self.identity}|{self.severity}|{self.level_code}"
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -201,7 +243,7 @@ class LiveEvent(BaseModel):
 
     type: Literal["live"] = Field(description="live: the provisional intra-hour state was rewritten")
     minute: UtcDatetime = Field(description="Close of the minute it covers (RFC 3339, Z)")
-    level: Literal["none", "watch", "developing", "severe"] = Field(description="Its provisional_level")
+    level: ProvisionalLevel = Field(description="Its provisional_level")
 
 
 ChannelEvent = Annotated[RegimeEvent | LiveEvent, Field(discriminator="type")]
@@ -231,8 +273,28 @@ def read_model(model: type[M], raw: str | bytes | dict[str, Any]) -> M:
 
 
 def read_snapshot(raw: str | bytes | dict[str, Any]) -> Snapshot:
-    """A snapshot as a tolerant v1 reader sees it (see :func:`read_model`)."""
+    """A snapshot as a tolerant v1 reader sees it (see :func:`read_model`): the regime key, a spooled or
+    saved snapshot. Every reader in riskd decodes snapshots here or through :func:`read_entry`."""
     return read_model(Snapshot, raw)
+
+
+def read_entry(fields: Mapping[Any, Any] | None) -> Snapshot:
+    """The snapshot of one history-stream entry (its ``json`` field), read as :func:`read_snapshot` reads
+    the key. Raises ``ValueError`` (``pydantic.ValidationError`` is one) for an entry riskd cannot read."""
+    raw = fields.get(b"json", fields.get("json")) if fields else None
+    if not raw:
+        raise ValueError("history entry without a json field")
+    return read_snapshot(raw)
+
+
+def latest_revisions(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
+    """One snapshot per hour, its highest revision, oldest hour first (how to read the stream)."""
+    best: dict[datetime, Snapshot] = {}
+    for snap in snapshots:
+        held = best.get(snap.as_of)
+        if held is None or snap.revision >= held.revision:  # on a tie, the later entry
+            best[snap.as_of] = snap
+    return [best[t] for t in sorted(best)]
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ VENUES: tuple[str, ...] = tuple(VENUE_SPECS)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class VenueSettings(_Section):
@@ -257,8 +257,8 @@ class MetricsSettings(_Section):
     )
     api_token: SecretStr | None = Field(
         None,
-        description="Bearer token required by everything but /healthz, /readyz and /metrics; None: open. "
-        "Secret: never logged.",
+        description="Bearer token required by every route but /healthz, /readyz and /runbooks/, /metrics "
+        "included (Prometheus: authorization.credentials_file); None: open. Secret: never logged.",
     )
     max_age_s: float = Field(
         7200.0,
@@ -491,7 +491,8 @@ class StreamSettings(_Section):
     venues: list[StreamVenue] = Field(
         default_factory=lambda: list(get_args(StreamVenue)),
         description="Venues whose liquidation streams are recorded (Binance: all-market !forceOrder@arr; "
-        "Bybit: allLiquidation per universe symbol). OKX is not a riskd venue yet.",
+        "Bybit: allLiquidation per universe symbol). OKX, an opt-in hourly venue (venues.okx), has no "
+        "liquidation stream in riskd.",
     )
     candle_venue: StreamVenue = Field("binance", description="Venue of the 1-minute candles.")
     candle_symbols: list[str] | None = Field(
@@ -596,6 +597,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     data_dir: Path = Field(
@@ -655,9 +657,7 @@ class Settings(BaseSettings):
     @field_validator("data_dir")
     @classmethod
     def _data_dir(cls, v: Path) -> Path:
-        if v.exists() and not v.is_dir():
-            raise ValueError(f"{v} exists and is not a directory")
-        return v
+        return check.writable_dir(v)
 
     @property
     def store_dir(self) -> Path:

@@ -3,7 +3,8 @@
 The live daemon, ``riskd replay`` and the tests all build snapshots here, so the Redis key, the
 history stream, /regime and the metrics carry the core's numbers under one mapping: codes by name
 (the core orders states by severity, the schema by documented code), quintile 0 -> unknown, the
-comma-separated reasons -> a list, and the candle's open time T -> ``as_of = T + 1h``.
+comma-separated reasons -> a list, and the candle's open time T -> ``as_of = T + 1h``. A blind hour (the
+core's ``regime`` is ``unknown``: too little data) keeps that state and the fail-safe multiplier.
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ def to_snapshot(
     state = str(row.get("regime") or "unknown")
     if state not in STATE_CODES:
         state = "unknown"
-    hours_in = row.get("hours_in_regime")
-    hours = _num(hours_in)
-    since = as_of - timedelta(hours=int(hours) - 1) if hours is not None and hours >= 1 else None
+    hours = _num(row.get("hours_in_regime"))
+    known = state != "unknown"  # a blind hour: the machine's own state lies beneath, not published
+    since = as_of - timedelta(hours=int(hours) - 1) if known and hours is not None and hours >= 1 else None
     level_code = int(row.get("cascade_level") or 0)
     level = _LEVEL_NAMES.get(level_code, "none")
     quintile = int(row.get("cfi_quintile") or 0)

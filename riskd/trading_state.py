@@ -53,8 +53,9 @@ class TradingTable:
     """The mapping, in the order it is applied (first the fail-safe, then the strictest of the rest).
 
     ``states``: regime state → trading state. ``halt_at_or_below``: a ``risk_multiplier`` at or below this
-    halts whatever the state. ``reduce_below``: a multiplier below this is at least ``reducing`` (degraded
-    data caps the multiplier at 0.5, so degraded hours reduce). ``fail_safe``: the state when blind."""
+    halts whatever the state. ``reduce_below``: a multiplier below this is at least ``reducing``.
+    ``fail_safe``: the state when blind. Degraded data (a secondary source stale or missing) is usable, as
+    every riskd reader treats it: it changes nothing here."""
 
     states: Mapping[str, TradingState] = field(default_factory=_default_states)
     halt_at_or_below: float = 0.0
@@ -94,7 +95,7 @@ def derive(
     by_state: TradingState = table.states.get(state, table.fail_safe)
     if risk_multiplier <= table.halt_at_or_below:
         by_multiplier: TradingState = "halted"
-    elif risk_multiplier < table.reduce_below or quality_status == "degraded":
+    elif risk_multiplier < table.reduce_below:
         by_multiplier = "reducing"
     else:
         by_multiplier = "active"
@@ -110,8 +111,7 @@ def table_markdown(table: TradingTable = DEFAULT_TABLE) -> str:
         f"| 1 | no snapshot, older than the freshness limit, Redis unreachable (a reader's verdict "
         f"`stale`/`unknown`), `data_quality.status: stale`, or `state: unknown` | `{fs}` (the fail-safe) |",
         f"| 2 | `risk_multiplier` ≤ {table.halt_at_or_below:g} | `halted` |",
-        f"| 3 | `risk_multiplier` < {table.reduce_below:g}, or `data_quality.status: degraded` | "
-        "at least `reducing` |",
+        f"| 3 | `risk_multiplier` < {table.reduce_below:g} | at least `reducing` |",
     ]
     for i, (state, trading) in enumerate(table.states.items(), start=4):
         lines.append(f"| {i} | `state: {state}` | `{trading}` |")

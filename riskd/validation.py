@@ -431,45 +431,11 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
     return cfg
 
 
-INTRAHOUR_SOURCES = (("ohlcv_5m", "binance", 5), ("ohlcv_1m", "binance", 1), ("spot_ohlcv_1m", "binance", 1))
-"""Minute datasets replayed by ``--intra-hour`` (the importer's timeframe datasets), finest wins per span."""
-
-
-def cli_intrahour(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd validate --intra-hour --out DIR``: replay the provisional detector over every stored minute
-    dataset; writes intrahour.md and prints it."""
-    from riskd.errors import DataError
-    from riskd.research.intrahour import markdown, replay
-    from riskd.store import HistoryStore
-
-    store = HistoryStore(settings.store_dir)
-    symbols = args.symbols or settings.universe.symbols
-    reports = {}
-    for dataset, venue, minutes in INTRAHOUR_SOURCES:
-        try:
-            frames = {s: store.read(dataset, venue, s, args.start, args.end) for s in symbols}
-        except DataError:
-            continue  # the dataset is not known to this store
-        btc = frames.pop(symbols[0])
-        if btc.empty:
-            continue
-        alts = pd.DataFrame({s: f["close"] for s, f in frames.items() if not f.empty})
-        reports[f"{dataset} ({venue}, {minutes}-minute bars)"] = replay(
-            btc, alts, settings.streams.detector, minutes
-        )
-    if not reports:
-        raise ConfigError("invalid argument --intra-hour: the store holds no minute data (riskd data import)")
-    text = markdown(reports, settings.streams.detector)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "intrahour.md").write_text(text + "\n")
-    print(text)
-    return 0
-
-
 def cli_validate(settings: Settings, args: argparse.Namespace) -> int:
     """``riskd validate [--from …] [--to …] --out DIR``: exit 0 when the report was written."""
     if getattr(args, "intra_hour", False):
+        from riskd.intrahour_report import cli_intrahour  # only the minute replay needs it
+
         return cli_intrahour(settings, args)
     start, end = hour_arg(args.start, "--from"), hour_arg(args.end, "--to")
     if start is not None and end is not None and start > end:

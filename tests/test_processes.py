@@ -193,6 +193,13 @@ def test_demo_minutes_warns_before_the_crash_hour_closes(redis_url: str) -> None
     assert int(crash.group(3)) + int(crash.group(4)) == 60
     assert ">> 08:00-09:00 UTC" in out.stdout  # every hour is reported
     assert "Cascade developing (provisional" in out.stdout  # the alert itself, on the console
+    # The crash hour's own alert is sent, not held by the cooldown of the 11:27 one (issue 17, finding 6).
+    sent = re.search(
+        r"Hour ending 2021-05-19 13:00 UTC · minute 12:(\d\d) \((\d+) min before the close\)", out.stdout
+    )
+    assert sent, out.stdout[-4000:]
+    assert int(sent.group(2)) >= 10
+    assert re.search(r"hour ending 13:00 UTC \(BTC -9\.0%.*\(alert sent\)", out.stdout), out.stdout[-2000:]
     assert "Liquidations in this demo are SYNTHETIC" in out.stdout
 
 

@@ -34,8 +34,8 @@ HOUR = NOW.replace(minute=0)
         ("fragile", 0.5, "ok", None, "reducing"),
         ("cascade", 0.0, "ok", None, "halted"),
         ("cascade", 0.3, "ok", None, "halted"),  # the state's row: halted whatever the multiplier
-        ("calm", 0.5, "degraded", None, "reducing"),  # degraded data caps the multiplier: at least reducing
-        ("calm", 1.0, "degraded", None, "reducing"),
+        ("calm", 0.5, "ok", None, "reducing"),  # a multiplier below 0.75: at least reducing
+        ("calm", 1.0, "degraded", None, "active"),  # degraded data is usable: it changes nothing
         ("calm", 0.0, "ok", None, "halted"),  # a zero multiplier halts whatever the state
         ("unknown", 0.5, "ok", None, "halted"),  # the lead's blind state: the fail-safe
         ("calm", 1.0, "stale", None, "halted"),  # computed from stale data: the fail-safe
@@ -176,10 +176,16 @@ def test_the_mixin_needs_the_export_in_backtests() -> None:
 
 
 def test_snapshots_carry_the_trading_state_of_their_data_quality() -> None:
-    """A snapshot built from degraded data is at least reducing; from stale data, the fail-safe."""
+    """A snapshot built from degraded data keeps its regime's trading state; from stale data, or in the
+    blind ``unknown`` state, the fail-safe."""
     degraded = make_snapshot(HOUR, "calm", data_quality=DataQuality(status="degraded", coverage=0.8))
     stale = make_snapshot(HOUR, "calm", data_quality=DataQuality(status="stale", coverage=0.0))
-    assert (degraded.trading_state, stale.trading_state) == ("reducing", "halted")
+    blind = make_snapshot(HOUR, "unknown")
+    assert (degraded.trading_state, stale.trading_state, blind.trading_state) == (
+        "active",
+        "halted",
+        "halted",
+    )
 
 
 async def test_regime_serves_the_fail_safe_when_not_current() -> None:

@@ -71,6 +71,8 @@ class ApiContext:
             venue_health=getattr(self.state, "venue_health", {}),
             max_age=self.max_age,
             max_silence_s=self.max_silence_s,
+            services_down=getattr(self.state, "down", {}),
+            started=self.state.last_cycle_ok is not None,
         )
 
 

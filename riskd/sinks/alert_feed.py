@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from riskd.alerts import derive_alerts
-from riskd.models import Alert, Keys, Snapshot
+from riskd.alerts import blind, derive_alerts
+from riskd.models import Alert, Keys, Snapshot, read_entry
 
 log = logging.getLogger("riskd.alerts")
 
@@ -123,12 +123,13 @@ class AlertFeed:
         pending = sorted(newest)
         for as_of in pending:
             cur = newest[as_of]
-            alerts += derive_alerts(self._before(as_of), cur, now=now)
+            alerts += derive_alerts(self._before(as_of), cur, now=now, known=self._known_before(as_of))
             self._remember(cur)
         for as_of in pending:  # a restated hour changes the step into the next one, if that one stood
             after = self._after(as_of)
             if newest[as_of].revision and after is not None and after.as_of not in newest:
-                alerts += derive_alerts(newest[as_of], after, now=now)
+                known = self._known_before(after.as_of)
+                alerts += derive_alerts(newest[as_of], after, now=now, known=known)
         if not alerts:
             return
         chart = await self._chart() if self._chart is not None else None
@@ -151,6 +152,17 @@ class AlertFeed:
         i = bisect.bisect_left(self._times, as_of)
         return self._known[self._times[i - 1]] if i > 0 else None
 
+    def _known_before(self, as_of: datetime) -> Snapshot | None:
+        """The newest remembered hour before ``as_of`` that riskd could see (market alerts compare with it,
+        so a blind spell between two hours neither invents nor hides a transition)."""
+        i = bisect.bisect_left(self._times, as_of)
+        while i > 0:
+            i -= 1
+            snap = self._known[self._times[i]]
+            if not blind(snap):
+                return snap
+        return None
+
     def _after(self, as_of: datetime) -> Snapshot | None:
         i = bisect.bisect_right(self._times, as_of)
         return self._known[self._times[i]] if i < len(self._times) else None
@@ -158,9 +170,8 @@ class AlertFeed:
 
 def _snapshot(fields: dict[Any, Any]) -> Snapshot | None:
     """The entry's snapshot; None (logged) for an entry riskd cannot read, which must not stall alerts."""
-    raw = fields.get(b"json", fields.get("json")) or b""  # no field: unreadable, like bad JSON
     try:
-        return Snapshot.model_validate_json(raw)
+        return read_entry(fields)
     except ValueError as err:
         log.error("history entry unreadable, no alerts derived from it: %s", str(err)[:200])
         return None

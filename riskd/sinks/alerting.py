@@ -122,6 +122,30 @@ def format_message(alert: Alert, *, now: datetime, maybe_repeated: bool = False,
     return "\n".join([*lines, alert.body])
 
 
+CONFIRMED = "Confirmed at the hour close (provisional alert above)"
+
+
+def as_delivered(item: Item, root_kind: str) -> Alert:
+    """The alert as its message says it, headers first: an upgrade says what it corrects, a cascade that
+    a provisional "developing" alert announced says it is confirmed (only when that alert was sent: the
+    thread's first message was one), and the alerts the cooldown held since the last one are listed."""
+    alert = item.alert
+    title, lines = alert.title, []
+    if item.upgrade_from:
+        title = f"⬆ {title} (upgraded from {item.upgrade_from})"
+        lines.append(
+            f"Upgrade: corrected data raise this from {item.upgrade_from.upper()} to {alert.severity.upper()} "
+            "(a reply to the earlier alert)."
+        )
+    confirms = alert.kind in ("cascade_start", "regime_change") and root_kind == "cascade_developing"
+    if confirms and item.escalation is None and not alert.body.startswith(CONFIRMED):
+        lines.append(CONFIRMED)
+    body = "\n".join([*lines, alert.body])
+    if item.folded:
+        body += "\nHeld by the cooldown since the last message:\n" + "\n".join(f"• {x}" for x in item.folded)
+    return alert.model_copy(update={"title": title, "body": body})
+
+
 class AlertPipeline:
     """Policy + outbox + delivery worker for one channel; see the module docstring for the guarantees.
 
@@ -181,7 +205,8 @@ class AlertPipeline:
     async def submit(self, alerts: Sequence[Alert], *, chart: bytes | None = None) -> list[str]:
         """Apply the policy and queue what passes; returns each alert's outcome.
 
-        Outcomes: ``queued``, ``off``, ``duplicate``, ``muted``, ``cooldown``. Redis unreachable raises
+        Outcomes: ``queued``, ``upgrade`` (queued: a stronger correction of an alert already queued),
+        ``off``, ``duplicate``, ``downgrade`` (a weaker correction: not sent), ``muted``, ``cooldown``. Redis unreachable raises
         (RedisError): nothing is held in memory, the caller (:class:`riskd.sinks.alert_feed.AlertFeed`)
         keeps its cursor and derives the same alerts again later; fingerprints make that idempotent.
         """
@@ -202,8 +227,11 @@ class AlertPipeline:
                 alert, silent=mode == "silent", chart_key=chart_key, now_ms=self._now_ms(),
                 cooldown_ms=self._cooldown_ms(alert), dests=self._dests_for(alert),
             )  # fmt: skip
-        if outcome != "queued":
+        if outcome not in ("queued", "upgrade"):
             self._suppressed(outcome, alert)
+        elif outcome == "upgrade":
+            log.warning("alert upgraded kind=%s as_of=%s severity=%s: corrected data raised it",
+                        alert.kind, alert.as_of.isoformat(), alert.severity)  # fmt: skip
         return outcome
 
     def _suppressed(self, reason: str, alert: Alert) -> None:
@@ -296,12 +324,20 @@ class AlertPipeline:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Deliver due items until ``stop`` is set (or the task is cancelled)."""
         stop = stop or asyncio.Event()
+        unreachable = False
         while not stop.is_set():
             try:
                 busy = await self.deliver_next(stop)
                 await self.outbox_size()
+                if unreachable:
+                    log.warning("alert outbox reachable again (redis)")
+                unreachable = False
             except RedisError as exc:
-                log.warning("alert outbox unreachable (redis): %s; retrying in %.1fs", exc, self._poll_s)
+                if not unreachable:  # once per outage, not once a poll
+                    log.warning(
+                        "alert outbox unreachable (redis): %s; retrying every %.1fs", exc, self._poll_s
+                    )
+                unreachable = True
                 busy = False
             if not busy:
                 await self._idle(stop, self._poll_s)
@@ -317,14 +353,15 @@ class AlertPipeline:
             return False
         if item.dest not in self.channel.destinations:
             log.error("outbox item for a destination this channel does not serve, dropped id=%s", item.id)
-            await self.outbox.mark(item, "dropped: destination not configured")
+            await self.outbox.mark(item, "dropped: destination not configured", delivered_ms=self._now_ms())
             return True
+        root = await self.outbox.thread_root(item.alert.thread, item.dest) if item.alert.thread else None
+        item.alert = as_delivered(item, root[1] if root else "")
+        reply_to = await self.outbox.receipt(item.upgrade_of, item.dest) if item.upgrade_of else None
+        reply_to = reply_to or (root[0] if root else None)
         render = getattr(self.channel, "render", format_message)
         text = render(item.alert, now=self._now(), maybe_repeated=item.maybe_sent, escalation=item.escalation)
         chart = await self.outbox.load_chart(item.chart_key)
-        reply_to = await self.outbox.thread_root(item.alert.thread, item.dest) if item.alert.thread else None
-        if reply_to and item.alert.kind in ("cascade_start", "regime_change"):
-            text = "Confirmed at the hour close (provisional alert above)\n" + text
         if not await self.outbox.start(item):
             return True  # the lease lapsed and another worker owns the item now
         if self._limiter:
@@ -335,6 +372,7 @@ class AlertPipeline:
             )
             if reply_to and self._replies:
                 extra["reply_to"] = reply_to
+            sent_ms = self._now_ms()  # the delivery's time, as its text judged it (edits render the same)
             send = self.channel.send(item.dest, text, silent=item.silent, chart=chart, **extra)
             receipt = await asyncio.wait_for(send, self._send_timeout_s)
         except DeliveryError as exc:
@@ -342,18 +380,18 @@ class AlertPipeline:
         except TimeoutError:
             await self._release(item, DeliveryError("send timed out", definite=False))
         else:
-            await self._delivered(item, receipt)
+            await self._delivered(item, receipt, sent_ms)
         return True
 
-    async def _delivered(self, item: Item, receipt: str) -> None:
+    async def _delivered(self, item: Item, receipt: str, sent_ms: int) -> None:
         esc = self.escalation
         due = 0
         if esc is not None and item.alert.severity == "critical" and item.escalation is None:
             due = self._now_ms() + int(esc[1] * 60_000)
-        if not await self.outbox.mark(item, receipt, escalate_at_ms=due):
+        if not await self.outbox.mark(item, receipt, delivered_ms=sent_ms, escalate_at_ms=due):
             log.warning("alert delivered after its lease lapsed (possible duplicate) id=%s", item.id)
         if item.alert.thread:
-            await self.outbox.set_thread_root(item.alert.thread, item.dest, receipt)
+            await self.outbox.set_thread_root(item.alert.thread, item.dest, receipt, item.alert.kind)
         self.stats.sent[(self.channel.name, item.alert.severity)] += 1
         self.stats.last_success_ts = self._clock()
         if self._on_sent:

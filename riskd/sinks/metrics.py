@@ -65,6 +65,7 @@ class LiveState:
     started_at: float = field(default_factory=time.time)
     last_cycle_ok: float | None = None
     venue_health: dict[str, str] = field(default_factory=dict)  # venue -> "ok" | "degraded" | "down"
+    down: dict[str, str] = field(default_factory=dict)  # service ("redis") -> why it is unreachable now
 
 
 class SnapshotCollector(Collector):
@@ -207,7 +208,7 @@ class Metrics:
         for channel in ("telegram", "console"):
             for severity in ("info", "warning", "critical"):
                 self.alerts_sent.labels(channel, severity)
-        for reason in ("duplicate", "cooldown", "muted", "off"):
+        for reason in ("duplicate", "downgrade", "cooldown", "muted", "off"):
             self.alerts_suppressed.labels(reason)
         for stage in ("fetch", "store", "state", "redis", "alerts"):
             self.stage_failures.labels(stage)
@@ -258,6 +259,20 @@ class Metrics:
     def failure(self, stage: str) -> None:
         """Count one failure of a stage (the stage's last success stops moving too)."""
         self.stage_failures.labels(stage).inc()
+
+    def service_down(self, service: str, why: str) -> bool:
+        """A service riskd needs (``redis``) stopped answering: counted once per outage under its stage,
+        shown by /healthz as degraded until :meth:`service_up`. True when the outage just began (the caller
+        logs it then, once)."""
+        began = service not in self.state.down
+        if began:
+            self.failure(service)
+        self.state.down[service] = why
+        return began
+
+    def service_up(self, service: str) -> bool:
+        """The service answers again; True when an outage just ended."""
+        return self.state.down.pop(service, None) is not None
 
     def exposition(self) -> bytes:
         """The text format a scrape returns."""

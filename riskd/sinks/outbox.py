@@ -4,7 +4,12 @@ Keys under ``{prefix}:alerts:`` (prefix = ``redis.key_prefix``, e.g. ``riskd:v1`
 
 ===========================  ======  ==========================================================
 ``seen:{fingerprint}``       string  de-duplication: the event was handled (TTL 30 d)
-``last:{kind}``              string  as_of (ms) of the last queued alert of a kind, for cooldown (30 d)
+``last:{kind}``              string  as_of (ms) | rank | episode of the last queued alert of a kind, for
+                                     the cooldown (30 d)
+``rank:{identity}``          string  rank | fingerprint | severity of the strongest alert queued for one
+                                     event: weaker corrections drop, stronger ones are upgrades (30 d)
+``folded:{kind}``            list    one line per alert the cooldown held; the next message of the kind
+                                     carries them (30 d)
 ``mute:{kind|all}``          string  active mute, value = until (ISO); TTL = the mute's duration
 ``seq``                      string  counter giving items a FIFO id
 ``item:{id}``                hash    one delivery: alert JSON, dest, silent, chart key, attempts,
@@ -18,6 +23,8 @@ Keys under ``{prefix}:alerts:`` (prefix = ``redis.key_prefix``, e.g. ``riskd:v1`
                                      the thread reply to it (TTL 7 d)
 ``alert:{fingerprint}``      string  the alert JSON once delivered, to edit or escalate it (TTL 7 d)
 ``msgs:{fingerprint}``       hash    dest → channel receipt (Telegram message id) of each copy (7 d)
+``facts:{fingerprint}``      hash    dest → how that copy was delivered (time, possibly repeated,
+                                     escalation), so an edit keeps its banners (7 d)
 ``pending``                  zset    fingerprint → when its escalation is due (ms): critical alerts
                                      delivered and not yet acknowledged
 ``ack:{fingerprint}``        string  JSON {by, at}: the first acknowledgement wins (TTL 30 d)
@@ -34,10 +41,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from riskd.models import Alert
+from riskd.models import Alert, read_model
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -45,24 +53,58 @@ if TYPE_CHECKING:
 _SUBMIT = """
 local p, fp, kind, sev = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local seen_ttl, cooldown, now, as_of = ARGV[5], tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local base, rank, episode, line = ARGV[12], tonumber(ARGV[13]), ARGV[14], ARGV[15]
 local seen = p .. ':alerts:seen:' .. fp
 if redis.call('EXISTS', seen) == 1 then return 'duplicate' end
 redis.call('SET', seen, now, 'PX', seen_ttl)
+local rankkey = p .. ':alerts:rank:' .. base
+local prior = redis.call('GET', rankkey)
+local upgrade_of, upgrade_from = '', ''
+if prior then
+  local prank, pfp, psev = string.match(prior, '^(%d+)|([^|]*)|(.*)$')
+  if tonumber(prank) >= rank then return 'downgrade' end
+  upgrade_of, upgrade_from = pfp, psev
+end
+redis.call('SET', rankkey, rank .. '|' .. fp .. '|' .. sev, 'PX', seen_ttl)
 if redis.call('EXISTS', p .. ':alerts:mute:all', p .. ':alerts:mute:' .. kind) > 0 then return 'muted' end
+local folded = p .. ':alerts:folded:' .. kind
 if cooldown > 0 then
   local key = p .. ':alerts:last:' .. kind
-  local last = tonumber(redis.call('GET', key) or '-1')
-  if sev ~= 'critical' and last >= 0 and as_of >= last and as_of - last < cooldown then return 'cooldown' end
-  if as_of > last then redis.call('SET', key, as_of, 'PX', seen_ttl) end
+  local last = redis.call('GET', key)
+  local last_as_of, last_rank, last_episode = -1, -1, ''
+  if last then
+    local a, r, e = string.match(last, '^(-?%d+)|(-?%d+)|(.*)$')
+    if a then last_as_of, last_rank, last_episode = tonumber(a), tonumber(r), e
+    else last_as_of = tonumber(last) or -1 end
+  end
+  if sev ~= 'critical' and upgrade_of == '' and last_as_of >= 0 and as_of >= last_as_of
+     and as_of - last_as_of < cooldown and episode == last_episode and rank <= last_rank then
+    redis.call('RPUSH', folded, line)
+    redis.call('PEXPIRE', folded, seen_ttl)
+    return 'cooldown'
+  end
+  if as_of >= last_as_of then redis.call('SET', key, as_of .. '|' .. rank .. '|' .. episode, 'PX', seen_ttl) end
 end
-for i = 12, #ARGV do
+local held = table.concat(redis.call('LRANGE', folded, 0, -1), '\\n')
+redis.call('DEL', folded)
+for i = 16, #ARGV do
   local id = string.format('%012d', redis.call('INCR', p .. ':alerts:seq')) .. ':' .. fp .. ':' .. ARGV[i]
   redis.call('HSET', p .. ':alerts:item:' .. id, 'alert', ARGV[9], 'dest', ARGV[i], 'silent', ARGV[10],
-    'chart', ARGV[11], 'attempts', 0, 'inflight', 0, 'maybe_sent', 0, 'enqueued_ms', now)
+    'chart', ARGV[11], 'attempts', 0, 'inflight', 0, 'maybe_sent', 0, 'enqueued_ms', now,
+    'upgrade_of', upgrade_of, 'upgrade_from', upgrade_from, 'folded', held)
   redis.call('ZADD', p .. ':alerts:due', now, id)
 end
+if upgrade_of ~= '' then return 'upgrade' end
 return 'queued'
 """
+"""De-duplicates, applies the severity rule, mutes and the cooldown, and queues, in one step.
+
+``seen:{fingerprint}`` drops the same alert at the same strength. ``rank:{identity}`` holds the strongest
+rank (severity, then cascade level) queued for one event: a weaker correction is dropped (``downgrade``),
+a stronger one is queued as an ``upgrade`` of the earlier one (it names its fingerprint and severity).
+The cooldown (``last:{kind}``: as_of | rank | episode of the last one queued) holds only repeats of the
+same episode at the same or a lower rank; a held alert's one-line summary waits in ``folded:{kind}`` and
+is carried by the next message of that kind. Critical alerts and upgrades are never held."""
 
 _CLAIM = """
 local p, now, lease, owner = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -98,11 +140,14 @@ _MARK = """
 local p, id = ARGV[1], ARGV[2]
 local item = p .. ':alerts:item:' .. id
 local mine = redis.call('HGET', item, 'owner') == ARGV[3]
-local fp, alert = ARGV[6], redis.call('HGET', item, 'alert')
-if alert then
+local fp, alert = ARGV[6], ARGV[8]
+if redis.call('EXISTS', item) == 1 then
+  local dest = redis.call('HGET', item, 'dest')
   redis.call('SET', p .. ':alerts:alert:' .. fp, alert, 'PX', ARGV[5])
-  redis.call('HSET', p .. ':alerts:msgs:' .. fp, redis.call('HGET', item, 'dest'), ARGV[4])
+  redis.call('HSET', p .. ':alerts:msgs:' .. fp, dest, ARGV[4])
   redis.call('PEXPIRE', p .. ':alerts:msgs:' .. fp, ARGV[5])
+  redis.call('HSET', p .. ':alerts:facts:' .. fp, dest, ARGV[9])
+  redis.call('PEXPIRE', p .. ':alerts:facts:' .. fp, ARGV[5])
   local due = tonumber(ARGV[7])
   if due > 0 and redis.call('HGET', item, 'escalation') ~= '1'
      and redis.call('EXISTS', p .. ':alerts:ack:' .. fp, p .. ':alerts:escalated:' .. fp) == 0 then
@@ -173,6 +218,12 @@ class Item:
     maybe_sent: bool
     escalation: float | None = None
     """An escalation copy: the minutes it waited unacknowledged."""
+    upgrade_of: str = ""
+    """An upgrade: the fingerprint of the weaker alert it corrects (its message is replied to)."""
+    upgrade_from: str = ""
+    """An upgrade: the severity of the weaker alert."""
+    folded: list[str] = field(default_factory=list)
+    """One line per alert of this kind the cooldown held back since the last one sent."""
 
 
 class Outbox:
@@ -192,11 +243,12 @@ class Outbox:
 
     async def submit(self, alert: Alert, *, silent: bool, chart_key: str, cooldown_ms: int,
                      now_ms: int, dests: list[str]) -> str:  # fmt: skip
-        """De-duplicate, check mutes and cooldown, queue one item per destination — all or nothing."""
+        """De-duplicate, apply the severity rule, mutes and cooldown, queue one item per destination — all
+        or nothing. Outcomes: queued, upgrade, duplicate, downgrade, muted, cooldown (see ``_SUBMIT``)."""
         res = await self._scripts["submit"](args=[
             self.p, alert.fingerprint, alert.kind, alert.severity, self._seen_ttl_ms, cooldown_ms, now_ms,
             int(alert.as_of.timestamp() * 1000), alert.model_dump_json(), "1" if silent else "0", chart_key,
-            *dests,
+            alert.identity, alert.rank, alert.episode_id or "", folded_line(alert), *dests,
         ])  # fmt: skip
         return _text(res)
 
@@ -209,25 +261,31 @@ class Outbox:
         fields = dict(zip(vals[1::2], vals[2::2], strict=True))
         return Item(
             id=vals[0],
-            alert=Alert.model_validate_json(fields["alert"]),
+            alert=read_model(Alert, fields["alert"]),
             dest=fields["dest"],
             silent=fields["silent"] == "1",
             chart_key=fields.get("chart", ""),
             attempts=int(fields.get("attempts", "0")),
             maybe_sent=fields.get("maybe_sent") == "1",
             escalation=float(fields["escalation"]) if fields.get("escalation") else None,
+            upgrade_of=fields.get("upgrade_of", ""),
+            upgrade_from=fields.get("upgrade_from", ""),
+            folded=[line for line in fields.get("folded", "").split("\n") if line],
         )
 
     async def start(self, item: Item) -> bool:
         """Mark the item in flight just before the request; False when the lease was lost."""
         return bool(await self._scripts["start"](args=[self.p, item.id, self.owner]))
 
-    async def mark(self, item: Item, receipt: str, *, escalate_at_ms: int = 0) -> bool:
+    async def mark(self, item: Item, receipt: str, *, delivered_ms: int, escalate_at_ms: int = 0) -> bool:
         """Record the channel's receipt (and the copy's message id) and remove the item, atomically;
         False if the lease had lapsed. ``escalate_at_ms`` > 0 puts the alert on the escalation list
-        (once, unless acknowledged or escalated already)."""
+        (once, unless acknowledged or escalated already). The alert is kept as delivered (upgrade and
+        held lines included), with the copy's delivery facts, so a later edit renders what was sent."""
+        facts = Delivery(delivered_ms, item.maybe_sent, item.escalation).to_json()
         return bool(await self._scripts["mark"](args=[
             self.p, item.id, self.owner, receipt, self._sent_ttl_ms, item.alert.fingerprint, escalate_at_ms,
+            item.alert.model_dump_json(), facts,
         ]))  # fmt: skip
 
     async def release(self, item: Item, *, now_ms: int, counts: bool, definite: bool, error: str,
@@ -267,8 +325,18 @@ class Outbox:
         """The alert as delivered and dest → receipt of each copy (to edit them)."""
         raw = await self.redis.get(f"{self.p}:alerts:alert:{fingerprint}")
         msgs = await self.redis.hgetall(f"{self.p}:alerts:msgs:{fingerprint}")
-        alert = Alert.model_validate_json(raw) if raw else None
+        alert = read_model(Alert, raw) if raw else None
         return alert, {_text(k): _text(v) for k, v in msgs.items()}
+
+    async def delivery_facts(self, fingerprint: str) -> dict[str, Delivery]:
+        """dest → how that copy was delivered (when, possibly repeated, escalation), for edits."""
+        raw = await self.redis.hgetall(f"{self.p}:alerts:facts:{fingerprint}")
+        return {_text(k): Delivery.from_json(_text(v)) for k, v in raw.items()}
+
+    async def receipt(self, fingerprint: str, dest: str) -> str | None:
+        """The channel receipt (message id) of one delivered copy, or None."""
+        raw = await self.redis.hget(f"{self.p}:alerts:msgs:{fingerprint}", dest)
+        return _text(raw) if raw else None
 
     async def size(self) -> int:
         """Items waiting or in flight."""
@@ -285,15 +353,19 @@ class Outbox:
         raw = await self.redis.get(key) if key else None
         return base64.b64decode(raw) if raw else None
 
-    async def thread_root(self, thread: str, dest: str) -> str | None:
-        """The receipt (message id) of the first message delivered in ``thread`` to ``dest``."""
+    async def thread_root(self, thread: str, dest: str) -> tuple[str, str] | None:
+        """(receipt, alert kind) of the first message delivered in ``thread`` to ``dest``, or None."""
         raw = await self.redis.get(f"{self.p}:alerts:thread:{thread}:{dest}")
-        return _text(raw) if raw else None
+        if not raw:
+            return None
+        receipt, _, kind = _text(raw).partition("|")  # an older riskd stored the receipt alone
+        return receipt, kind
 
-    async def set_thread_root(self, thread: str, dest: str, receipt: str) -> None:
-        """Remember ``receipt`` as the root of ``thread`` unless one is set already (TTL as ``sent``)."""
+    async def set_thread_root(self, thread: str, dest: str, receipt: str, kind: str) -> None:
+        """Remember ``receipt`` (an alert of ``kind``) as the root of ``thread`` unless one is set already
+        (TTL as ``sent``)."""
         await self.redis.set(
-            f"{self.p}:alerts:thread:{thread}:{dest}", receipt, nx=True, px=self._sent_ttl_ms
+            f"{self.p}:alerts:thread:{thread}:{dest}", f"{receipt}|{kind}", nx=True, px=self._sent_ttl_ms
         )
 
     async def set_mute(self, kind: str, until_iso: str, seconds: float) -> None:
@@ -312,6 +384,30 @@ class Outbox:
             if ms and ms > 0:
                 out[kind] = ms / 1000
         return out
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How one copy of an alert was delivered: an edit (acknowledge, refresh) renders the same banners."""
+
+    delivered_ms: int
+    maybe_repeated: bool = False
+    escalation: float | None = None
+
+    def to_json(self) -> str:
+        """Compact JSON as stored in ``facts:{fingerprint}``."""
+        return json.dumps({"at": self.delivered_ms, "repeated": self.maybe_repeated, "esc": self.escalation})
+
+    @classmethod
+    def from_json(cls, raw: str) -> Delivery:
+        """Tolerant of fields a newer riskd adds."""
+        data = json.loads(raw)
+        return cls(int(data.get("at", 0)), bool(data.get("repeated")), data.get("esc"))
+
+
+def folded_line(alert: Alert) -> str:
+    """How an alert held by the cooldown is mentioned in the next message of its kind."""
+    return f"{alert.as_of:%m-%d %H:%M} UTC · {alert.severity} · {alert.title}"
 
 
 def _text(value: object) -> str:

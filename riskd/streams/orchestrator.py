@@ -33,7 +33,7 @@ import pandas as pd
 from riskd.alerts import cascade_thread, derive_alerts
 from riskd.clock import Clock
 from riskd.core.intrahour import PROVISIONAL_CODES, fires, minute_features, provisional_levels
-from riskd.models import Alert, Keys, Snapshot
+from riskd.models import Alert, Keys, Snapshot, read_entry
 from riskd.settings import Settings
 from riskd.store import HistoryStore
 from riskd.streams.feeds import Feed, make_client, tap_liquidations
@@ -328,10 +328,8 @@ class MinuteStreams:
         rows = await self.client.xrange(self._history_key, min=f"{hour_end}-0", max=f"{hour_end}-0", count=1)
         if not rows:
             return None
-        fields = rows[0][1]
-        raw = fields.get(b"json", fields.get("json"))
         try:
-            return Snapshot.model_validate_json(raw)
+            return read_entry(rows[0][1])
         except ValueError:
             return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from telegram import CallbackQuery, InlineKeyboardMarkup
@@ -18,6 +18,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from riskd.freshness import judge
+from riskd.models import Alert
+from riskd.sinks.outbox import Delivery
 from riskd.telegram.commands import status_reply
 from riskd.telegram.format import Ack, alert_html, banner, esc
 from riskd.telegram.keyboards import Press, alert_keyboard, parse_press
@@ -81,10 +83,9 @@ async def acknowledge(bot: CommandBot, fingerprint: str, who: str) -> str:
     alert, copies = await bot.outbox.delivered(fingerprint)
     if alert is None:
         return "Acknowledged (the alert itself has expired)."
-    esc_dests, minutes = getattr(bot.mutes, "escalation", None) or ([], None)
+    facts = await bot.outbox.delivery_facts(fingerprint)
     for dest, message_id in copies.items():
-        waited = minutes if dest in esc_dests else None  # an escalation copy keeps its header
-        text = alert_html(alert, links=bot.links, now=bot.now(), ack=ack, escalated_after_min=waited)
+        text = as_sent(bot, alert, facts.get(dest), ack=ack)  # the copy's own banners, nothing added
         await edit(bot, int(dest), int(message_id), text, alert_keyboard(alert, acknowledged=True))
     log.info("alert %s acknowledged by %s", fingerprint, ack.by)
     if json.loads(mine)["by"] != ack.by or stored["at"] != json.loads(mine)["at"]:
@@ -105,11 +106,22 @@ async def _refresh_alert(bot: CommandBot, query: CallbackQuery, fingerprint: str
     state = (
         f"Regime <b>{esc(snap.state.upper())}</b> · ×{snap.risk_multiplier:g}" if snap else "Regime UNKNOWN"
     )
-    text = alert_html(alert, links=bot.links, now=now, ack=ack)
+    facts = await bot.outbox.delivery_facts(fingerprint)
+    text = as_sent(bot, alert, facts.get(str(query.message.chat.id)), ack=ack)
     text += f"\n🔄 Now ({now:%H:%M} UTC): {state} · {banner(judge(snap, now=now))}"
     await edit(bot, query.message.chat.id, query.message.message_id, text,
                alert_keyboard(alert, acknowledged=ack is not None))  # fmt: skip
     return "Refreshed."
+
+
+def as_sent(bot: CommandBot, alert: Alert, facts: Delivery | None, *, ack: Ack | None) -> str:
+    """The alert's HTML as that copy was delivered: its delay, "possibly repeated" and escalation banners
+    are the delivery's (an edit an hour later must not claim the delivery was held up), plus ``ack``."""
+    if facts is None:  # delivered by a riskd that kept no facts: judge the delay at the hour, not now
+        return alert_html(alert, links=bot.links, now=alert.as_of, ack=ack)
+    at = datetime.fromtimestamp(facts.delivered_ms / 1000, UTC)
+    return alert_html(alert, links=bot.links, now=at, maybe_repeated=facts.maybe_repeated,
+                      escalated_after_min=facts.escalation, ack=ack)  # fmt: skip
 
 
 async def edit(

@@ -267,6 +267,8 @@ class SeenAlert:
     late: bool
     silent: bool
     text: str
+    upgrade: bool = False
+    """An upgrade of an earlier, weaker alert of the same event (corrected data raised it)."""
 
 
 def parse_alert(text: str, silent: bool = False) -> SeenAlert | None:
@@ -289,6 +291,7 @@ def parse_alert(text: str, silent: bool = False) -> SeenAlert | None:
         late=bool(re.search(r"LATE|late|restat", head + text.split("\n", 2)[0])),
         silent=silent,
         text=text,
+        upgrade="(upgraded from " in head,
     )
 
 
@@ -611,28 +614,33 @@ class FaultRig:
         from riskd.settings import load_settings
 
         alert_modes = load_settings(**self.settings(alerts=modes)).alerts
+        from riskd.alerts import blind
+
         expected: set[AlertKey] = set()
-        prev = None
+        prev = known = None
         for h in window:
             cur = batch.get(h)
             if cur is None:
                 continue
-            for a in derive(prev, cur, now=cur.as_of):
+            for a in derive(prev, cur, now=cur.as_of, known=known):
                 if a.kind.startswith("data_") or getattr(alert_modes, a.kind) == "off":
                     continue
                 expected.add(alert_key(a))
             prev = cur
+            known = cur if not blind(cur) else known
         self.expected_alerts = expected
         seen = [s for s in self.delivered() if pd.Timestamp(s.key[1], tz="UTC") in set(window)]
         counts = Counter(s.key for s in seen)
         repeats = Counter(s.key for s in seen if s.repeated)
+        upgrades = Counter(s.key for s in seen if s.upgrade)
         got = set(counts)
         missing = sorted(expected - got)
         v.alerts_lost = len(missing)
         if missing:
             v.add(f"{len(missing)} alert(s) never delivered: {missing}")
         for key, n in counts.items():
-            allowed = 1 + min(1, repeats[key])  # one documented "possibly repeated" re-send
+            # one documented "possibly repeated" re-send; an upgrade (corrected data raised it) is its own
+            allowed = 1 + min(1, repeats[key]) + upgrades[key]
             v.repeated_resends += min(1, repeats[key])
             if n > allowed:
                 v.duplicates += n - allowed
