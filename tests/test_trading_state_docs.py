@@ -71,7 +71,7 @@ def test_the_bash_reader(tmp_path: Path, redis_url: str, prefix: str, case: str)
     make, want = CASES.get(case, (lambda: None, "halted"))
     _set(redis_url, prefix, make())
     env = {"PATH": "/usr/bin:/bin:" + str(Path(shutil.which("python3") or "/usr/bin/python3").parent),
-           "REDIS_URL": url, "RISKD_PREFIX": prefix}  # fmt: skip
+           "REDIS_URL": url, "KEY_PREFIX": prefix}  # fmt: skip
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=30)
     assert done.stdout.strip() == want, done.stderr
 
