@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m mypy
 	bash scripts/promtool-check.sh
 	bash scripts/install-test-deps.sh
+	bash scripts/freqtrade-env.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -47,4 +48,4 @@ promtool-check:
 	bash scripts/promtool-check.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-freqtrade .pytest_cache .ruff_cache

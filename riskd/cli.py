@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "validate": "riskd.validation:cli_validate",
     "calibrate": "riskd.calibration:cli_calibrate",
     "origin": "riskd.origin:cli_origin",
+    "export regime": "riskd.export:cli_export_regime",
 }
 
 
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "riskd.origin",
         "riskd.commands.demo",
         "riskd.commands.run",
+        "riskd.export",
     ):  # these parsers live beside their handlers
         importlib.import_module(beside).add_parser(sub)
 

@@ -240,6 +240,18 @@ def snapshot_schema_markdown() -> str:
     return f"```json\n{contract.render(contract.build_schemas()[contract.REGIME]).rstrip()}\n```\n"
 
 
+TRADING_BEGIN = "<!-- BEGIN GENERATED: trading-state table (riskd/trading_state.py) -->"
+TRADING_END = "<!-- END GENERATED: trading-state table -->"
+
+
+def _between(document: str, begin: str, end: str, generated: str) -> str:
+    """``document`` with the text between ``begin`` and ``end`` replaced by ``generated`` (unchanged when
+    the markers are absent)."""
+    head, sep, rest = document.partition(begin)
+    _, sep2, tail = rest.partition(end)
+    return f"{head}{begin}\n{generated}{end}{tail}" if sep and sep2 else document
+
+
 SCHEMA_DIR = Path("riskd/schemas")
 RUNBOOKS_BEGIN = "<!-- BEGIN GENERATED RUNBOOKS: riskd/http/runbooks/runbooks.md -->"
 RUNBOOKS_END = "<!-- END GENERATED RUNBOOKS -->"
@@ -248,6 +260,7 @@ RUNBOOKS_END = "<!-- END GENERATED RUNBOOKS -->"
 def expected_files(root: Path) -> dict[Path, str]:
     """What the generated files must contain, by path under ``root``."""
     from riskd import contract
+    from riskd.trading_state import table_markdown
 
     doc = (root / OPERATIONS_DOC).read_text(encoding="utf-8")
     redis_doc = (root / REDIS_DOC).read_text(encoding="utf-8")
@@ -260,7 +273,12 @@ def expected_files(root: Path) -> dict[Path, str]:
     files = {
         root / ENV_EXAMPLE: env_example(),
         root / OPERATIONS_DOC: f"{head_rb}{RUNBOOKS_BEGIN}\n{runbooks.docs_section()}{RUNBOOKS_END}{tail_rb}",
-        root / REDIS_DOC: f"{head}{SCHEMA_BEGIN}\n{snapshot_schema_markdown()}{SCHEMA_END}{tail}",
+        root / REDIS_DOC: _between(
+            f"{head}{SCHEMA_BEGIN}\n{snapshot_schema_markdown()}{SCHEMA_END}{tail}",
+            TRADING_BEGIN,
+            TRADING_END,
+            table_markdown(),
+        ),
     }
     for name, schema in contract.build_schemas().items():
         files[root / SCHEMA_DIR / name] = contract.render(schema)

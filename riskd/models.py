@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from riskd.trading_state import TradingState, derive
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -144,6 +146,21 @@ class Snapshot(BaseModel):
     restated: bool = Field(
         False, description="True on a revision (revision > 0): this hour was published before with other data"
     )
+    trading_state: TradingState = Field(
+        "halted",
+        description="What a bot may do: active (trade, sized by risk_multiplier), reducing (add no risk beyond "
+        "it), halted (open nothing new). From state, risk_multiplier and data_quality by the table in "
+        "docs/redis.md; unknown state or stale data give the fail-safe (halted by default), never active. "
+        "Added to v1 later: riskd's reader derives it for a payload without it; a reader that cannot takes halted",
+    )
+
+    @model_validator(mode="after")
+    def _trading_state_of_older_writers(self) -> Snapshot:
+        """Not given (a payload from a riskd before the field, or a snapshot built by hand): the value the
+        default table gives. After validation, so strict JSON reading keeps its types."""
+        if "trading_state" not in self.model_fields_set:
+            self.trading_state = derive(self.state, self.risk_multiplier, self.data_quality.status)
+        return self
 
     def to_json(self) -> str:
         """Compact, key-sorted JSON: identical snapshots give identical bytes."""

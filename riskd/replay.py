@@ -157,7 +157,8 @@ async def replay(
             clock.set(hour + HOUR + grace)
             now = clock.now().to_pydatetime(warn=False)
             quality = assess_row(row_panel, venues, p)
-            snap = to_snapshot(hour, records[i], computed_at=now, quality=quality, live=False)
+            snap = to_snapshot(hour, records[i], computed_at=now, quality=quality, live=False,
+                               trading=settings.trading.table())  # fmt: skip
             d._remember_chart(hour, row_panel, records[i])
             await d.publish(snap)
             await d.derive_alerts()

@@ -40,6 +40,7 @@ from riskd.core.params import FragilityParams, FundingParams
 from riskd.errors import ConfigError
 from riskd.sources.registry import VENUES as VENUE_SPECS
 from riskd.sources.registry import gap_venues
+from riskd.trading_state import TradingState, TradingTable
 
 DEFAULT_UNIVERSE: tuple[str, ...] = (
     "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "AVAX", "LINK", "DOT",
@@ -531,6 +532,35 @@ class StreamSettings(_Section):
     )
 
 
+class TradingSettings(_Section):
+    """The trading-state table (``riskd.trading_state``, docs/redis.md): how a regime, its multiplier and
+    its freshness become ``trading_state`` active / reducing / halted in every snapshot."""
+
+    calm: TradingState = Field("active", description="trading_state of the calm regime.")
+    elevated: TradingState = Field("active", description="…of elevated (risk_multiplier still sizes it).")
+    recovery: TradingState = Field("reducing", description="…of recovery.")
+    fragile: TradingState = Field("reducing", description="…of fragile.")
+    cascade: TradingState = Field("halted", description="…of cascade.")
+    halt_at_or_below: float = Field(
+        0.0, ge=0, le=1, description="A risk_multiplier at or below this halts, whatever the state."
+    )
+    reduce_below: float = Field(
+        0.75, ge=0, le=1, description="A risk_multiplier below this is at least reducing."
+    )
+    fail_safe: Literal["reducing", "halted"] = Field(
+        "halted",
+        description="trading_state when riskd cannot vouch for the regime (state unknown, stale data, no "
+        "or old snapshot); never active.",
+    )
+
+    def table(self) -> TradingTable:
+        """The table these settings make."""
+        states: dict[str, TradingState] = {
+            name: getattr(self, name) for name in ("calm", "elevated", "recovery", "fragile", "cascade")
+        }
+        return TradingTable(states, self.halt_at_or_below, self.reduce_below, self.fail_safe)
+
+
 def _registered(name: str) -> str:
     if name not in VENUE_SPECS:
         raise ValueError(f"unknown venue {name!r}; expected one of {', '.join(VENUES)}")
@@ -592,6 +622,9 @@ class Settings(BaseSettings):
     )
     streams: StreamSettings = Field(
         default_factory=StreamSettings, description="Minute streams and the provisional detector."
+    )
+    trading: TradingSettings = Field(
+        default_factory=TradingSettings, description="The trading-state table (active/reducing/halted)."
     )
     fragility: _Fragility = Field(
         default_factory=_Fragility,

@@ -21,6 +21,7 @@ from riskd.core.liquidations import FEATURE_COLUMNS as LIQ_FEATURES
 from riskd.core.output import LIQ_RANKED
 from riskd.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
 from riskd.sources.registry import with_role
+from riskd.trading_state import DEFAULT_TABLE, TradingTable, derive
 
 KEY_FEATURES: tuple[str, ...] = (
     "agg_funding", "agg_funding_z", "funding_dispersion", "funding_dispersion_z", "funding_gap",
@@ -79,8 +80,10 @@ def to_snapshot(
     computed_at: datetime,
     quality: DataQuality,
     live: bool,
+    trading: TradingTable = DEFAULT_TABLE,
 ) -> Snapshot:
-    """The snapshot of the hour opened at ``ts`` from its core output ``row``."""
+    """The snapshot of the hour opened at ``ts`` from its core output ``row``; ``trading`` is the
+    trading-state table (the ``trading`` settings)."""
     as_of = hour_close(ts)
     state = str(row.get("regime") or "unknown")
     if state not in STATE_CODES:
@@ -94,6 +97,7 @@ def to_snapshot(
     reasons = [r.strip() for r in str(row.get("reasons") or "").split(",") if r.strip()]
     episode = row.get("episode_id") or None
     multiplier = _num(row.get("risk_multiplier"))
+    multiplier = multiplier if multiplier is not None else 0.5
     return Snapshot(
         as_of=as_of,
         computed_at=computed_at,
@@ -101,7 +105,7 @@ def to_snapshot(
         state=state,
         state_code=STATE_CODES[state],
         state_since=since,
-        risk_multiplier=multiplier if multiplier is not None else 0.5,
+        risk_multiplier=multiplier,
         reasons=reasons,
         cfi=_num(row.get("cfi")),
         cfi_percentile=_num(row.get("cfi_pct")),
@@ -114,6 +118,7 @@ def to_snapshot(
         features=features_of(row),
         components=components_of(row),
         data_quality=quality,
+        trading_state=derive(state, multiplier, quality.status, table=trading),
     )
 
 
@@ -123,12 +128,15 @@ def snapshots_of(
     computed_at: datetime,
     quality: DataQuality | None = None,
     live: bool = False,
+    trading: TradingTable = DEFAULT_TABLE,
 ) -> list[Snapshot]:
-    """Every row of a core output frame as snapshots (replay, tests)."""
+    """Every row of a core output frame as snapshots (replay, export, tests)."""
     q = quality or DataQuality(status="ok", coverage=1.0)
     records: Sequence[dict[str, Any]] = frame.to_dict("records")
     return [
-        to_snapshot(ts, rec, computed_at=computed_at, quality=_with_coverage(q, rec), live=live)
+        to_snapshot(
+            ts, rec, computed_at=computed_at, quality=_with_coverage(q, rec), live=live, trading=trading
+        )
         for ts, rec in zip(frame.index, records, strict=True)
     ]
 

@@ -97,6 +97,7 @@ class Daemon:
         self.origins = Origin(self.book, store, self.params, settings.universe.symbols, sinks.redis,
                               sinks.metrics.state)  # fmt: skip
         self.faults = Faults(sinks.metrics)
+        self.trading = settings.trading.table()  # the trading-state table every snapshot carries
         # The calibrated crash model (riskd calibrate), read once at start: live and batch use the same
         # one, so a new model file takes effect at the next restart. None: crash_prob_24h is null.
         self.crash_model = load_crash_model(settings)
@@ -235,9 +236,8 @@ class Daemon:
         row = rows.iloc[-1].to_dict()
         late = (now - (hour + HOUR)) > HOUR
         quality = assess(self.cache, hour, self.venues, report)
-        snap = to_snapshot(
-            hour, row, computed_at=now.to_pydatetime(warn=False), quality=quality, live=not late
-        )
+        snap = to_snapshot(hour, row, computed_at=now.to_pydatetime(warn=False), quality=quality, live=not late,
+                           trading=self.trading)  # fmt: skip
         self._remember_chart(hour, panel, row)
         self.book.keep(hour, state)
         return snap

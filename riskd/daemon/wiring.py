@@ -138,7 +138,7 @@ async def runtime(
         port = settings.metrics.port if metrics_port is None else metrics_port
         server = await MetricsServer(
             metrics, settings.metrics.host, port, settings=settings.metrics, grace_s=settings.daemon.grace_s,
-            history=RedisHistory(client, settings.redis.key_prefix),
+            history=RedisHistory(client, settings.redis.key_prefix), fail_safe=settings.trading.fail_safe,
         ).start()  # fmt: skip
     sources = {}
     if with_sources:

@@ -23,6 +23,7 @@ from riskd.freshness import Probe, Verdict, judge, probe
 from riskd.http import openapi, runbooks
 from riskd.http.history import MAX_SPAN, HistorySource
 from riskd.models import rfc3339
+from riskd.trading_state import DEFAULT_TABLE, TradingState
 
 if TYPE_CHECKING:
     from riskd.settings import MetricsSettings
@@ -48,6 +49,8 @@ class ApiContext:
     wall_clock: Callable[[], float] = time.time
     grace_s: float = 120.0
     max_silence_s: float = 2.5 * HOUR_S
+    fail_safe: TradingState = DEFAULT_TABLE.fail_safe
+    """``trading_state`` served when the regime is not current (``trading.fail_safe``)."""
 
     @property
     def max_age(self) -> timedelta:
@@ -80,7 +83,8 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
 
 
 def regime_response(ctx: ApiContext) -> web.Response:
-    """200 with the snapshot plus ``freshness`` when usable; 503 with ``state: unknown`` otherwise.
+    """200 with the snapshot plus ``freshness`` when usable; 503 with ``state: unknown`` and the fail-safe
+    ``trading_state`` otherwise (a stale snapshot's own ``trading_state`` is history, not advice).
 
     The 200 body is a valid v1 snapshot (``freshness`` is an added field readers ignore). ``Age`` is the
     seconds since riskd computed it; ``Cache-Control: max-age`` runs to when the next hour is due, so a
@@ -90,6 +94,7 @@ def regime_response(ctx: ApiContext) -> web.Response:
     if snap is None or not verdict.usable:
         body = {
             "state": "unknown",
+            "trading_state": ctx.fail_safe,
             "freshness": verdict_json(verdict),
             "last_snapshot": json.loads(snap.to_json()) if snap is not None else None,
         }

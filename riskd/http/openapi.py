@@ -43,9 +43,13 @@ def document(base_url: str) -> dict[str, Any]:
     }
     unknown = {
         "type": "object",
-        "required": ["state", "freshness"],
+        "required": ["state", "trading_state", "freshness"],
         "properties": {
             "state": {"const": "unknown"},
+            "trading_state": {
+                "enum": ["reducing", "halted"],
+                "description": "the fail-safe (trading.fail_safe)",
+            },
             "freshness": verdict,
             "last_snapshot": {"anyOf": [regime_ref, {"type": "null"}]},
         },

@@ -20,6 +20,7 @@ from riskd.http.api import Api, ApiContext, auth_middleware, probe_json
 from riskd.http.history import HistorySource
 from riskd.settings import MetricsSettings
 from riskd.sinks.metrics import LiveState, Metrics
+from riskd.trading_state import DEFAULT_TABLE, TradingState
 
 log = logging.getLogger("riskd.metrics")
 
@@ -48,6 +49,7 @@ class MetricsServer:
         settings: MetricsSettings | None = None,
         history: HistorySource | None = None,
         grace_s: float = 120.0,
+        fail_safe: TradingState = DEFAULT_TABLE.fail_safe,
     ) -> None:
         self.metrics = metrics
         self.host = host
@@ -59,6 +61,7 @@ class MetricsServer:
             data_clock=lambda: datetime.fromtimestamp(metrics.clock(), UTC),
             wall_clock=clock,
             grace_s=grace_s,
+            fail_safe=fail_safe,
         )
         self._runner: web.AppRunner | None = None
 
