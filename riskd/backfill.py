@@ -29,8 +29,9 @@ from rich.table import Table
 
 from riskd.arguments import hour_arg
 from riskd.errors import ConfigError, SourceError
+from riskd.market.sources import make_source
 from riskd.settings import VENUES, Settings
-from riskd.sources import Clock, VenueSource, make_source, utc_now
+from riskd.sources import Clock, VenueSource, utc_now
 from riskd.sources.registry import VENUES as VENUES_BY_NAME
 from riskd.sources.retry import RequestHook
 from riskd.store import HistoryStore

@@ -38,8 +38,8 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 COMMANDS: dict[str, str] = {
     "config show": "riskd.cli:cmd_config_show",
     "backfill": "riskd.backfill:cli_backfill",
-    "data import": "riskd.importer:cli_import",
-    "data audit": "riskd.audit:cli_audit",
+    "data import": "riskd.commands.data:cli_import",
+    "data audit": "riskd.commands.data:cli_audit",
     "fake-exchange": "riskd.testing.fake_exchange:cli_fake_exchange",
     "run": "riskd.commands.run:cli_run",
     "once": "riskd.commands.run:cli_once",
@@ -91,19 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--datasets", type=csv_arg, help="comma-separated: ohlcv,funding,open_interest")
     bf.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
-    data = sub.add_parser("data", help="the local history store")
-    data_sub = data.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
-    imp = data_sub.add_parser(
-        "import", help="load history files (freqtrade feather, Binance CSV) into the store"
-    )
-    imp.add_argument("path", help="a file or a folder searched recursively")
-    imp.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
-    aud = data_sub.add_parser("audit", help="list missing hours per dataset, venue and symbol")
-    aud.add_argument("--dataset", help="only this dataset")
-    aud.add_argument("--venue", help="only this venue")
-    aud.add_argument("--symbols", type=symbols_arg, help="only these base assets")
-    aud.add_argument("--json", action="store_true", help="machine-readable output")
-
     rp = sub.add_parser("replay", help="stored history through compute and publish on a simulated clock")
     rp.add_argument("--from", dest="start", help="first hour (open time, UTC ISO); default: the first stored")
     rp.add_argument("--to", dest="end", help="last hour (open time, UTC ISO); default: the last stored")
@@ -136,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     for beside in (
         "riskd.calibration",
         "riskd.origin",
+        "riskd.commands.data",
         "riskd.commands.demo",
         "riskd.commands.run",
         "riskd.export",

@@ -60,7 +60,7 @@ def test_the_real_pure_packages_pass() -> None:
 
 
 COMMANDS = ("riskd.cli", "riskd.commands", "riskd.backfill", "riskd.replay", "riskd.validation", "riskd.calibration",
-            "riskd.audit", "riskd.importer", "riskd.origin", "riskd.intrahour_report")  # fmt: skip
+            "riskd.importer", "riskd.origin", "riskd.intrahour_report")  # fmt: skip
 """The command modules: what ``riskd.cli`` loads. They may import the layers below, never the reverse."""
 ADAPTERS = ("sinks", "sources", "streams", "telegram", "http", "core", "research", "store", "market", "daemon",
             "alerting", "models.py", "snapshot.py", "client.py", "crash_model.py")  # fmt: skip

@@ -20,9 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from riskd.core.params import FragilityParams
 from riskd.live import FetchReport, MarketCache, fetch_recent
+from riskd.market.sources import make_source
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import Metrics
-from riskd.sources import VenueSource, make_source
+from riskd.sources import VenueSource
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market

@@ -31,12 +31,13 @@ from riskd.daemon.shutdown import shutdown
 from riskd.errors import Unreachable
 from riskd.http.history import RedisHistory
 from riskd.http.server import MetricsServer
+from riskd.market.sources import make_source
 from riskd.models import Keys
 from riskd.settings import Settings, redact_url, source_of
 from riskd.sinks.funding import FundingSink
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink, client_from_settings
-from riskd.sources import VENUES, make_source
+from riskd.sources import VENUES
 from riskd.store import HistoryStore
 
 log = logging.getLogger("riskd")

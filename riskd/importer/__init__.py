@@ -24,11 +24,11 @@ from riskd.importer.flat import split_flat_tail
 from riskd.importer.layouts import data_name, read_file
 from riskd.importer.model import FlatRun, ImportReport, Piece, SeriesReport, SkipFile
 from riskd.importer.stitch import stitch
-from riskd.importer.summary import cli_import, print_report
+from riskd.importer.summary import print_report
 from riskd.store import HistoryStore
 
 __all__ = [
-    "FlatRun", "ImportReport", "Piece", "SeriesReport", "SkipFile", "cli_import", "import_path",
+    "FlatRun", "ImportReport", "Piece", "SeriesReport", "SkipFile", "import_path",
     "print_report", "read_file", "stitch",
 ]  # fmt: skip
 

@@ -23,8 +23,8 @@ import pandas as pd
 
 from riskd.importer.model import Piece, SkipFile
 from riskd.importer.overrides import Override
+from riskd.sources.symbols import base_of, canonical
 from riskd.store import CANDLE_TIMEFRAMES, STEPS, candle_dataset
-from riskd.symbols import base_of, canonical
 
 VENUES = ("binance", "bybit", "hyperliquid")
 _QUOTES = {"binance": ("USDT",), "bybit": ("USDT",), "hyperliquid": ("USDC", "")}

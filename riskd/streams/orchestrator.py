@@ -35,11 +35,11 @@ from riskd.clock import Clock
 from riskd.core.intrahour import PROVISIONAL_CODES, fires, minute_features, provisional_levels
 from riskd.models import Alert, Keys, Snapshot, read_entry
 from riskd.settings import Settings
+from riskd.sources.symbols import base_of, unified_symbol
 from riskd.store import HistoryStore
 from riskd.streams.feeds import Feed, make_client, tap_liquidations
 from riskd.streams.live import LivePublisher, LiveRegime, StreamStatus
 from riskd.streams.recorder import HOUR_MS, MINUTE_MS, LiquidationRecorder
-from riskd.symbols import base_of, unified_symbol
 
 log = logging.getLogger("riskd.streams")
 

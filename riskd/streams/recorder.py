@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 from riskd.core.liquidations import MINUTE_COLUMNS
+from riskd.sources.symbols import base_of
 from riskd.store import HistoryStore, write_atomic
-from riskd.symbols import base_of
 
 log = logging.getLogger("riskd.streams")
 

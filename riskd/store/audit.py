@@ -10,17 +10,11 @@ no cadence, so nothing in them can be missing.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 
-from riskd.settings import Settings
 from riskd.store import STEPS, HistoryStore, funding_gap_runs, grid_gaps
 
 SUMMARY_COLUMNS = [
@@ -156,45 +150,3 @@ def to_json(store: HistoryStore, **where: object) -> dict:
             }
         )
     return {"store": str(store.root), "partitions": out}
-
-
-def _fmt(ts: pd.Timestamp) -> str:
-    return "" if pd.isna(ts) else ts.strftime("%Y-%m-%d %H:%M")
-
-
-def cli_audit(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd data audit``: a table (or JSON with every gap run); exit 1 when nothing matches."""
-    store = HistoryStore(settings.store_dir)
-    where = {"dataset": args.dataset, "venue": args.venue, "symbols": args.symbols}
-    if args.json:
-        data = to_json(store, **where)
-        print(json.dumps(data, indent=2))
-        return 0 if data["partitions"] else 1
-    frame = audit(store, **where)
-    if frame.empty:
-        print(f"riskd: no matching partitions in {store.root}", file=sys.stderr)
-        return 1
-    table = Table(title=f"store audit: {store.root}")
-    for col in (
-        "dataset",
-        "venue",
-        "symbol",
-        "first",
-        "last",
-        "rows",
-        "step",
-        "missing h",
-        "gaps",
-        "largest",
-    ):
-        table.add_column(col, justify="left" if col in ("dataset", "venue", "symbol") else "right")
-    for r in frame.itertuples(index=False):
-        largest = r.largest_gap / pd.Timedelta(hours=1)
-        table.add_row(
-            r.dataset, r.venue, r.symbol, _fmt(r.first), _fmt(r.last), str(r.rows), r.step,
-            f"[yellow]{r.missing_hours}[/yellow]" if r.missing_hours else "0", str(r.gap_count),
-            f"{largest:g}h" if largest else "",
-        )  # fmt: skip
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 140)
-    console.print(table)
-    return 0

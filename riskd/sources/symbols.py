@@ -10,18 +10,15 @@ map the new name back onto the old one so a series does not break in two.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from riskd.sources.registry import VenueSpec
+from riskd.sources.registry import venue as spec_of
+from riskd.sources.spec import VenueSpec
 
 # Every venue's scaled-unit prefixes (1000 tokens per contract, Hyperliquid's "k"), longest first.
 _DEFAULT_SCALED = ("1000000", "10000", "1000")
 
 
 def _spec(venue: str) -> VenueSpec:
-    from riskd.sources.registry import venue as spec_of  # late: the sources import this module
-
     return spec_of(venue)
 
 
