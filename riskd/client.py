@@ -9,8 +9,8 @@
 
 Never an old state as current: a key older than ``max_age`` (or gone, because the daemon died and
 its expiry ran out), or one computed from stale data, comes back as ``status="stale"``/``"unknown"``
-with ``snapshot=None``. The verdict is ``riskd.freshness.judge``, the same one the HTTP API, the status
-page and the Telegram bot use. Fields added by a newer v1 riskd are ignored (``riskd.models.read_snapshot``).
+with ``snapshot=None``. The verdict is ``riskd.contract.freshness.judge``, the same one the HTTP API, the status
+page and the Telegram bot use. Fields added by a newer v1 riskd are ignored (``riskd.contract.models.read_snapshot``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from riskd.freshness import DEFAULT_MAX_AGE, Freshness, judge
-from riskd.models import SCHEMA_VERSION, Keys, Snapshot, read_snapshot
-from riskd.trading_state import DEFAULT_TABLE, TradingState
+from riskd.contract.codec import read_snapshot
+from riskd.contract.freshness import DEFAULT_MAX_AGE, Freshness, judge
+from riskd.contract.keys import Keys
+from riskd.contract.models import SCHEMA_VERSION, Snapshot
+from riskd.contract.trading import DEFAULT_TABLE, TradingState
 
 DEFAULT_PREFIX = "riskd:v1"
 __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_PREFIX", "RegimeReading", "aread_regime", "interpret", "read_regime"]
@@ -65,7 +67,7 @@ class RegimeReading:
     @property
     def trading_state(self) -> TradingState:
         """The snapshot's ``trading_state`` when fresh, else the fail-safe (``halted`` unless told): the
-        table's first row (``riskd.trading_state``) applied at read time, when age is known."""
+        table's first row (``riskd.contract.trading``) applied at read time, when age is known."""
         return self.snapshot.trading_state if self.snapshot is not None else self.fail_safe
 
 

@@ -4,7 +4,7 @@ Two renderings of the same walk over ``riskd.settings.Settings`` (field order, d
 constraints and defaults): :func:`config_reference_markdown` for ``docs/operations.md`` and
 :func:`env_example` for ``deploy/riskd.env.example``. ``python -m riskd.configref --write`` rewrites
 both; ``--check`` (what tests/test_deploy.py does) exits 1 when either is out of date. The same command
-regenerates the shipped JSON Schemas (``riskd/schemas``, from ``riskd.contract``), the schema block of
+regenerates the shipped JSON Schemas (``riskd/schemas``, from ``riskd.contract.schemas``), the schema block of
 docs/redis.md and the runbook section of docs/operations.md (from ``riskd/http/runbooks/runbooks.md``).
 """
 
@@ -235,12 +235,12 @@ SCHEMA_END = "<!-- END GENERATED: snapshot schema -->"
 
 def snapshot_schema_markdown() -> str:
     """The shipped regime schema (what ``riskd:v1:regime`` holds), as a fenced block."""
-    from riskd import contract
+    from riskd.contract import schemas as contract
 
     return f"```json\n{contract.render(contract.build_schemas()[contract.REGIME]).rstrip()}\n```\n"
 
 
-TRADING_BEGIN = "<!-- BEGIN GENERATED: trading-state table (riskd/trading_state.py) -->"
+TRADING_BEGIN = "<!-- BEGIN GENERATED: trading-state table (riskd/contract/trading.py) -->"
 TRADING_END = "<!-- END GENERATED: trading-state table -->"
 
 
@@ -259,8 +259,8 @@ RUNBOOKS_END = "<!-- END GENERATED RUNBOOKS -->"
 
 def expected_files(root: Path) -> dict[Path, str]:
     """What the generated files must contain, by path under ``root``."""
-    from riskd import contract
-    from riskd.trading_state import table_markdown
+    from riskd.contract import schemas as contract
+    from riskd.contract.trading import table_markdown
 
     doc = (root / OPERATIONS_DOC).read_text(encoding="utf-8")
     redis_doc = (root / REDIS_DOC).read_text(encoding="utf-8")

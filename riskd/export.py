@@ -3,7 +3,7 @@
 What a backtest needs to see exactly what the daemon would have published hour by hour: the panel comes
 from the store (``store_panel``, the input every path shares), the core runs once over it with the batch
 path (which the suite proves equal to the daemon's live ``step``), and every hour becomes a snapshot
-through ``riskd.snapshot.to_snapshot`` with the data quality ``riskd replay`` gives it and the
+through ``riskd.contract.snapshot.to_snapshot`` with the data quality ``riskd replay`` gives it and the
 ``trading`` settings' table. One row per hour, the newest revision: the batch over the store already
 holds the late and corrected data a restatement would publish. No look-ahead: the row of hour T uses
 only data up to T's close (tests/test_export.py plants future data to prove it).
@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 from riskd.arguments import hour_arg
+from riskd.contract.models import Snapshot
 from riskd.errors import ConfigError, DataError
-from riskd.models import Snapshot
 from riskd.settings import Settings
 
 log = logging.getLogger("riskd.export")
@@ -56,11 +56,11 @@ def regime_snapshots(
     settings: Settings, start: pd.Timestamp | None, end: pd.Timestamp | None
 ) -> list[Snapshot]:
     """The snapshots of the stored hours [start, end] (open times), through replay's batch path."""
+    from riskd.contract.snapshot import to_snapshot
     from riskd.core import compute_fragility
     from riskd.crash_model import load_crash_model
     from riskd.live import assess_row, store_panel
     from riskd.replay import replay_range
-    from riskd.snapshot import to_snapshot
     from riskd.store import HistoryStore
 
     store = HistoryStore(settings.store_dir)

@@ -37,9 +37,9 @@ def redis_url(settings: Settings) -> str:
 
 
 async def _origin(settings: Settings, target: pd.Timestamp | None, from_store: bool) -> int:
+    from riskd.contract.keys import Keys
     from riskd.daemon.wiring import redis_answers
     from riskd.live import store_first_hour
-    from riskd.models import Keys
     from riskd.sinks.redis import client_from_settings, read_origin, write_origin
     from riskd.store import HistoryStore
 

@@ -31,6 +31,8 @@ from riskd.alerting.pipeline import Channel
 from riskd.arguments import hour_arg
 from riskd.clock import SimClock
 from riskd.config_check import key_prefix as check_key_prefix
+from riskd.contract.models import Snapshot
+from riskd.contract.snapshot import to_snapshot
 from riskd.core import compute_fragility
 from riskd.core.schedule import HOUR
 from riskd.crash_model import load_crash_model
@@ -38,9 +40,7 @@ from riskd.daemon.shutdown import install_signal_handlers
 from riskd.daemon.wiring import drain_outbox, runtime
 from riskd.errors import ConfigError, DataError
 from riskd.live import assess_row, store_panel
-from riskd.models import Snapshot
 from riskd.settings import Settings
-from riskd.snapshot import to_snapshot
 from riskd.store import HistoryStore
 
 log = logging.getLogger("riskd.replay")

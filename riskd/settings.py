@@ -35,12 +35,12 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from riskd import config_check as check
+from riskd.contract.trading import TradingState, TradingTable
 from riskd.core.intrahour import IntrahourParams
 from riskd.core.params import FragilityParams, FundingParams
 from riskd.errors import ConfigError
 from riskd.sources.registry import VENUES as VENUE_SPECS
 from riskd.sources.registry import gap_venues
-from riskd.trading_state import TradingState, TradingTable
 
 DEFAULT_UNIVERSE: tuple[str, ...] = (
     "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "AVAX", "LINK", "DOT",
@@ -533,7 +533,7 @@ class StreamSettings(_Section):
 
 
 class TradingSettings(_Section):
-    """The trading-state table (``riskd.trading_state``, docs/redis.md): how a regime, its multiplier and
+    """The trading-state table (``riskd.contract.trading``, docs/redis.md): how a regime, its multiplier and
     its freshness become ``trading_state`` active / reducing / halted in every snapshot."""
 
     calm: TradingState = Field("active", description="trading_state of the calm regime.")

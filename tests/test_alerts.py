@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from riskd.alerting.pipeline import AlertPipeline, format_message
-from riskd.alerts import derive_alerts, format_late, severity_for_transition
+from riskd.contract.alerts import derive_alerts, format_late, severity_for_transition
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.daemon.embedded import RedisServer
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings
 from riskd.telegram.channel import ConsoleChannel
 

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from riskd.contract.codec import read_snapshot
+from riskd.contract.freshness import judge
+from riskd.contract.keys import Keys
 from riskd.daemon.embedded import free_port
 from riskd.errors import EXIT_BLIND
-from riskd.freshness import judge
-from riskd.models import Keys, read_snapshot
 from riskd.sinks.metrics import parse_exposition
 from riskd.telegram.format import Links, status_html
 

@@ -17,15 +17,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
+from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
 from riskd.daemon.embedded import RedisServer
 from riskd.daemon.wiring import Runtime, drain_outbox, runtime
 from riskd.live import store_panel
-from riskd.models import Keys, Snapshot
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition
 from riskd.sinks.redis import read_history
-from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from riskd.clock import SimClock
+from riskd.contract.keys import Keys
 from riskd.daemon.wiring import drain_outbox, runtime
-from riskd.models import Keys
 from riskd.sinks.redis import read_history
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import (

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from riskd import configref
-from riskd.models import LEVEL_CODES, STATE_CODES
+from riskd.contract.models import LEVEL_CODES, STATE_CODES
 from riskd.settings import Settings, redacted
 from riskd.testing.promql import (
     base_metric,

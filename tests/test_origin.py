@@ -12,11 +12,11 @@ import redis
 
 from riskd.cli import main
 from riskd.clock import SimClock
+from riskd.contract.keys import Keys
+from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
 from riskd.daemon.wiring import runtime
 from riskd.live import store_first_hour, store_panel
-from riskd.models import Keys
-from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import HOUR, SYMS, T0, VENUES, Recorder, _close, _drive, _market, _settings

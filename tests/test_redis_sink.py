@@ -14,10 +14,11 @@ import redis
 import redis.asyncio as aioredis
 
 from riskd.client import aread_regime, read_regime
+from riskd.contract.keys import Keys
+from riskd.contract.models import DataQuality, Snapshot
 from riskd.daemon.embedded import RedisServer, free_port, redis_binary
 from riskd.daemon.lease import LeaderLease
 from riskd.errors import SinkError
-from riskd.models import DataQuality, Keys, Snapshot
 from riskd.settings import RedisSettings
 from riskd.sinks.redis import RedisSink, client_from_settings, read_history
 

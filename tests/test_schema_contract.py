@@ -17,9 +17,10 @@ from _contract import T0, make_snapshot
 from pydantic import ValidationError
 from referencing import Registry, Resource
 
-from riskd import contract
 from riskd.client import interpret
-from riskd.models import SCHEMA_VERSION, Alert, RegimeEvent, Snapshot, read_snapshot
+from riskd.contract import schemas as contract
+from riskd.contract.codec import read_snapshot
+from riskd.contract.models import SCHEMA_VERSION, Alert, RegimeEvent, Snapshot
 
 NOW = T0 + timedelta(minutes=30)
 

@@ -13,8 +13,9 @@ import pandas as pd
 from aiohttp import web
 
 from riskd.clock import SimClock
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
 from riskd.daemon.wiring import drain_outbox, runtime
-from riskd.models import Keys, Snapshot
 from riskd.settings import load_settings
 from riskd.sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from riskd.testing.fake_exchange import FakeExchange

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from riskd.alerting.feed import AlertFeed
 from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
-from riskd.models import STATE_CODES, DataQuality, Snapshot
+from riskd.contract.models import STATE_CODES, DataQuality, Snapshot
 from riskd.settings import Settings, load_settings
 from riskd.sinks.redis import RedisSink
 from riskd.store import HistoryStore
@@ -344,7 +344,7 @@ async def test_live_key_and_its_pings_validate_against_the_shipped_schemas(
     import jsonschema
     from referencing import Registry, Resource
 
-    from riskd import contract
+    from riskd.contract import schemas as contract
 
     schemas = contract.shipped_schemas()
     registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())

@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 
 from riskd.alerting.chart import render_chart
 from riskd.alerting.pipeline import AlertPipeline
-from riskd.alerts import derive_alerts
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import ConsoleChannel, TelegramChannel, build_channel, make_bot

@@ -17,8 +17,8 @@ import pytest
 from redis.asyncio import Redis
 
 from riskd.alerting.pipeline import AlertPipeline
-from riskd.alerts import derive_alerts
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings
 from riskd.testing.fake_telegram import FakeTelegram
 

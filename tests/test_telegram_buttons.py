@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 
 from riskd.alerting.escalation import EscalationLoop
 from riskd.alerting.pipeline import AlertPipeline
-from riskd.alerts import derive_alerts
 from riskd.clock import SimClock
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.daemon.lease import LeaderLease
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import TelegramChannel

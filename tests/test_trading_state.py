@@ -16,10 +16,12 @@ from _contract import make_snapshot
 
 from riskd.client import interpret, read_regime
 from riskd.configref import REDIS_DOC, TRADING_BEGIN, TRADING_END
+from riskd.contract.codec import read_snapshot
+from riskd.contract.keys import Keys
+from riskd.contract.models import DataQuality
+from riskd.contract.trading import DEFAULT_TABLE, TradingTable, derive, table_markdown
 from riskd.integrations.freqtrade import RiskdRegimeMixin
-from riskd.models import DataQuality, Keys, read_snapshot
 from riskd.settings import load_settings
-from riskd.trading_state import DEFAULT_TABLE, TradingTable, derive, table_markdown
 
 NOW = datetime(2021, 5, 19, 14, 5, tzinfo=UTC)
 HOUR = NOW.replace(minute=0)
@@ -193,7 +195,8 @@ async def test_regime_serves_the_fail_safe_when_not_current() -> None:
     ``active``; the same calm snapshot 3 h later is 503 with the fail-safe, and so is no snapshot at all."""
     import aiohttp
 
-    from riskd.sinks.metrics import Metrics, MetricsServer
+    from riskd.http.server import MetricsServer
+    from riskd.sinks.metrics import Metrics
 
     now = {"t": NOW}
     metrics = Metrics(clock=lambda: now["t"].timestamp())

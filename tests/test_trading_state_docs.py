@@ -16,8 +16,9 @@ import pytest
 import redis
 from _contract import make_snapshot
 
+from riskd.contract.keys import Keys
+from riskd.contract.models import DataQuality
 from riskd.integrations.freqtrade import RiskdRegimeMixin
-from riskd.models import DataQuality, Keys
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "integrations.md"

@@ -2,7 +2,7 @@
 
 Alerts are derived from what was *published*, never from a cycle's memory. The leader reads the
 history stream after a cursor kept in Redis (``<prefix>:alerts:cursor``), derives each hour's alerts
-against the hour before it (:func:`riskd.alerts.derive_alerts`), submits them to the outbox, whose
+against the hour before it (:func:`riskd.contract.alerts.derive_alerts`), submits them to the outbox, whose
 script drops a fingerprint it has seen, and only then moves the cursor past what it read. So:
 
 - hours computed while this process was a follower, spooled while Redis was down, or published by a
@@ -23,10 +23,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from riskd.alerts import blind, derive_alerts
-from riskd.models import Alert, Keys, Snapshot, read_entry
+from riskd.contract.alerts import blind, derive_alerts
+from riskd.contract.codec import read_entry
+from riskd.contract.keys import Keys
+from riskd.contract.models import Alert, Snapshot
 
-log = logging.getLogger("riskd.alerts")
+log = logging.getLogger("riskd.contract.alerts")
 
 KEEP = timedelta(days=8)
 """How far back the feed remembers published hours (the prev of a late revision lies within it)."""

@@ -45,7 +45,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from riskd.models import Alert, read_model
+from riskd.contract.codec import read_model
+from riskd.contract.models import Alert
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from redis.exceptions import RedisError
 
 from riskd.alerting.outbox import MUTE_TYPES, Item, Outbox
-from riskd.alerts import LATE_AFTER_S, format_late
-from riskd.models import Alert
+from riskd.contract.alerts import LATE_AFTER_S, format_late
+from riskd.contract.models import Alert
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

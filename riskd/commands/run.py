@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from riskd.alerts import blind
 from riskd.clock import Clock
+from riskd.contract.alerts import blind
 from riskd.daemon.shutdown import install_signal_handlers
 from riskd.daemon.wiring import Runtime, drain_outbox, runtime
 from riskd.errors import EXIT_BLIND

@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
+from riskd.contract.codec import read_snapshot
+from riskd.contract.models import Snapshot
 from riskd.core import FragilityState
 from riskd.core.params import FragilityParams
-from riskd.models import Snapshot, read_snapshot
 from riskd.store.files import write_durably
 
 log = logging.getLogger("riskd.daemon")

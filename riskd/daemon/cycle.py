@@ -29,6 +29,8 @@ import pandas as pd
 
 from riskd.alerting.feed import AlertFeed
 from riskd.clock import Clock
+from riskd.contract.models import Snapshot
+from riskd.contract.snapshot import to_snapshot
 from riskd.core import FragilityState, compute_fragility_with_state, step
 from riskd.core.liquidations import hourly_market
 from riskd.core.schedule import HOUR, last_closed_hour
@@ -49,12 +51,10 @@ from riskd.market import (
     persist,
     store_panel,
 )
-from riskd.models import Snapshot
 from riskd.settings import Settings
 from riskd.sinks.base import HoldingSink, HookSink, SnapshotSink
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink
-from riskd.snapshot import to_snapshot
 from riskd.sources import VenueSource
 from riskd.store import HistoryStore
 

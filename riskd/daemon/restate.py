@@ -11,10 +11,10 @@ from typing import Protocol
 
 import pandas as pd
 
+from riskd.contract.models import Snapshot
 from riskd.core import FragilityState
 from riskd.daemon.book import StateBook
 from riskd.market import HOUR, FetchReport
-from riskd.models import Snapshot
 
 log = logging.getLogger("riskd.daemon")
 

@@ -24,6 +24,7 @@ from riskd.alerting.escalation import EscalationLoop
 from riskd.alerting.feed import AlertFeed
 from riskd.clock import Clock, WallClock
 from riskd.config_check import check_listen
+from riskd.contract.keys import Keys
 from riskd.daemon.cycle import Daemon, Sinks
 from riskd.daemon.embedded import RedisServer, answers
 from riskd.daemon.lease import LeaderLease, default_instance_id
@@ -32,7 +33,6 @@ from riskd.errors import Unreachable
 from riskd.http.history import RedisHistory
 from riskd.http.server import MetricsServer
 from riskd.market.sources import make_source
-from riskd.models import Keys
 from riskd.settings import Settings, redact_url, source_of
 from riskd.sinks.funding import FundingSink
 from riskd.sinks.metrics import Metrics

@@ -1,6 +1,6 @@
 """The HTTP API: /regime, /history, /healthz, /readyz, /schema/…, /openapi.json, /runbooks/…, and /.
 
-Every verdict comes from ``riskd.freshness`` (the same one ``riskd.client`` and the Telegram bot use), so
+Every verdict comes from ``riskd.contract.freshness`` (the same one ``riskd.client`` and the Telegram bot use), so
 the API never serves a stale snapshot as current: /regime answers 503 with ``state: unknown`` and the
 last snapshot under ``last_snapshot`` instead. An optional bearer token (``metrics.api_token``) protects
 everything but the probes and the runbooks (which a pager must be able to open).
@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from riskd import contract
-from riskd.freshness import Probe, Verdict, judge, probe
+from riskd.contract import schemas as contract
+from riskd.contract.freshness import Probe, Verdict, judge, probe
+from riskd.contract.models import rfc3339
+from riskd.contract.trading import DEFAULT_TABLE, TradingState
 from riskd.http import openapi, runbooks
 from riskd.http.history import MAX_SPAN, HistorySource
-from riskd.models import rfc3339
-from riskd.trading_state import DEFAULT_TABLE, TradingState
 
 if TYPE_CHECKING:
     from riskd.settings import MetricsSettings

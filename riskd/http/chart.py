@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from riskd.models import Snapshot
+from riskd.contract.models import Snapshot
 
 WINDOW = timedelta(days=7)
 _W, _H, _PAD, _BAND = 720, 220, 36, 14
@@ -65,7 +65,7 @@ STATES: dict[str, Look] = {
         band="#e0e0e0", pattern="grey hatching", mark=_HATCH, box="#616161", on_box="#fff", ink="#616161"
     ),
 }
-"""Every regime state (``riskd.models.RegimeState``), in the legend's order. Contrast ratios, WCAG 2.x:
+"""Every regime state (``riskd.contract.models.RegimeState``), in the legend's order. Contrast ratios, WCAG 2.x:
 headline text 5.1–8.1:1 on its box, ink 5.1–6.9:1 on white (tests/test_status_page_browser.py checks the
 rendered page with axe-core)."""
 

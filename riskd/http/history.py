@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from riskd.models import Keys, Snapshot, latest_revisions, read_entry
+from riskd.contract.codec import latest_revisions, read_entry
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
 
 log = logging.getLogger("riskd.http")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from riskd import __version__, contract
+from riskd import __version__
+from riskd.contract import schemas as contract
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:

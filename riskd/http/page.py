@@ -5,7 +5,7 @@ internet; one inline script, the minute refresh a reader can pause) that reads o
 screen reader (WCAG 2.1 AA: the test runs axe-core on it). It shows the regime, the
 risk multiplier and the freshness verdict (a banner when the regime must not be used), how fresh each
 venue's datasets are, a 7-day chart of CFI, crash probability and state, the current cascade episode and
-the recent alerts (derived from the history with ``riskd.alerts.derive_alerts``, the daemon's own rule).
+the recent alerts (derived from the history with ``riskd.contract.alerts.derive_alerts``, the daemon's own rule).
 :func:`render` is pure; :func:`build` gathers its inputs from the API context.
 """
 
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from riskd.alerts import derive_alerts
-from riskd.freshness import Verdict
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.freshness import Verdict
+from riskd.contract.models import Alert, Snapshot
 from riskd.http.chart import STATES, WINDOW, chart_svg
-from riskd.models import Alert, Snapshot
 
 if TYPE_CHECKING:
     from riskd.http.api import ApiContext

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from riskd.contract.trading import DEFAULT_TABLE, TradingState
 from riskd.http import page
 from riskd.http.api import Api, ApiContext, auth_middleware, probe_json
 from riskd.http.history import HistorySource
 from riskd.settings import MetricsSettings
 from riskd.sinks.metrics import LiveState, Metrics
-from riskd.trading_state import DEFAULT_TABLE, TradingState
 
 log = logging.getLogger("riskd.metrics")
 
@@ -28,7 +28,7 @@ log = logging.getLogger("riskd.metrics")
 def health(state: LiveState, now: float, max_silence_s: float = 2.5 * 3600) -> tuple[int, dict[str, object]]:
     """/healthz: 200 while cycles complete (``status`` ok, or degraded when a venue is down or the data is
     stale), 503 ``failing`` when none completed for ``max_silence_s``; a fresh process gets one silence
-    period to finish its first. The verdicts are ``riskd.freshness.probe``'s."""
+    period to finish its first. The verdicts are ``riskd.contract.freshness.probe``'s."""
     ctx = ApiContext(state, MetricsSettings(), data_clock=lambda: datetime.fromtimestamp(now, UTC),
                      wall_clock=lambda: now, max_silence_s=max_silence_s)  # fmt: skip
     p = ctx.probe()

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from riskd.client import DEFAULT_PREFIX, read_regime
-from riskd.trading_state import DEFAULT_TABLE, SEVERITY, TradingState
+from riskd.contract.trading import DEFAULT_TABLE, SEVERITY, TradingState
 
 log = logging.getLogger("riskd.integrations.freqtrade")
 

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from riskd.contract.models import DataQuality
 from riskd.core import Panel
 from riskd.core.params import FragilityParams
 from riskd.market.cache import HOUR, MarketCache
 from riskd.market.fetch import FetchReport
-from riskd.models import DataQuality
 
 
 def assess(

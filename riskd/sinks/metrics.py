@@ -21,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from riskd import __version__
-from riskd.models import LEVEL_CODES, STATE_CODES, Snapshot
+from riskd.contract.models import LEVEL_CODES, STATE_CODES, Snapshot
 from riskd.sources.registry import primary_venue, with_role
 from riskd.sources.retry import OUTCOMES
 

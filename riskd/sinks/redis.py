@@ -18,8 +18,10 @@ import pandas as pd
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from riskd.contract.codec import latest_revisions, read_entry, read_snapshot
+from riskd.contract.keys import Keys
+from riskd.contract.models import RegimeEvent, Snapshot, rfc3339
 from riskd.errors import SinkError
-from riskd.models import Keys, RegimeEvent, Snapshot, latest_revisions, read_entry, read_snapshot, rfc3339
 from riskd.settings import RedisSettings
 from riskd.store.files import write_durably
 

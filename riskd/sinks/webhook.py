@@ -28,7 +28,7 @@ from collections.abc import Callable
 import aiohttp
 
 from riskd.alerting.pipeline import DeliveryError
-from riskd.models import Alert, Snapshot
+from riskd.contract.models import Alert, Snapshot
 
 log = logging.getLogger("riskd.webhook")
 

@@ -30,15 +30,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskd.alerts import cascade_thread, derive_alerts
 from riskd.clock import Clock
+from riskd.contract.alerts import cascade_thread, derive_alerts
+from riskd.contract.codec import read_entry
+from riskd.contract.keys import Keys
+from riskd.contract.live import LiveRegime, StreamStatus
+from riskd.contract.models import Alert, Snapshot
 from riskd.core.intrahour import PROVISIONAL_CODES, fires, minute_features, provisional_levels
-from riskd.models import Alert, Keys, Snapshot, read_entry
 from riskd.settings import Settings
 from riskd.sources.symbols import base_of, unified_symbol
 from riskd.store import HistoryStore
 from riskd.streams.feeds import Feed, make_client, tap_liquidations
-from riskd.streams.live import LivePublisher, LiveRegime, StreamStatus
+from riskd.streams.live import LivePublisher
 from riskd.streams.recorder import HOUR_MS, MINUTE_MS, LiquidationRecorder
 
 log = logging.getLogger("riskd.streams")

@@ -18,8 +18,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from riskd.alerting.outbox import Delivery, Outbox
-from riskd.freshness import judge
-from riskd.models import Alert
+from riskd.contract.freshness import judge
+from riskd.contract.models import Alert
 from riskd.telegram.commands import Context, status_reply
 from riskd.telegram.format import Ack, alert_html, banner, esc
 from riskd.telegram.keyboards import Press, alert_keyboard, parse_press

@@ -29,7 +29,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.request import HTTPXRequest
 
 from riskd.alerting.pipeline import AlertPipeline, DeliveryError
-from riskd.models import Alert
+from riskd.contract.models import Alert
 from riskd.telegram.format import Links, alert_html
 from riskd.telegram.keyboards import alert_keyboard
 

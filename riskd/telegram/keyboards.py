@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from riskd.alerting.outbox import MUTE_TYPES
-from riskd.models import Alert
+from riskd.contract.models import Alert
 
 MUTE_SHORT_S = 3600
 MUTE_LONG_S = 24 * 3600

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from riskd.models import Keys, Snapshot, latest_revisions, read_entry, read_snapshot
+from riskd.contract.codec import latest_revisions, read_entry, read_snapshot
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
 from riskd.sinks.funding import funding_key
 
 if TYPE_CHECKING:

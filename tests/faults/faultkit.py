@@ -296,7 +296,7 @@ def parse_alert(text: str, silent: bool = False) -> SeenAlert | None:
 
 
 def alert_key(alert: Any) -> AlertKey:
-    """The same identity for a derived ``riskd.models.Alert``."""
+    """The same identity for a derived ``riskd.contract.models.Alert``."""
     detail = ""
     if alert.kind == "regime_change":
         detail = str(alert.figures.get("to", ""))
@@ -472,7 +472,7 @@ class FaultRig:
 
     def published(self) -> dict[pd.Timestamp, Any]:
         """The published stream: per ``as_of`` the entry with the highest revision."""
-        from riskd.models import Snapshot
+        from riskd.contract.models import Snapshot
 
         best: dict[pd.Timestamp, tuple[int, dict[str, Any]]] = {}
         for _, body in self.stream_entries():
@@ -529,10 +529,10 @@ class FaultRig:
 
     def batch(self, last_as_of: pd.Timestamp) -> dict[pd.Timestamp, Any]:
         """The batch path over the daemon's store, per ``as_of`` through ``last_as_of``."""
+        from riskd.contract.snapshot import snapshots_of
         from riskd.core import compute_fragility
         from riskd.live import store_panel
         from riskd.settings import load_settings
-        from riskd.snapshot import snapshots_of
         from riskd.store import HistoryStore
 
         settings = load_settings(**self.settings(data_dir=str(self.oracle_data_dir)))
@@ -568,8 +568,8 @@ class FaultRig:
         ``stale_hours``: as_of of hours computed while the primary venue was unreachable or stalled;
         their first publication must not say ``ok``.
         """
-        from riskd.alerts import derive_alerts
         from riskd.client import interpret
+        from riskd.contract.alerts import derive_alerts
 
         self.stop_all()
         v = Verdict()
@@ -614,7 +614,7 @@ class FaultRig:
         from riskd.settings import load_settings
 
         alert_modes = load_settings(**self.settings(alerts=modes)).alerts
-        from riskd.alerts import blind
+        from riskd.contract.alerts import blind
 
         expected: set[AlertKey] = set()
         prev = known = None

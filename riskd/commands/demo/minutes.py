@@ -25,8 +25,8 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from riskd.contract.keys import Keys
 from riskd.errors import DataError
-from riskd.models import Keys
 from riskd.settings import Settings
 from riskd.telegram.channel import ConsoleChannel
 
@@ -113,9 +113,9 @@ def minute_settings(settings: Settings, data_dir: Path, base_url: str) -> Settin
 def hourly_snapshots(sample_root: Path, cfg: Settings) -> dict[pd.Timestamp, Any]:
     """The hours of the demo as the hourly daemon publishes them: the batch path over the bundled hourly
     sample (live = batch is riskd's promise, tested elsewhere), keyed by ``as_of``."""
+    from riskd.contract.snapshot import snapshots_of
     from riskd.core import compute_fragility
     from riskd.live import store_panel
-    from riskd.snapshot import snapshots_of
     from riskd.testing.sample import load_sample_store
 
     store = load_sample_store(sample_root)

@@ -35,7 +35,7 @@ SEVERITY: dict[str, int] = {"active": 0, "reducing": 1, "halted": 2}
 """Order of caution: a rule may only make the state stricter than another rule made it."""
 
 BLIND_FRESHNESS = ("stale", "unknown")
-"""Freshness verdicts (``riskd.freshness.judge``) under which riskd cannot vouch for the regime."""
+"""Freshness verdicts (``riskd.contract.freshness.judge``) under which riskd cannot vouch for the regime."""
 
 
 def _default_states() -> dict[str, TradingState]:

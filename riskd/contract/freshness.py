@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from riskd.models import Snapshot, rfc3339
+from riskd.contract.models import Snapshot, rfc3339
 
 DEFAULT_MAX_AGE = timedelta(hours=2)
 """An hour that ended longer ago than this is not the current regime (one cycle missed, plus grace)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from riskd.models import Alert, AlertKind, Severity, Snapshot
+from riskd.contract.models import Alert, AlertKind, Severity, Snapshot
 
 LATE_AFTER_S = 3600.0
 """An alert raised more than this long after its hour is labelled late ("[LATE by …]")."""

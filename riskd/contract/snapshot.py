@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from riskd.contract.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
+from riskd.contract.trading import DEFAULT_TABLE, TradingTable, derive
 from riskd.core.cfi import COMPONENTS, V2_COMPONENTS
 from riskd.core.liquidations import FEATURE_COLUMNS as LIQ_FEATURES
 from riskd.core.output import LIQ_RANKED
-from riskd.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
 from riskd.sources.registry import with_role
-from riskd.trading_state import DEFAULT_TABLE, TradingTable, derive
 
 KEY_FEATURES: tuple[str, ...] = (
     "agg_funding", "agg_funding_z", "funding_dispersion", "funding_dispersion_z", "funding_gap",

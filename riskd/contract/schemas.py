@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from riskd.models import SCHEMA_VERSION, Alert, ChannelEvent, Snapshot
-from riskd.streams.live import LIVE_SCHEMA_VERSION, LiveRegime
+from riskd.contract.live import LIVE_SCHEMA_VERSION, LiveRegime
+from riskd.contract.models import SCHEMA_VERSION, Alert, ChannelEvent, Snapshot
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:riskd:schema:"
