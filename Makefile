@@ -42,7 +42,7 @@ dashboards: $(STAMP)
 	$(PY) grafana/build.py
 
 config-docs: $(STAMP)
-	$(PY) -m riskd.configref --write
+	$(PY) -m riskd.commands.reference --write
 
 promtool-check:
 	bash scripts/promtool-check.sh

@@ -38,7 +38,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from riskd.arguments import hour_arg
+from riskd.commands._args import hour_arg
 from riskd.core import Panel, cascade_events, compute_fragility, crashing_assets
 from riskd.core.output import COVERAGE_PREFIXES, PASS_THROUGH, STATE_COLUMNS
 from riskd.core.params import FragilityParams
@@ -434,7 +434,7 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
 def cli_validate(settings: Settings, args: argparse.Namespace) -> int:
     """``riskd validate [--from …] [--to …] --out DIR``: exit 0 when the report was written."""
     if getattr(args, "intra_hour", False):
-        from riskd.intrahour_report import cli_intrahour  # only the minute replay needs it
+        from riskd.commands.intrahour import cli_intrahour  # only the minute replay needs it
 
         return cli_intrahour(settings, args)
     start, end = hour_arg(args.start, "--from"), hour_arg(args.end, "--to")

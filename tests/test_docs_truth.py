@@ -1,7 +1,7 @@
 """The docs name only what exists: every ``riskd …`` command (and its flags) in README.md and docs/*.md is
 in the CLI's own table, and every ``RISKD_…`` variable and ``section.setting`` name is a setting.
 
-The commands are read from ``riskd.cli.COMMANDS`` and ``build_parser()``, the settings from
+The commands are read from ``riskd.commands.COMMANDS`` and ``build_parser()``, the settings from
 ``riskd.settings.Settings`` (its env prefix and nested delimiter), so a command or setting added in code
 passes here as soon as it is registered, and one renamed in code fails here until the docs follow.
 """
@@ -19,7 +19,8 @@ import pytest
 from pydantic import BaseModel
 
 from riskd import config_check
-from riskd.cli import COMMANDS, build_parser
+from riskd.cli import build_parser
+from riskd.commands import COMMANDS
 from riskd.settings import RedisSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def test_the_docs_name_commands() -> None:
 
 
 def test_every_named_command_exists() -> None:
-    """Every ``riskd …`` in README.md and docs/*.md is a command in riskd.cli.COMMANDS (``riskd import``
+    """Every ``riskd …`` in README.md and docs/*.md is a command in riskd.commands.COMMANDS (``riskd import``
     is not: the command is ``riskd data import``)."""
     unknown = [
         f"{doc}: riskd {words}  (in `{code}`)" for doc, code, words, _ in _mentions() if not _resolve(words)
@@ -216,7 +217,7 @@ def test_the_setting_check_itself(name: str, ok: bool) -> None:
 def test_replay_help_names_the_prefix_replay_writes_under() -> None:
     """``riskd replay --help`` and docs/operations.md give the default prefix the code uses
     (``riskd-replay:v1`` for ``riskd:v1``), not ``riskd:v1:replay``."""
-    from riskd.replay import replay_prefix
+    from riskd.commands.replay import replay_prefix
 
     default = RedisSettings().key_prefix
     actual = replay_prefix(default)

@@ -12,9 +12,10 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from riskd.cli import main
+from riskd.commands.export import regime_snapshots
+from riskd.contract.regime_file import EXPORT_COLUMNS, read_regime_file, regime_frame
 from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
-from riskd.export import EXPORT_COLUMNS, read_regime_file, regime_frame, regime_snapshots
 from riskd.live import store_panel
 from riskd.settings import Settings, load_settings
 from riskd.store import HistoryStore

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _freqtrade as ft
 from test_export import SYMBOLS, write_store
 
+from riskd.commands.export import regime_snapshots
 from riskd.contract.models import Snapshot
-from riskd.export import regime_snapshots
 from riskd.settings import RedisSettings, load_settings
 from riskd.sinks.redis import RedisSink, client_from_settings
 from riskd.testing.fake_exchange import FakeExchange

@@ -15,7 +15,6 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from riskd.backfill import backfill
 from riskd.clock import SimClock
 from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import snapshots_of
@@ -23,6 +22,7 @@ from riskd.core import compute_fragility
 from riskd.daemon.wiring import Runtime, runtime
 from riskd.errors import RateLimited
 from riskd.live import store_panel
+from riskd.market.backfill import backfill
 from riskd.market.sources import make_source
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition

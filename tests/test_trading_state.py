@@ -15,7 +15,7 @@ import redis
 from _contract import make_snapshot
 
 from riskd.client import interpret, read_regime
-from riskd.configref import REDIS_DOC, TRADING_BEGIN, TRADING_END
+from riskd.commands.reference import REDIS_DOC, TRADING_BEGIN, TRADING_END
 from riskd.contract.codec import read_snapshot
 from riskd.contract.keys import Keys
 from riskd.contract.models import DataQuality

@@ -12,7 +12,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from riskd.arguments import symbols_arg
+from riskd.commands._args import symbols_arg
 from riskd.settings import Settings
 from riskd.store import HistoryStore
 from riskd.store.audit import audit, to_json

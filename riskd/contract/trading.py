@@ -4,7 +4,7 @@ A regime (calm … cascade), a multiplier and a freshness verdict are riskd's wo
 whether it may open positions. This module is the one place that answers, so the snapshot riskd
 publishes (``trading_state``), ``/regime``, :mod:`riskd.client` and the integrations
 (:mod:`riskd.integrations.freqtrade`) cannot disagree. docs/redis.md shows :data:`DEFAULT_TABLE` as
-generated text (``python -m riskd.configref --write``); the ``trading`` settings change it.
+generated text (``python -m riskd.commands.reference --write``); the ``trading`` settings change it.
 
 What each state asks of a bot:
 
@@ -103,7 +103,7 @@ def derive(
 
 
 def table_markdown(table: TradingTable = DEFAULT_TABLE) -> str:
-    """The table as docs/redis.md shows it (generated: ``python -m riskd.configref --write``)."""
+    """The table as docs/redis.md shows it (generated: ``python -m riskd.commands.reference --write``)."""
     fs = table.fail_safe
     lines = [
         "| # | when | trading_state |",

@@ -76,7 +76,7 @@ class HistoryRegime:
     @classmethod
     def from_file(cls, path: str | Path, **kw: Any) -> HistoryRegime:
         """Load an export (Parquet or CSV)."""
-        from riskd.export import read_regime_file
+        from riskd.contract.regime_file import read_regime_file
 
         return cls(read_regime_file(path), **kw)
 

@@ -8,7 +8,7 @@ import asyncio
 import math
 from typing import Any
 
-from riskd.arguments import hour_arg
+from riskd.commands._args import hour_arg
 from riskd.errors import ConfigError
 from riskd.settings import Settings
 

@@ -8,35 +8,27 @@ past a hole, and the summary names the exact range that is missing.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
-from riskd.arguments import hour_arg
 from riskd.errors import ConfigError, SourceError
 from riskd.market.sources import make_source
-from riskd.settings import VENUES, Settings
+from riskd.settings import Settings
 from riskd.sources import Clock, VenueSource, utc_now
 from riskd.sources.registry import VENUES as VENUES_BY_NAME
 from riskd.sources.retry import RequestHook
 from riskd.store import HistoryStore
 
-log = logging.getLogger("riskd.backfill")
+log = logging.getLogger("riskd.market.backfill")
 
 DATASETS = ("ohlcv", "funding", "open_interest")
 _FETCH = {"ohlcv": "fetch_ohlcv", "funding": "fetch_funding", "open_interest": "fetch_open_interest"}
@@ -213,7 +205,7 @@ async def _guard(source, store, task, since, end, chunk, advance) -> TaskResult:
 # ---- command line ------------------------------------------------------------------------------
 
 
-def _choose(given: list[str] | None, allowed: Sequence[str], name: str) -> list[str] | None:
+def choose(given: list[str] | None, allowed: Sequence[str], name: str) -> list[str] | None:
     if given is None:
         return None
     bad = [g for g in given if g not in allowed]
@@ -250,40 +242,3 @@ def render(report: BackfillReport, console: Console) -> None:
         shown = ", ".join(f"{a:%Y-%m-%d %H:%M}..{b:%Y-%m-%d %H:%M}" for a, b in runs[:5])
         more = f" (+{len(runs) - 5} more)" if len(runs) > 5 else ""
         console.print(f"gaps {task.venue} {task.dataset} {task.symbol}: {shown}{more}")
-
-
-def cli_backfill(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd backfill``: exit 0 when complete, 1 when some range could not be fetched."""
-    since = (
-        hour_arg(args.since, "--since") if args.since else pd.Timestamp(settings.backfill.since).floor("h")
-    )
-    until = hour_arg(args.until, "--until") if args.until else None
-    venues = _choose(args.venues, VENUES, "--venues")
-    datasets = _choose(args.datasets, DATASETS, "--datasets")
-    symbols = [s.upper() for s in args.symbols] if args.symbols else None
-    store = HistoryStore(settings.store_dir)
-    console = Console(stderr=True)
-    show = not args.no_progress and sys.stderr.isatty()
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, disable=not show) as progress:
-        report = asyncio.run(
-            backfill(
-                settings,
-                store,
-                since=since,
-                until=until,
-                symbols=symbols,
-                venues=venues,
-                datasets=datasets,
-                progress=progress,
-            )
-        )
-    render(report, Console())
-    return 0 if report.complete else 1

@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import pandas as pd
 
+from riskd.commands._args import port_arg
 from riskd.settings import Settings
 from riskd.testing.synthetic import synthetic_market
 
@@ -16,6 +18,15 @@ log = logging.getLogger("riskd.fake_exchange")
 
 FUTURE_HOURS = 24 * 7
 """History generated past the start time, so a demo left running for a week still has candles."""
+
+
+def add_parser(sub: Any) -> None:
+    """``riskd fake-exchange``'s arguments."""
+    fx = sub.add_parser("fake-exchange", help="serve the loopback fake exchange (for demos and benchmarks)")
+    fx.add_argument("--host", default="127.0.0.1")
+    fx.add_argument("--port", type=port_arg, default=8900)
+    fx.add_argument("--hours", type=int, default=24 * 30, help="hours of synthetic history to serve")
+    fx.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
 
 
 def cli_fake_exchange(settings: Settings, args: argparse.Namespace) -> int:

@@ -18,26 +18,23 @@ Parquet or CSV by the file's suffix; times are UTC (CSV: ISO 8601 with ``Z``).
 from __future__ import annotations
 
 import argparse
+import io
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from riskd.arguments import hour_arg
+from riskd.commands._args import hour_arg
 from riskd.contract.models import Snapshot
+from riskd.contract.regime_file import SUFFIXES, regime_frame
 from riskd.errors import ConfigError, DataError
 from riskd.settings import Settings
+from riskd.store import write_atomic
 
-log = logging.getLogger("riskd.export")
+log = logging.getLogger("riskd.commands.export")
 
 HOUR = pd.Timedelta(hours=1)
-EXPORT_COLUMNS: tuple[str, ...] = (
-    "hour", "as_of", "published_at", "state", "state_code", "risk_multiplier", "trading_state",
-    "data_quality", "cfi", "cfi_percentile", "crash_prob_24h", "cascade_level", "episode_id", "reasons",
-)  # fmt: skip
-SUFFIXES = (".parquet", ".csv")
 
 
 def add_parser(sub: Any) -> None:
@@ -56,11 +53,11 @@ def regime_snapshots(
     settings: Settings, start: pd.Timestamp | None, end: pd.Timestamp | None
 ) -> list[Snapshot]:
     """The snapshots of the stored hours [start, end] (open times), through replay's batch path."""
+    from riskd.commands.replay import replay_range
     from riskd.contract.snapshot import to_snapshot
     from riskd.core import compute_fragility
     from riskd.crash_model import load_crash_model
     from riskd.live import assess_row, store_panel
-    from riskd.replay import replay_range
     from riskd.store import HistoryStore
 
     store = HistoryStore(settings.store_dir)
@@ -89,56 +86,14 @@ def regime_snapshots(
     return out
 
 
-def regime_frame(snapshots: list[Snapshot]) -> pd.DataFrame:
-    """One row per snapshot, the :data:`EXPORT_COLUMNS`, oldest first (times as UTC timestamps)."""
-    rows = [
-        {
-            "hour": pd.Timestamp(s.as_of) - HOUR,
-            "as_of": pd.Timestamp(s.as_of),
-            "published_at": pd.Timestamp(s.computed_at),
-            "state": s.state,
-            "state_code": s.state_code,
-            "risk_multiplier": s.risk_multiplier,
-            "trading_state": s.trading_state,
-            "data_quality": s.data_quality.status,
-            "cfi": s.cfi,
-            "cfi_percentile": s.cfi_percentile,
-            "crash_prob_24h": s.crash_prob_24h,
-            "cascade_level": s.cascade_level,
-            "episode_id": s.episode_id,
-            "reasons": ";".join(s.reasons),
-        }
-        for s in snapshots
-    ]
-    frame = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
-    for col in ("hour", "as_of", "published_at"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    return frame
-
-
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
-    """Write by suffix, atomically (a reader never sees half a file): Parquet, or CSV with ISO ``Z`` times."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write by suffix through riskd's one atomic, fsynced write: Parquet, or CSV with ISO ``Z`` times."""
     if path.suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        write_atomic(path, buffer.getvalue())
     else:
-        frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    os.replace(tmp, path)
-
-
-def read_regime_file(path: str | Path) -> pd.DataFrame:
-    """An exported file back as a frame (the freqtrade integration's backtest source), by suffix."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        frame = pd.read_csv(path)
-    else:
-        raise ValueError(f"{path}: a regime export ends in .parquet or .csv")
-    for col in ("hour", "as_of", "published_at"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    return frame.sort_values("as_of").reset_index(drop=True)
+        write_atomic(path, frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ"))
 
 
 def cli_export_regime(settings: Settings, args: argparse.Namespace) -> int:

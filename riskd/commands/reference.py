@@ -2,7 +2,7 @@
 
 Two renderings of the same walk over ``riskd.settings.Settings`` (field order, descriptions, types,
 constraints and defaults): :func:`config_reference_markdown` for ``docs/operations.md`` and
-:func:`env_example` for ``deploy/riskd.env.example``. ``python -m riskd.configref --write`` rewrites
+:func:`env_example` for ``deploy/riskd.env.example``. ``python -m riskd.commands.reference --write`` rewrites
 both; ``--check`` (what tests/test_deploy.py does) exits 1 when either is out of date. The same command
 regenerates the shipped JSON Schemas (``riskd/schemas``, from ``riskd.contract.schemas``), the schema block of
 docs/redis.md and the runbook section of docs/operations.md (from ``riskd/http/runbooks/runbooks.md``).
@@ -28,7 +28,7 @@ from pydantic.fields import FieldInfo
 from riskd.settings import Settings
 
 ENV_PREFIX = "RISKD_"
-BEGIN_MARKER = "<!-- BEGIN GENERATED CONFIG REFERENCE: python -m riskd.configref --write -->"
+BEGIN_MARKER = "<!-- BEGIN GENERATED CONFIG REFERENCE: python -m riskd.commands.reference --write -->"
 END_MARKER = "<!-- END GENERATED CONFIG REFERENCE -->"
 ENV_EXAMPLE = Path("deploy/riskd.env.example")
 OPERATIONS_DOC = Path("docs/operations.md")
@@ -198,7 +198,7 @@ def env_example(model: type[BaseModel] = Settings) -> str:
     """An environment file naming every setting with its default, each line commented out."""
     out = [
         "# riskd settings as environment variables: every setting, with its default.",
-        "# GENERATED from riskd/settings.py by `python -m riskd.configref --write`: do not edit by hand;",
+        "# GENERATED from riskd/settings.py by `python -m riskd.commands.reference --write`: do not edit by hand;",
         "# tests/test_deploy.py fails when this file and the Settings model drift apart.",
         "#",
         "# Copy it to /etc/riskd/riskd.env (systemd) or deploy/riskd.env (compose) and uncomment what you",
@@ -296,11 +296,13 @@ def _read(path: Path) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``--write`` regenerates the files, ``--check`` (default) exits 1 when they drifted."""
-    p = argparse.ArgumentParser(prog="python -m riskd.configref", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m riskd.commands.reference", description=__doc__.splitlines()[0]
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the generated files")
     mode.add_argument("--check", action="store_true", help="exit 1 when they are out of date (default)")
-    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1], help="repository root")
+    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2], help="repository root")
     args = p.parse_args(argv)
     if args.write:
         for path, text in expected_files(args.root).items():
@@ -309,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     stale = stale_files(args.root)
     for path in stale:
-        print(f"out of date: {path} (run: python -m riskd.configref --write)", file=sys.stderr)
+        print(f"out of date: {path} (run: python -m riskd.commands.reference --write)", file=sys.stderr)
     return 1 if stale else 0
 
 

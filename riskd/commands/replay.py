@@ -28,8 +28,8 @@ from typing import Any
 import pandas as pd
 
 from riskd.alerting.pipeline import Channel
-from riskd.arguments import hour_arg
 from riskd.clock import SimClock
+from riskd.commands._args import hour_arg, port_arg
 from riskd.config_check import key_prefix as check_key_prefix
 from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import to_snapshot
@@ -43,7 +43,27 @@ from riskd.live import assess_row, store_panel
 from riskd.settings import Settings
 from riskd.store import HistoryStore
 
-log = logging.getLogger("riskd.replay")
+log = logging.getLogger("riskd.commands.replay")
+
+
+def add_parser(sub: Any) -> None:
+    """``riskd replay``'s arguments."""
+    rp = sub.add_parser("replay", help="stored history through compute and publish on a simulated clock")
+    rp.add_argument("--from", dest="start", help="first hour (open time, UTC ISO); default: the first stored")
+    rp.add_argument("--to", dest="end", help="last hour (open time, UTC ISO); default: the last stored")
+    rp.add_argument("--alerts", choices=["configured", "console", "none"], default="configured",
+                    help="alert sink: the configured one (Telegram or console), the console, or none")  # fmt: skip
+    rp.add_argument("--metrics-port", type=port_arg, help="override metrics.port (0: any free port)")
+    keys = rp.add_mutually_exclusive_group()
+    keys.add_argument("--prefix", help="Redis key prefix to write under (default: redis.key_prefix's first part "
+                      "+ '-replay', riskd:v1 -> riskd-replay:v1, cleared at the start; the production keys are "
+                      "never touched)")  # fmt: skip
+    keys.add_argument("--production-keys", action="store_true",
+                      help="write into the configured redis.key_prefix, as the live daemon does (its consumers "
+                      "will read the replay; snapshots say live: false)")  # fmt: skip
+    rp.add_argument(
+        "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
+    )
 
 
 def replay_prefix(prefix: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from riskd.arguments import hour_arg
+from riskd.commands._args import hour_arg
 from riskd.errors import ConfigError, SinkError, Unreachable
 from riskd.settings import Settings, redact_url
 
