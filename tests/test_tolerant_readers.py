@@ -32,7 +32,7 @@ from riskd.settings import AlertSettings, RedisSettings, load_settings
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink, read_history
 from riskd.store import HistoryStore
-from riskd.streams.orchestrator import MinuteStreams
+from riskd.streams.task import MinuteStreams
 from riskd.telegram.status import RedisStatusSource
 from tests.test_alerts import H0, snap
 
@@ -100,7 +100,7 @@ async def test_every_stream_and_key_reader_ignores_added_fields(client: Redis, t
     assert [s.state for s in await status.history(3)] == ["calm", "elevated", "cascade"]
     settings = load_settings(data_dir=tmp_path, redis={"key_prefix": prefix})
     streams = MinuteStreams(settings, client=client, pipeline=pipeline, clock=SimClock(pd.Timestamp(now)))
-    found = await streams._snapshot(int(hours[-1].as_of.timestamp() * 1000))
+    found = await streams.episodes.snapshot(int(hours[-1].as_of.timestamp() * 1000))
     assert found is not None
     assert found.episode_id == "E1"
     reading = interpret(json.dumps(widened(hours[-1])), now=now)

@@ -49,7 +49,7 @@ async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
             return EXIT_BLIND if last is None or blind(last) else 0
         rt.tasks.append(asyncio.create_task(d.lease_loop(stop), name="riskd-lease"))
         if settings.streams.enabled:  # the minute side: its own task, never inside the hourly cycle
-            from riskd.streams.orchestrator import MinuteStreams
+            from riskd.streams.task import MinuteStreams
 
             streams = MinuteStreams(settings, client=rt.client, pipeline=rt.pipeline, clock=d.clock,
                                     store=d.store, metrics=rt.metrics)  # fmt: skip

@@ -4,12 +4,39 @@ riskd can read specs without a loop through the adapters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 Dataset = Literal["ohlcv", "funding", "open_interest", "current_funding"]
 FundingRole = Literal["primary", "gap"]
 DATASETS: tuple[Dataset, ...] = ("ohlcv", "funding", "open_interest", "current_funding")
+
+
+Completeness = Literal["complete", "sampled", "absent"]
+"""How much of a venue's liquidations its public stream carries: every one (Bybit ``allLiquidation``), at
+most the latest per symbol per second (Binance ``forceOrder``, OKX), or none at all (Hyperliquid)."""
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What a venue means to the minute side (:mod:`riskd.streams`): its websocket and its liquidations.
+
+    ``ws_shape``: where ccxt.pro takes the websocket base URL in ``urls["api"]["ws"]`` (a path of keys).
+    ``fake_ws_path``: the loopback fake exchange's websocket path for the venue (tests and the demos).
+    ``liquidations``: ``all_market`` (one subscription for every symbol) or ``per_symbol`` (a topic per
+    market, ``liquidation_topic`` formatted with the market id). ``candle_closed(message, market_id)``: the
+    open times (ms) of the candles a raw candle frame marks closed (ccxt's parsed candle drops the flag).
+    ``ccxt_options``: options the ccxt.pro client needs for this venue. ``completeness``: see
+    :data:`Completeness`."""
+
+    ws_shape: tuple[str, ...]
+    fake_ws_path: str
+    liquidations: Literal["all_market", "per_symbol"]
+    candle_closed: Callable[[Any, str], list[int]]
+    completeness: Completeness
+    liquidation_topic: str = ""
+    ccxt_options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,10 @@ class VenueSpec:
     rate_limit_window_s: float = 60.0
     scaled_prefixes: tuple[str, ...] = ("1000000", "10000", "1000")
     enabled_by_default: bool = True
+    stream: StreamSpec | None = None
+    """The venue's websocket facts; None: riskd records no stream from it."""
+    liquidation_completeness: Completeness = "absent"
+    """How complete the venue's liquidation record can be (a stream's, or none)."""
 
     def raw_id(self, base: str) -> str:
         """The venue's own market id of ``base`` (``BTCUSDT``, ``BTC-USDT-SWAP``, ``BTC``)."""

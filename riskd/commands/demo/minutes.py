@@ -136,7 +136,7 @@ async def run_minute_demo(settings: Settings, *, out: TextIO = sys.stdout) -> in
     from riskd.daemon.wiring import resolve_redis
     from riskd.sinks.redis import client_from_settings
     from riskd.store import HistoryStore
-    from riskd.streams.orchestrator import MinuteStreams
+    from riskd.streams.task import MinuteStreams
     from riskd.testing.fake_exchange import FakeExchange
 
     bars = load_minutes()
@@ -240,7 +240,7 @@ async def _close_hour(
     await sink.publish(snap)
     clock.set(end + pd.Timedelta(seconds=20))
     await feed.run()
-    await _until(lambda: int(end.value // 1_000_000) not in streams.episodes, within_s=20.0)
+    await _until(lambda: int(end.value // 1_000_000) not in streams.episodes.open, within_s=20.0)
     btc = bars["BTC"]
     ret = btc.loc[end - pd.Timedelta(minutes=1), "close"] / btc.loc[end - pd.Timedelta(hours=1), "open"] - 1
     outcome = (streams.last_outcome or {}).get("outcome") if fired else None

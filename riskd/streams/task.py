@@ -3,15 +3,10 @@
 Minute ``m`` closes when BTC's closed candle for ``m`` arrives, or at the latest ``close_grace_s``
 after its end by the clock. Each close: the recorder freezes the minute's liquidations with the feeds'
 coverage, the detector reads the last ``history_minutes`` closed minutes, ``<prefix>:regime:live`` is
-rewritten, and the first minute of an hour whose level reaches ``alert_level`` raises one
-``cascade_developing`` alert (fingerprint per hour and provisional episode; the episode is also kept in
-``<prefix>:regime:live:episodes`` so a restart or another replica settles it).
-
-Settling: once the hourly snapshot of that hour is in the history stream, a cascade there (any BTC
-level, the multi-asset detector, or the cascade state) confirms the episode. The hourly path's own
-cascade alert then goes out as a reply in the same thread and says so; when the hour raised no such
-alert (an episode already running) a short "confirmed" reply is sent instead. Otherwise a "retracted"
-reply. With no snapshot ``confirm_wait_s`` after the hour, the episode is retracted as unconfirmed.
+rewritten, and the first minute of an hour whose level reaches ``alert_level`` opens the hour's
+provisional episode and raises its alert (:mod:`riskd.streams.episodes`, which also settles it at the hour
+close). What a venue's streams are — its websocket, how it subscribes to liquidations, how a candle frame
+says "closed" — comes from the venue registry (``VenueSpec.stream``). One clock: the injected one.
 """
 
 from __future__ import annotations
@@ -19,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,16 +24,14 @@ import numpy as np
 import pandas as pd
 
 from riskd.clock import Clock
-from riskd.contract.alerts import cascade_thread, derive_alerts
-from riskd.contract.codec import read_entry
 from riskd.contract.keys import Keys
 from riskd.contract.live import LiveRegime, StreamStatus
-from riskd.contract.models import Alert, Snapshot
 from riskd.core.intrahour import PROVISIONAL_CODES, fires, minute_features, provisional_levels
 from riskd.settings import Settings
 from riskd.sources.symbols import base_of, unified_symbol
 from riskd.store import HistoryStore
-from riskd.streams.feeds import Feed, make_client, tap_liquidations
+from riskd.streams.episodes import Episode, Episodes, developing_alert, figures, settlement
+from riskd.streams.feeds import Feed, make_client, stream_spec, tap_liquidations
 from riskd.streams.live import LivePublisher
 from riskd.streams.recorder import HOUR_MS, MINUTE_MS, LiquidationRecorder
 
@@ -84,7 +75,7 @@ class MinuteStreams:
         self._bars: deque[tuple[int, dict[str, tuple[float, float]]]] = deque(maxlen=self.s.history_minutes)
         self._liq: deque[float] = deque(maxlen=self.s.history_minutes)
         self.next_minute: int | None = None
-        self.episodes: dict[int, dict[str, Any]] = {}  # hour end ms -> episode
+        self.episodes = Episodes(client, self.publisher.episodes_key, Keys(self.prefix).history)
         self.last_outcome: dict[str, Any] | None = None
         self.last_doc: LiveRegime | None = None
         self.publish_latency_s: deque[float] = deque(maxlen=10_000)
@@ -98,9 +89,7 @@ class MinuteStreams:
         self.recorder.recover()
         now_ms = _ms(self.clock.now())
         await asyncio.to_thread(self.recorder.write_through, now_ms - now_ms % HOUR_MS)
-        raw = await self.client.hgetall(self.publisher.episodes_key)
-        for k, v in raw.items():
-            self.episodes[int(_text(k))] = json.loads(_text(v))
+        await self.episodes.load()
         self.next_minute = now_ms - now_ms % MINUTE_MS
         for venue in self.s.venues:
             await self._add_liquidation_feed(venue, stop)
@@ -111,15 +100,17 @@ class MinuteStreams:
         self.exchanges.append(ex)
         await ex.load_markets()
         tap_liquidations(ex, functools.partial(self._on_liquidation, venue))
-        if venue == "binance":
-            watch: Callable[[], Awaitable[Any]] = lambda: ex.watch_liquidations_for_symbols([])  # noqa: E731
+        spec = stream_spec(venue)
+        if spec.liquidations == "all_market":
+            watch: Callable[[], Awaitable[Any]] = lambda: ex.watch_liquidations_for_symbols([])  # noqa: E731  (a thunk the feed re-awaits)
         else:
-            markets = [unified_symbol(b, venue) for b in self.settings.universe.symbols]
-            markets = [m for m in markets if m in ex.markets]
+            markets = [
+                m for b in self.settings.universe.symbols if (m := unified_symbol(b, venue)) in ex.markets
+            ]
             url = await ex.get_url_by_market_type(markets[0], False, "watchLiquidations", {})
             hashes = [f"liquidations::{m}" for m in markets]
-            topics = [f"allLiquidation.{ex.market(m)['id']}" for m in markets]
-            watch = lambda: ex.watch_topics(url, hashes, topics, {})  # noqa: E731
+            topics = [spec.liquidation_topic.format(id=ex.market(m)["id"]) for m in markets]
+            watch = lambda: ex.watch_topics(url, hashes, topics, {})  # noqa: E731  (a thunk the feed re-awaits)
         self._add_feed(f"{venue}:liquidations", ex, watch, self.s.stall_timeout_s, stop)
 
     async def _add_candle_feed(self, stop: asyncio.Event) -> None:
@@ -130,7 +121,7 @@ class MinuteStreams:
         pairs = [[unified_symbol(b, venue), "1m"] for b in self.symbols]
         pairs = [p for p in pairs if p[0] in ex.markets]
         self._candles = ex
-        _tap_candle_close(ex, unified_symbol(self.symbols[0], venue), self._on_btc_closed)
+        _tap_candle_close(ex, venue, unified_symbol(self.symbols[0], venue), self._on_btc_closed)
         self._add_feed(f"{venue}:candles_1m", ex, lambda: ex.watch_ohlcv_for_symbols(pairs),
                        self.s.candle_stall_timeout_s, stop)  # fmt: skip
 
@@ -217,7 +208,7 @@ class MinuteStreams:
         row = self._features()
         level = provisional_levels(row, self.p).iloc[-1] if len(row) else "none"
         hour_end = minute - minute % HOUR_MS + HOUR_MS
-        if fires(level, self.p) and hour_end not in self.episodes:
+        if fires(level, self.p) and hour_end not in self.episodes.open:
             await self._raise(hour_end, minute, level, row.iloc[-1])
         await self._publish(minute, level, row, coverage)
         self.publish_latency_s.append(time.perf_counter() - started)
@@ -251,27 +242,16 @@ class MinuteStreams:
 
     async def _raise(self, hour_end: int, minute: int, level: str, feats: pd.Series) -> None:
         as_of = pd.Timestamp(hour_end, unit="ms", tz="UTC")
-        fired_at = pd.Timestamp(minute + MINUTE_MS, unit="ms", tz="UTC")
-        episode = {"episode_id": f"prov-{as_of:%Y%m%dT%H%M}", "fired_at": fired_at.isoformat(), "level": level,
-                   "as_of": as_of.isoformat()}  # fmt: skip
-        self.episodes[hour_end] = episode
-        await self.client.hset(self.publisher.episodes_key, str(hour_end), json.dumps(episode))
-        figs = {"to": "developing", "level": level, "minute": fired_at.isoformat(), **_figures(feats)}
-        lead = (as_of - fired_at) / pd.Timedelta(minutes=1)
-        body = (f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC · minute {fired_at:%H:%M} ({lead:.0f} min before the close)\n"
-                f"{_figures_line(figs)}\nProvisional: the hour close confirms or retracts it in this thread.")  # fmt: skip
-        severity = "critical" if level == "severe" else "warning"
-        alert = Alert(kind="cascade_developing", severity=severity, as_of=as_of.to_pydatetime(),
-                      title=f"Cascade developing (provisional, {level})", body=body, figures=figs,
-                      episode_id=episode["episode_id"], thread=cascade_thread(as_of.to_pydatetime()))  # fmt: skip
-        outcome = await self.pipeline.submit([alert])
-        log.warning("provisional cascade %s at %s: alert %s", level, fired_at.isoformat(), outcome)
+        ep = Episode.of(as_of, pd.Timestamp(minute + MINUTE_MS, unit="ms", tz="UTC"), level)
+        await self.episodes.add(hour_end, ep)
+        outcome = await self.pipeline.submit([developing_alert(ep, feats)])
+        log.warning("provisional cascade %s at %s: alert %s", level, ep.fired_at, outcome)
 
     async def _publish(self, minute: int, level: str, row: pd.DataFrame, coverage: dict[str, float]) -> None:
         close = pd.Timestamp(minute + MINUTE_MS, unit="ms", tz="UTC")
         hour_end = minute - minute % HOUR_MS + HOUR_MS
-        ep = self.episodes.get(hour_end)
-        feats = _figures(row.iloc[-1]) if len(row) else {}
+        ep = self.episodes.open.get(hour_end)
+        feats = figures(row.iloc[-1]) if len(row) else {}
         streams = {
             n: StreamStatus(up=f.up, reconnects=f.reconnects, stalls=f.stalls) for n, f in self.feeds.items()
         }
@@ -279,10 +259,10 @@ class MinuteStreams:
         doc = LiveRegime(
             minute=close.to_pydatetime(), minute_ms=minute + MINUTE_MS,
             as_of=pd.Timestamp(hour_end, unit="ms", tz="UTC").to_pydatetime(),
-            computed_at=pd.Timestamp.now(tz="UTC").to_pydatetime(), provisional_level=level,
+            computed_at=self.clock.now().to_pydatetime(), provisional_level=level,
             provisional_level_code=PROVISIONAL_CODES[level], firing=fires(level, self.p),
-            episode_id=ep["episode_id"] if ep else None,
-            fired_at=pd.Timestamp(ep["fired_at"]).to_pydatetime() if ep else None,
+            episode_id=ep.episode_id if ep else None,
+            fired_at=pd.Timestamp(ep.fired_at).to_pydatetime() if ep else None,
             features=feats, streams=streams, data_quality="degraded" if degraded else "ok",
             liquidations=self.recorder.hour_so_far(hour_end - HOUR_MS, (minute + MINUTE_MS - hour_end + HOUR_MS) // MINUTE_MS),
             last_outcome=self.last_outcome,
@@ -294,47 +274,18 @@ class MinuteStreams:
 
     # ---- settling --------------------------------------------------------------------------------
     async def _settle(self, now: pd.Timestamp) -> None:
-        for hour_end in sorted(h for h in self.episodes if h <= _ms(now)):
-            snap, prev = await self._snapshot(hour_end), await self._snapshot(hour_end - HOUR_MS)
+        """Every open episode whose hour has its snapshot (or waited ``confirm_wait_s``) is settled once."""
+        for hour_end in sorted(h for h in self.episodes.open if h <= _ms(now)):
+            snap = await self.episodes.snapshot(hour_end)
             if snap is None and _ms(now) < hour_end + self.s.confirm_wait_s * 1000:
                 continue
-            await self._settle_one(hour_end, self.episodes[hour_end], snap, prev, now)
-            await self.client.hdel(self.publisher.episodes_key, str(hour_end))
-            del self.episodes[hour_end]
-
-    async def _settle_one(self, hour_end: int, ep: dict[str, Any], snap: Snapshot | None,
-                          prev: Snapshot | None, now: pd.Timestamp) -> None:  # fmt: skip
-        as_of = pd.Timestamp(hour_end, unit="ms", tz="UTC").to_pydatetime()
-        thread = cascade_thread(as_of)
-        confirmed = snap is not None and (
-            snap.state == "cascade" or snap.cascade_level != "none" or snap.multi_asset_cascade
-        )
-        outcome = "confirmed" if confirmed else "retracted"
-        self.last_outcome = {"as_of": as_of.isoformat(), "episode_id": ep["episode_id"], "outcome": outcome}
-        if confirmed and any(a.thread == thread for a in derive_alerts(prev, snap, now=now.to_pydatetime())):  # type: ignore[arg-type]
-            log.info("provisional episode %s confirmed by the hourly alert (same thread)", ep["episode_id"])
-            return
-        if snap is None:
-            why = f"no hourly snapshot within {self.s.confirm_wait_s:.0f}s of the close"
-        elif confirmed:
-            why = f"hourly cascade level {snap.cascade_level}, state {snap.state}"
-        else:
-            why = f"the hour closed without a cascade (level {snap.cascade_level}, state {snap.state})"
-        title = "Cascade confirmed at the hour close" if confirmed else "Provisional cascade alert retracted"
-        alert = Alert(kind="cascade_developing", severity="warning" if confirmed else "info", as_of=as_of,
-                      title=title, body=f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC: {why}.",
-                      figures={"to": outcome, "fired_at": ep["fired_at"]}, episode_id=ep["episode_id"],
-                      thread=thread)  # fmt: skip
-        await self.pipeline.submit([alert])
-
-    async def _snapshot(self, hour_end: int) -> Snapshot | None:
-        rows = await self.client.xrange(self._history_key, min=f"{hour_end}-0", max=f"{hour_end}-0", count=1)
-        if not rows:
-            return None
-        try:
-            return read_entry(rows[0][1])
-        except ValueError:
-            return None
+            ep = self.episodes.open[hour_end]
+            prev = await self.episodes.snapshot(hour_end - HOUR_MS)
+            outcome, reply = settlement(ep, snap, prev, now, self.s.confirm_wait_s)
+            self.last_outcome = {"as_of": ep.as_of, "episode_id": ep.episode_id, "outcome": outcome}
+            if reply is not None:
+                await self.pipeline.submit([reply])
+            await self.episodes.close(hour_end)
 
     def _export_metrics(self) -> None:
         if self._metrics is None:
@@ -363,57 +314,20 @@ class _StreamMetrics:
                                registry=registry)  # fmt: skip
 
 
-def _tap_candle_close(exchange: Any, btc_symbol: str, on_closed: Callable[[int], None]) -> None:
-    """Call ``on_closed(open_ms)`` when the venue marks BTC's 1-minute candle closed (Binance ``k.x``,
-    Bybit ``confirm``); ccxt's parsed candle drops that flag."""
+def _tap_candle_close(exchange: Any, venue: str, btc_symbol: str, on_closed: Callable[[int], None]) -> None:
+    """Call ``on_closed(open_ms)`` when the venue marks BTC's 1-minute candle closed (how it says so is
+    the registry's ``StreamSpec.candle_closed``); ccxt's parsed candle drops that flag."""
     original = exchange.handle_ohlcv
     btc_id = exchange.market(btc_symbol)["id"]
+    closed = stream_spec(venue).candle_closed
 
     def handle_ohlcv(client: Any, message: Any) -> Any:
         out = original(client, message)
-        with contextlib.suppress(Exception):
-            k = message.get("k")
-            if k is not None and k.get("s") == btc_id and k.get("x") is True:
-                on_closed(int(k["t"]))
-            elif str(message.get("topic", "")).endswith(f".{btc_id}"):
-                for d in message.get("data", []):
-                    if d.get("confirm") is True:
-                        on_closed(int(d["start"]))
+        for open_ms in closed(message, btc_id):
+            on_closed(open_ms)
         return out
 
     exchange.handle_ohlcv = handle_ohlcv
-
-
-def _figures(feats: pd.Series) -> dict[str, float | None]:
-    keys_ = (
-        "btc_ret_5m",
-        "btc_ret_15m",
-        "btc_ret_60m",
-        "vol_surge",
-        "breadth",
-        "liq_usd_window",
-        "liq_surge",
-    )
-    out: dict[str, float | None] = {}
-    for k in keys_:
-        v = feats.get(k)
-        out[k] = None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
-    return out
-
-
-def _figures_line(f: dict[str, Any]) -> str:
-    parts = [
-        f"BTC {k} {f[f'btc_ret_{k}'] * 100:+.1f}%"
-        for k in ("5m", "15m", "60m")
-        if f.get(f"btc_ret_{k}") is not None
-    ]
-    if f.get("vol_surge") is not None:
-        parts.append(f"volume ×{f['vol_surge']:.1f}")
-    if f.get("breadth") is not None:
-        parts.append(f"alts falling {f['breadth']:.0%}")
-    if f.get("liq_usd_window") is not None:
-        parts.append(f"liquidations ${f['liq_usd_window'] / 1e6:.1f}M")
-    return " · ".join(parts)
 
 
 def _ms(ts: pd.Timestamp) -> int:
