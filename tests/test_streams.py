@@ -292,7 +292,9 @@ async def test_restart_after_a_crash_resends_nothing_and_loses_no_minute(
         r.streams = again
         r.task = asyncio.create_task(again.run(r.stop))
         await until(lambda: len(again.feeds) == 3 and all(f.up for f in again.feeds.values()))
-        assert HOUR + pd.Timedelta(hours=1) in {pd.Timestamp(h, unit="ms", tz="UTC") for h in again.episodes.open}
+        assert HOUR + pd.Timedelta(hours=1) in {
+            pd.Timestamp(h, unit="ms", tz="UTC") for h in again.episodes.open
+        }
         for i in range(44, 60):
             await r.minute(i, drop=-0.01, volume=120.0, liq_usd=8_000_000.0)
         await asyncio.sleep(0.5)

@@ -63,6 +63,9 @@ class VenueSpec:
     rate_limit_window_s: float = 60.0
     scaled_prefixes: tuple[str, ...] = ("1000000", "10000", "1000")
     enabled_by_default: bool = True
+    import_quotes: tuple[str, ...] = ()
+    """Quotes a history file's pair may carry for this venue's perps (``USDC`` and none for Hyperliquid);
+    empty: the venue's ``quote``."""
     stream: StreamSpec | None = None
     """The venue's websocket facts; None: riskd records no stream from it."""
     liquidation_completeness: Completeness = "absent"
@@ -71,6 +74,10 @@ class VenueSpec:
     def raw_id(self, base: str) -> str:
         """The venue's own market id of ``base`` (``BTCUSDT``, ``BTC-USDT-SWAP``, ``BTC``)."""
         return self.market_id.format(base=base, quote=self.quote)
+
+    def quotes(self) -> tuple[str, ...]:
+        """The quotes :mod:`riskd.importer` accepts in a file's pair name for this venue."""
+        return self.import_quotes or (self.quote,)
 
     def serves(self, dataset: str) -> bool:
         """Whether the venue serves ``dataset`` (``ohlcv``, ``funding``, ``open_interest`` …)."""
