@@ -12,7 +12,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from riskd.alerting.pipeline import AlertPipeline, format_message
+from riskd.alerting.channel import format_message
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.contract.alerts import derive_alerts, format_late, severity_for_transition
 from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.daemon.embedded import RedisServer

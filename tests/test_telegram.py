@@ -198,7 +198,7 @@ def spawn_delivery(tg: FakeTelegram, redis_url: str, prefix: str, log_path: Path
         "RISKD_TELEGRAM__RETRY_INTERVAL_S": "0.5", "RISKD_LOG_LEVEL": "DEBUG",
         "RISKD_DATA_DIR": str(log_path.parent),
     })  # fmt: skip
-    code = "from riskd.telegram.channel import delivery_main; delivery_main(lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
+    code = "from riskd.daemon.wiring import delivery_main; delivery_main(lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
 

@@ -66,7 +66,7 @@ def spawn(tg: FakeTelegram, redis_url: str, prefix: str, log: Path) -> subproces
         "RISKD_TELEGRAM__ESCALATE_AFTER": str(ESCALATE_MIN), "RISKD_LOG_LEVEL": "INFO", "RISKD_DATA_DIR": str(log.parent),
     })  # fmt: skip
     code = (
-        "from riskd.telegram.channel import delivery_main; "
+        "from riskd.daemon.wiring import delivery_main; "
         "delivery_main(with_bot=True, escalation_interval_s=0.2, lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
     )
     with log.open("ab") as out:

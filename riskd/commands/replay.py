@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from riskd.alerting.pipeline import Channel
+from riskd.alerting.channel import Channel
 from riskd.clock import SimClock
 from riskd.commands._args import hour_arg, port_arg
 from riskd.config_check import key_prefix as check_key_prefix

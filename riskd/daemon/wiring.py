@@ -250,3 +250,58 @@ async def redis_answers(client: aioredis.Redis, url: str, timeout_s: float) -> s
         reason = " ".join(str(err).split()) or type(err).__name__
         return f"redis at {redact_url(url)} did not answer: {reason}"
     return None
+
+
+async def run_delivery(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    with_bot: bool = False,
+    escalation_interval_s: float = 5.0,
+    **pipeline_kw: float,
+) -> None:
+    """Deliver the alert outbox of ``settings`` until stopped, escalating what nobody acknowledged; with
+    ``with_bot`` also answer commands and buttons: a delivery-only process (one replica: no lease), built
+    from the same parts as :func:`runtime` (the tests kill it mid-send to prove exactly-once delivery)."""
+    from riskd.alerting.pipeline import AlertPipeline
+    from riskd.telegram.bot import CommandBot
+    from riskd.telegram.channel import TelegramChannel, build_channel
+    from riskd.telegram.format import Links
+    from riskd.telegram.status import RedisStatusSource
+
+    stop = stop or asyncio.Event()
+    url, embedded = resolve_redis(settings)
+    redis = client_from_settings(settings.redis, url)
+    links = Links.from_settings(settings)
+    channel = build_channel(settings.telegram, links)
+    pipeline = AlertPipeline.from_settings(redis, channel, settings, **pipeline_kw)
+    bot = None
+    if with_bot and isinstance(channel, TelegramChannel):
+        source = RedisStatusSource(redis, settings.redis.key_prefix, outbox=pipeline)
+        bot = CommandBot(channel.bot, settings.telegram, source, pipeline, links=links, poll_timeout_s=1)
+        bot.start()
+    escalation = asyncio.create_task(
+        EscalationLoop(pipeline, None, interval_s=escalation_interval_s).run(stop)
+    )
+    try:
+        await pipeline.run(stop)
+    finally:
+        stop.set()
+        await escalation
+        if bot is not None:
+            await bot.stop()
+        await channel.aclose()
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def delivery_main(*, with_bot: bool = False, escalation_interval_s: float = 5.0, **pipeline_kw: Any) -> None:
+    """Entry point of a standalone delivery process (settings from the environment, as ``riskd``)."""
+    from riskd.logs import setup_logging
+    from riskd.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    asyncio.run(run_delivery(settings, with_bot=with_bot, escalation_interval_s=escalation_interval_s,
+                             **pipeline_kw))  # fmt: skip

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from riskd.alerting.pipeline import DeliveryError
+from riskd.alerting.channel import DeliveryError
 from riskd.contract.models import Alert, Snapshot
 
 log = logging.getLogger("riskd.webhook")
