@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,20 +149,6 @@ def test_delivery_long_after_the_hour_is_flagged_delayed() -> None:
 
 
 # -- the policy, against a real Redis -------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix no other test uses."""
-    return f"riskd:test:{uuid.uuid4().hex[:12]}"
 
 
 def pipeline(redis: Redis, prefix: str, out: io.StringIO | None = None, **settings: Any) -> AlertPipeline:

@@ -61,14 +61,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield fake
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 def _settings(tg: FakeTelegram) -> TelegramSettings:
     return TelegramSettings(token=TOKEN, chat_ids=[ADMIN], allowed_ids=[ADMIN], api_base_url=tg.base_url)
 

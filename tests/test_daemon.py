@@ -6,14 +6,12 @@ import asyncio
 import contextlib
 import math
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 import pandas as pd
-import pytest
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
@@ -122,11 +120,6 @@ def _assert_matches_batch(snaps: list[Snapshot], settings: Settings, venues: tup
         assert _close(s.cfi_percentile, b.cfi_percentile), s.as_of
         for name, value in b.features.items():
             assert _close(s.features[name], value), (s.as_of, name, s.features[name], value)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"riskd-test-{uuid.uuid4().hex[:8]}:v1"
 
 
 async def test_live_hours_equal_the_batch_computation(tmp_path: Path, redis_url: str, prefix: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,11 +39,6 @@ def snap(hour: int, state: str = "calm", mult: float = 1.0) -> Snapshot:
         cascade_level_code=0,
         data_quality=DataQuality(status="ok", coverage=1.0),
     )
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"riskd-test-{uuid.uuid4().hex[:8]}:v1"
 
 
 async def test_publish_writes_key_stream_and_event(redis_url: str, prefix: str) -> None:

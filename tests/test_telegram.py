@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,20 +81,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
     """The fake Bot API on a free loopback port."""
     async with FakeTelegram(token=TOKEN) as fake:
         yield fake
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix no other test uses."""
-    return f"riskd:test:{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

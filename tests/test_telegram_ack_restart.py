@@ -9,11 +9,9 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from riskd.alerting.pipeline import AlertPipeline
@@ -71,14 +69,6 @@ def spawn(tg: FakeTelegram, redis_url: str, prefix: str, log: Path) -> subproces
     )
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def press(tg: FakeTelegram, user: int, chat: int, message_id: int, data: str, username: str) -> str:

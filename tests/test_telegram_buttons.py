@@ -104,14 +104,6 @@ def settings(tg: FakeTelegram, **kw: Any) -> TelegramSettings:
     return TelegramSettings(**{**base, **kw})
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 @contextlib.asynccontextmanager
 async def make_desk(redis: Redis, tgs_kw: dict[str, Any] | None = None) -> AsyncIterator[Desk]:
     """Build and start every part; stop them all afterwards."""

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 from redis.asyncio import Redis
 
 from riskd.alerting.feed import AlertFeed
@@ -60,46 +58,38 @@ class Console:
         return str(len(self.sent))
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    c = Redis.from_url(redis_url)
-    yield c
-    await c.aclose()
-
-
-async def publish_widened(client: Redis, prefix: str, snaps: list[Snapshot]) -> None:
+async def publish_widened(redis: Redis, prefix: str, snaps: list[Snapshot]) -> None:
     """Write the key and the stream as a newer writer would (entry id = the hour, as riskd writes it)."""
     keys = Keys(prefix)
     for s in snaps:
         body = json.dumps(widened(s))
-        await client.xadd(keys.history, {"json": body}, id=f"{int(s.as_of.timestamp() * 1000)}-0")
-        await client.set(keys.regime, body)
+        await redis.xadd(keys.history, {"json": body}, id=f"{int(s.as_of.timestamp() * 1000)}-0")
+        await redis.set(keys.regime, body)
 
 
-async def test_every_stream_and_key_reader_ignores_added_fields(client: Redis, tmp_path: Path) -> None:
+async def test_every_stream_and_key_reader_ignores_added_fields(redis: Redis, tmp_path: Path) -> None:
     """The alert feed derives the cascade alert, /history and /status read the hours, the minute side finds
     the hour's snapshot, and the bots' reader judges the key: all from widened payloads."""
     prefix = f"riskd:test:{uuid.uuid4().hex[:10]}"
     hours = [snap(0), snap(1, "elevated"), snap(2, "cascade", episode="E1")]
-    await publish_widened(client, prefix, hours)
+    await publish_widened(redis, prefix, hours)
     channel = Console()
-    pipeline = AlertPipeline(client, channel, alerts=AlertSettings(cooldown_s=0), key_prefix=prefix)
+    pipeline = AlertPipeline(redis, channel, alerts=AlertSettings(cooldown_s=0), key_prefix=prefix)
     now = hours[-1].as_of + timedelta(minutes=1)
-    feed = AlertFeed(client, prefix, pipeline, clock=lambda: now, lookback=timedelta(hours=48))
+    feed = AlertFeed(redis, prefix, pipeline, clock=lambda: now, lookback=timedelta(hours=48))
     assert await feed.run() == 3
     while await pipeline.deliver_next():
         pass
     assert any("Cascade started" in t for t in channel.sent), channel.sent
-    assert [s.as_of for s in await read_history(client, prefix, 3)] == [s.as_of for s in hours]
-    assert len(await RedisHistory(client, prefix).between(hours[0].as_of, hours[-1].as_of)) == 3
-    status = RedisStatusSource(client, prefix, clock=lambda: now)
+    assert [s.as_of for s in await read_history(redis, prefix, 3)] == [s.as_of for s in hours]
+    assert len(await RedisHistory(redis, prefix).between(hours[0].as_of, hours[-1].as_of)) == 3
+    status = RedisStatusSource(redis, prefix, clock=lambda: now)
     latest = await status.latest()
     assert latest is not None
     assert latest.state == "cascade"
     assert [s.state for s in await status.history(3)] == ["calm", "elevated", "cascade"]
     settings = load_settings(data_dir=tmp_path, redis={"key_prefix": prefix})
-    streams = MinuteStreams(settings, client=client, pipeline=pipeline, clock=SimClock(pd.Timestamp(now)))
+    streams = MinuteStreams(settings, client=redis, pipeline=pipeline, clock=SimClock(pd.Timestamp(now)))
     found = await streams.episodes.snapshot(int(hours[-1].as_of.timestamp() * 1000))
     assert found is not None
     assert found.episode_id == "E1"
@@ -107,11 +97,11 @@ async def test_every_stream_and_key_reader_ignores_added_fields(client: Redis, t
     assert reading.ok, reading.reason
 
 
-async def test_spool_state_and_outbox_reload_widened_records(client: Redis, tmp_path: Path) -> None:
+async def test_spool_state_and_outbox_reload_widened_records(redis: Redis, tmp_path: Path) -> None:
     """A spool line, a saved state's last snapshot and a queued alert written by a newer riskd are read back."""
     spool = tmp_path / "spool.jsonl"
     spool.write_text(json.dumps(widened(snap(0))) + "\n")
-    sink = RedisSink(client, RedisSettings(key_prefix=f"riskd:test:{uuid.uuid4().hex[:10]}"), spool=spool)
+    sink = RedisSink(redis, RedisSettings(key_prefix=f"riskd:test:{uuid.uuid4().hex[:10]}"), spool=spool)
     assert sink.pending == 1
 
     settings = load_settings(data_dir=tmp_path / "data")
@@ -127,14 +117,14 @@ async def test_spool_state_and_outbox_reload_widened_records(client: Redis, tmp_
     assert daemon.last.state == "fragile"
 
     prefix = f"riskd:test:{uuid.uuid4().hex[:10]}"
-    pipeline = AlertPipeline(client, Console(), alerts=AlertSettings(cooldown_s=0), key_prefix=prefix)
+    pipeline = AlertPipeline(redis, Console(), alerts=AlertSettings(cooldown_s=0), key_prefix=prefix)
     alert = Alert(
         kind="data_stale", severity="warning", as_of=H0, title="t", body="Hour ending x", figures={}
     )
     await pipeline.submit([alert])
-    (item_key,) = await client.keys(f"{prefix}:alerts:item:*")
-    raw = json.loads(await client.hget(item_key, "alert"))
-    await client.hset(item_key, "alert", json.dumps({**raw, "added_field": 1}))
+    (item_key,) = await redis.keys(f"{prefix}:alerts:item:*")
+    raw = json.loads(await redis.hget(item_key, "alert"))
+    await redis.hset(item_key, "alert", json.dumps({**raw, "added_field": 1}))
     assert await pipeline.deliver_next()
     delivered, copies = await pipeline.outbox.delivered(alert.fingerprint)
     assert delivered is not None
