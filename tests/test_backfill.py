@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 from riskd.market.backfill import backfill
-from riskd.settings import DEFAULT_UNIVERSE, Settings, load_settings
+from riskd.settings import DEFAULT_UNIVERSE, Settings
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market
+from tests.helpers import fake_settings
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
 SWITCH = pd.Timestamp("2024-02-10", tz="UTC")
@@ -47,13 +48,7 @@ def _closed(history: MarketHistory) -> pd.Timestamp:
 
 
 def _settings(tmp_path: Path, fx: FakeExchange, **retry: float) -> Settings:
-    venue = {"api_url": fx.base_url, "timeout_s": 2.0, "max_concurrency": 8, "rate_limit_ms": 1}
-    policy = {"attempts": 5, "initial_backoff_s": 0.01, "max_backoff_s": 0.05, "jitter_s": 0.0, **retry}
-    return load_settings(
-        data_dir=tmp_path / "data",
-        venues={"binance": venue, "bybit": venue, "hyperliquid": venue},
-        retry=policy,
-    )
+    return fake_settings(tmp_path / "data", fx, retry={"attempts": 5, "max_backoff_s": 0.05, **retry})
 
 
 async def _run(settings: Settings, fx: FakeExchange, **kw: object):

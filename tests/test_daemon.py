@@ -22,12 +22,13 @@ from riskd.core import compute_fragility
 from riskd.daemon.embedded import RedisServer
 from riskd.daemon.wiring import Runtime, drain_outbox, runtime
 from riskd.live import store_panel
-from riskd.settings import Settings, load_settings
+from riskd.settings import Settings
 from riskd.sinks.metrics import parse_exposition
 from riskd.sinks.redis import read_history
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market
+from tests.helpers import fake_settings
 
 SYMS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 VENUES = ("binance", "bybit", "hyperliquid")
@@ -63,17 +64,15 @@ class Recorder:
 
 
 def _settings(tmp: Path, fx: FakeExchange, redis_url: str, prefix: str, **extra: object) -> Settings:
-    venue = {"api_url": fx.base_url, "rate_limit_ms": 1, "max_concurrency": 8, "timeout_s": 2.0}
-    return load_settings(
-        data_dir=tmp,
+    """The daemon on the fake exchange: 10 days of warm-up, a 2 s lease, CFI v2 ranked within the warm-up."""
+    return fake_settings(
+        tmp,
+        fx,
         universe={"symbols": SYMS},
-        venues={v: venue for v in VENUES},
         redis={"url": redis_url, "key_prefix": prefix, "socket_timeout_s": 0.5},
-        metrics={"port": 0},
         daemon={"warmup_hours": 24 * 10, "grace_s": GRACE.total_seconds(), "lease_ttl_s": 2.0, **extra},
-        retry={"attempts": 3, "initial_backoff_s": 0.01, "max_backoff_s": 0.02, "jitter_s": 0.0},
-        fragility={"cfi_v2": {"rank_min_history": 24}},  # CFI v2's percentile within the 10-day warm-up
-    )
+        fragility={"cfi_v2": {"rank_min_history": 24}},
+    )  # fmt: skip  (one section a line)
 
 
 @contextlib.asynccontextmanager

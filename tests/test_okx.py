@@ -29,6 +29,7 @@ from riskd.sinks.metrics import parse_exposition
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market
+from tests.helpers import fake_settings
 
 SYMS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 VENUES = ("binance", "bybit", "hyperliquid", "okx")
@@ -116,15 +117,15 @@ async def test_okx_current_funding_and_rate_limit_translation(tmp_path: Path) ->
 
 
 def _settings(tmp: Path, fx: FakeExchange, redis_url: str, prefix: str) -> Settings:
-    return load_settings(
-        data_dir=tmp,
+    return fake_settings(
+        tmp,
+        fx,
         universe={"symbols": SYMS},
         venues={v: _venue(fx, enabled=True) for v in VENUES},
         redis={"url": redis_url, "key_prefix": prefix, "socket_timeout_s": 0.5},
-        metrics={"port": 0},
         daemon={"warmup_hours": 24 * 10, "grace_s": GRACE.total_seconds(), "lease_ttl_s": 2.0},
         retry=_retry(),
-    )
+    )  # fmt: skip  (one section a line)
 
 
 class _Quiet:

@@ -22,13 +22,14 @@ from redis.asyncio import Redis
 from riskd.alerting.chart import render_chart
 from riskd.alerting.pipeline import AlertPipeline
 from riskd.contract.alerts import derive_alerts
-from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.contract.models import Alert, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import ConsoleChannel, TelegramChannel, build_channel, make_bot
 from riskd.telegram.commands import parse_duration
 from riskd.telegram.status import RedisStatusSource
 from riskd.testing.fake_telegram import FakeTelegram
+from tests.helpers import snapshot
 
 TOKEN = "123456789:AAE-secret-TOKEN-never-logged_xyz"
 CHAT = 100
@@ -43,16 +44,11 @@ ALERTS = AlertSettings(cooldown_s=900.0)
 
 
 def snap(hour: int, state: str = "calm", **kw: Any) -> Snapshot:
-    """A snapshot ``hour`` hours after H0."""
-    as_of = H0 + timedelta(hours=hour)
-    base: dict[str, Any] = {
-        "as_of": as_of, "computed_at": as_of, "live": True, "state": state, "state_code": STATE_CODES[state],
-        "risk_multiplier": 0.25 if state == "cascade" else 1.0, "reasons": ["cfi above p95"], "cfi": 2.41,
-        "cfi_percentile": 0.97, "cfi_quintile": 5, "cascade_level": "none", "cascade_level_code": 0,
-        "features": {"btc_return_1h": -0.084, "vol_ratio": 4.2, "funding_z": 2.1, "funding_z_BTC": 1.5},
-        "components": {"funding_z": 1.2}, "data_quality": DataQuality(status="ok", coverage=1.0),
-    }  # fmt: skip
-    return Snapshot(**{**base, **kw})
+    """A snapshot ``hour`` hours after H0 (tests.helpers.snapshot, with a per-symbol funding z too)."""
+    features = {"btc_return_1h": -0.084, "vol_ratio": 4.2, "funding_z": 2.1, "funding_z_BTC": 1.5}
+    return snapshot(
+        H0 + timedelta(hours=hour), state, **{"features": features, "components": {"funding_z": 1.2}, **kw}
+    )
 
 
 def hourly_alerts(n: int) -> list[Alert]:

@@ -22,7 +22,7 @@ from riskd.alerting.escalation import EscalationLoop
 from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
 from riskd.contract.alerts import derive_alerts
-from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.contract.models import Alert, Snapshot
 from riskd.daemon.lease import LeaderLease
 from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import CommandBot
@@ -30,6 +30,7 @@ from riskd.telegram.channel import TelegramChannel
 from riskd.telegram.format import Links
 from riskd.telegram.status import RedisStatusSource
 from riskd.testing.fake_telegram import Delivered, FakeTelegram
+from tests.helpers import snapshot
 
 TOKEN = "123456789:AAE-secret-TOKEN-never-logged_xyz"
 CHAT, CRIT_CHAT, INFO_CHAT, ESC_CHAT = 100, 200, 300, 900
@@ -42,15 +43,8 @@ pytestmark = [
 
 
 def snap(hour: int, state: str = "calm", **kw: Any) -> Snapshot:
-    """A snapshot ``hour`` hours after H0."""
-    as_of = (H0 + timedelta(hours=hour)).to_pydatetime()
-    base: dict[str, Any] = {
-        "as_of": as_of, "computed_at": as_of, "live": True, "state": state, "state_code": STATE_CODES[state],
-        "risk_multiplier": 0.25 if state == "cascade" else 1.0, "reasons": ["cfi above p95"], "cfi": 2.41,
-        "cfi_percentile": 0.97, "cfi_quintile": 5, "cascade_level": "none", "cascade_level_code": 0,
-        "features": {"btc_return_1h": -0.084, "vol_ratio": 4.2}, "data_quality": DataQuality(status="ok", coverage=1.0),
-    }  # fmt: skip
-    return Snapshot(**{**base, **kw})
+    """A snapshot ``hour`` hours after H0 (tests.helpers.snapshot)."""
+    return snapshot((H0 + timedelta(hours=hour)).to_pydatetime(), state, **kw)
 
 
 def critical(hour: int = 0, **kw: Any) -> Alert:
