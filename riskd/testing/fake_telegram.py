@@ -21,58 +21,29 @@ failures on the send methods: ``fail_next(429, retry_after=1)``, ``fail_next(500
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
 
-BOT_USER = {"id": 4242, "is_bot": True, "first_name": "riskd fake", "username": "riskd_fake_bot"}
+from riskd.testing.telegram_wire import (
+    BOT_USER,
+    Delivered,
+    Failure,
+    callback_update,
+    command_update,
+    error,
+    html_error,
+    ok,
+    params_of,
+    update_id,
+)
+
 _SEND_METHODS = frozenset({"sendmessage", "sendphoto"})
-
-
-@dataclass
-class Delivered:
-    """One message the fake accepted (what the chat would show)."""
-
-    method: str
-    chat_id: int
-    text: str
-    disable_notification: bool
-    photo: bytes | None
-    message_id: int
-    at: float = field(default_factory=time.time)
-    reply_to: int | None = None
-    parse_mode: str | None = None
-    reply_markup: dict[str, Any] | None = None
-    edits: list[str] = field(default_factory=list)
-    """Earlier texts, oldest first: ``text`` is what the chat shows now."""
-
-    @property
-    def plain(self) -> str:
-        """What the reader sees: tags removed and entities decoded (HTML), else the text as sent."""
-        return _plain(self.text) if self.parse_mode == "HTML" else self.text
-
-    @property
-    def buttons(self) -> list[tuple[str, str]]:
-        """(label, callback_data) of the inline keyboard, row by row."""
-        rows = (self.reply_markup or {}).get("inline_keyboard", [])
-        return [(b.get("text", ""), b.get("callback_data", "")) for row in rows for b in row]
-
-
-@dataclass
-class _Failure:
-    status: int = 500
-    retry_after: int | None = None
-    hang: bool = False
-    record: bool = False
 
 
 class FakeTelegram:
@@ -90,7 +61,7 @@ class FakeTelegram:
         self.menu: list[dict[str, Any]] = []
         self.hanging = 0
         self.port = 0
-        self._script: list[_Failure] = []
+        self._script: list[Failure] = []
         self._updates: list[Any] = []
         self.served_updates: list[Any] = []
         self._update_ids = itertools.count(1)
@@ -110,15 +81,15 @@ class FakeTelegram:
 
     def fail_next(self, status: int, *, retry_after: int | None = None, times: int = 1) -> None:
         """The next ``times`` send calls answer ``status`` (429 carries ``parameters.retry_after``)."""
-        self._script += [_Failure(status=status, retry_after=retry_after) for _ in range(times)]
+        self._script += [Failure(status=status, retry_after=retry_after) for _ in range(times)]
 
     def pass_next(self, times: int = 1) -> None:
         """The next ``times`` send calls succeed (to place failures after some deliveries)."""
-        self._script += [_Failure(status=200) for _ in range(times)]
+        self._script += [Failure(status=200) for _ in range(times)]
 
     def hang_next(self, *, record: bool = False) -> None:
         """The next send call never answers; with ``record`` the message is delivered first."""
-        self._script.append(_Failure(hang=True, record=record))
+        self._script.append(Failure(hang=True, record=record))
 
     def clear_failures(self) -> None:
         """Forget the scripted failures not served yet."""
@@ -127,19 +98,7 @@ class FakeTelegram:
     def push_command(self, from_id: int, chat_id: int, text: str) -> int:
         """Queue an incoming message (a command) for getUpdates; returns its update_id (thread-safe)."""
         update_id = next(self._update_ids)
-        command = text.split()[0] if text.startswith("/") else ""
-        update = {
-            "update_id": update_id,
-            "message": {
-                "message_id": next(self._message_ids),
-                "date": int(time.time()),
-                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group", "title": "riskd"},
-                "from": {"id": from_id, "is_bot": False, "first_name": f"user{from_id}"},
-                "text": text,
-                "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}] if command else [],
-            },
-        }
-        self._queue(update)
+        self._queue(command_update(update_id, next(self._message_ids), from_id, chat_id, text))
         return update_id
 
     def push_raw(self, payload: Any, *, with_id: bool = True) -> int | None:
@@ -161,22 +120,7 @@ class FakeTelegram:
     ) -> int:
         """Queue a button press on ``message`` by ``from_id`` (thread-safe); returns its update_id."""
         update_id = next(self._update_ids)
-        user: dict[str, Any] = {"id": from_id, "is_bot": False, "first_name": f"user{from_id}"}
-        if username:
-            user["username"] = username
-        chat = {
-            "id": message.chat_id,
-            "type": "private" if message.chat_id > 0 else "group",
-            "title": "riskd",
-        }
-        self._queue({
-            "update_id": update_id,
-            "callback_query": {
-                "id": f"cb{update_id}", "from": user, "chat_instance": str(message.chat_id), "data": data,
-                "message": {"message_id": message.message_id, "date": int(message.at), "chat": chat,
-                            "from": BOT_USER, "text": message.text},
-            },
-        })  # fmt: skip
+        self._queue(callback_update(update_id, from_id, message, data, username))
         return update_id
 
     def message(self, chat_id: int, message_id: int) -> Delivered | None:
@@ -282,26 +226,26 @@ class FakeTelegram:
         self.tokens_seen.add(token)
         self.calls.append(method)
         if self.expected_token is not None and token != self.expected_token:
-            return _error(401, "Unauthorized")
-        params, files = await _params(request)
+            return error(401, "Unauthorized")
+        params, files = await params_of(request)
         name = method.lower()
-        bad = _html_error(params)
+        bad = html_error(params)
         if bad and (name in _SEND_METHODS or name.startswith("editmessage")):
-            return _error(400, f"Bad Request: can't parse entities: {bad}")
+            return error(400, f"Bad Request: can't parse entities: {bad}")
         if name.startswith("editmessage"):
             return self._edit(method, params)
         if name == "answercallbackquery":
             self.answered.append(dict(params))
             self.events.append({"method": method, "text": params.get("text", "")})
-            return _ok(True)
+            return ok(True)
         if name == "setmycommands":
             self.menu = json.loads(params.get("commands", "[]"))
         if name in _SEND_METHODS and self._script:
             return await self._fail(self._script.pop(0), method, params, files)
         if name in _SEND_METHODS:
-            return _ok(self._deliver(method, params, files))
+            return ok(self._deliver(method, params, files))
         if name == "getupdates":
-            return _ok(await self._get_updates(params))
+            return ok(await self._get_updates(params))
         simple: dict[str, Any] = {
             "getme": BOT_USER,
             "deletewebhook": True,
@@ -312,14 +256,14 @@ class FakeTelegram:
             "getwebhookinfo": {"url": "", "has_custom_certificate": False, "pending_update_count": 0},
         }
         if name in simple:
-            return _ok(simple[name])
-        return _error(404, "Not Found: method not found")
+            return ok(simple[name])
+        return error(404, "Not Found: method not found")
 
     async def _fail(
-        self, failure: _Failure, method: str, params: dict[str, str], files: dict[str, bytes]
+        self, failure: Failure, method: str, params: dict[str, str], files: dict[str, bytes]
     ) -> web.Response:
         if failure.status == 200 and not failure.hang:
-            return _ok(self._deliver(method, params, files))
+            return ok(self._deliver(method, params, files))
         self.failures_served.append(0 if failure.hang else failure.status)
         if failure.hang:
             if failure.record:
@@ -327,11 +271,11 @@ class FakeTelegram:
             self.hanging += 1
             assert self._closing is not None
             await self._closing.wait()
-            return _error(500, "Internal Server Error: shutting down")
+            return error(500, "Internal Server Error: shutting down")
         if failure.status == 429:
             ra = failure.retry_after or 1
-            return _error(429, f"Too Many Requests: retry after {ra}", {"retry_after": ra})
-        return _error(failure.status, "Internal Server Error")
+            return error(429, f"Too Many Requests: retry after {ra}", {"retry_after": ra})
+        return error(failure.status, "Internal Server Error")
 
     def _deliver(self, method: str, params: dict[str, str], files: dict[str, bytes]) -> dict[str, Any]:
         chat_id = int(params["chat_id"])
@@ -368,26 +312,26 @@ class FakeTelegram:
         name = method.lower()
         msg = self.message(int(params.get("chat_id") or 0), int(params.get("message_id") or 0))
         if msg is None:
-            return _error(400, "Bad Request: message to edit not found")
+            return error(400, "Bad Request: message to edit not found")
         markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
         if name == "editmessagetext" and msg.photo is not None:
-            return _error(400, "Bad Request: there is no text in the message to edit")
+            return error(400, "Bad Request: there is no text in the message to edit")
         if name == "editmessagecaption" and msg.photo is None:
-            return _error(400, "Bad Request: there is no caption in the message to edit")
+            return error(400, "Bad Request: there is no caption in the message to edit")
         text = (
             msg.text
             if name == "editmessagereplymarkup"
             else params.get("text") or params.get("caption") or ""
         )
         if text == msg.text and markup == msg.reply_markup:
-            return _error(400, "Bad Request: message is not modified")
+            return error(400, "Bad Request: message is not modified")
         if text != msg.text:
             msg.edits.append(msg.text)
             msg.text = text
             msg.parse_mode = params.get("parse_mode", msg.parse_mode)
         msg.reply_markup = markup
         self._event(method, msg)
-        return _ok(self._result(msg))
+        return ok(self._result(msg))
 
     def _result(self, msg: Delivered) -> dict[str, Any]:
         chat = {"id": msg.chat_id, "type": "private" if msg.chat_id > 0 else "group", "title": "riskd"}
@@ -410,7 +354,7 @@ class FakeTelegram:
         timeout = float(params.get("timeout") or 0)
         if offset:
             self.confirmed_offset = max(self.confirmed_offset, offset)
-            self._updates = [u for u in self._updates if (uid := _update_id(u)) is None or uid >= offset]
+            self._updates = [u for u in self._updates if (uid := update_id(u)) is None or uid >= offset]
         assert self._new_update is not None
         assert self._closing is not None
         deadline = time.monotonic() + timeout
@@ -423,7 +367,7 @@ class FakeTelegram:
         batch = self._updates[:limit]
         self.served_updates.extend(batch)
         self._updates = [
-            u for u in self._updates if _update_id(u) is not None or u not in batch
+            u for u in self._updates if update_id(u) is not None or u not in batch
         ]  # served once
         return batch
 
@@ -437,80 +381,3 @@ class FakeTelegram:
             return asyncio.get_running_loop() is not self._loop
         except RuntimeError:
             return True
-
-
-def _update_id(update: Any) -> int | None:
-    """An update's id, None when it has none (garbage a test injected)."""
-    uid = update.get("update_id") if isinstance(update, dict) else None
-    return uid if isinstance(uid, int) and not isinstance(uid, bool) else None
-
-
-async def _params(request: web.Request) -> tuple[dict[str, str], dict[str, bytes]]:
-    """Form fields (PTB sends urlencoded or multipart; JSON accepted too) and uploaded files."""
-    if request.content_type == "application/json":
-        body = await request.json()
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}, {}
-    params: dict[str, str] = dict(request.query)
-    files: dict[str, bytes] = {}
-    if request.can_read_body:
-        for key, value in (await request.post()).items():
-            if isinstance(value, web.FileField):
-                files[key] = value.file.read()
-            else:
-                params[key] = str(value)
-    return params, files
-
-
-_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler",
-         "span", "blockquote", "tg-emoji"}  # fmt: skip
-_BARE_AMP = re.compile(r"&(?!(?:lt|gt|amp|quot|#[0-9]+|#x[0-9a-fA-F]+);)")
-
-
-class _Checker(HTMLParser):
-    """Telegram's HTML rules, as far as tests need them: known tags, properly nested."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.error = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _TAGS:
-            self.error = self.error or f'unsupported start tag "{tag}"'
-        self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack.pop() != tag:
-            self.error = self.error or f'unexpected end tag "{tag}"'
-
-
-def _html_error(params: dict[str, str]) -> str:
-    """Why Telegram would refuse this HTML text (empty: it would accept it, or it is not HTML)."""
-    if params.get("parse_mode") != "HTML":
-        return ""
-    text = params.get("text") or params.get("caption") or ""
-    if _BARE_AMP.search(text):
-        return "bare '&' (not an entity)"
-    if re.search(r"<(?![a-zA-Z/])", text):
-        return "bare '<'"
-    checker = _Checker()
-    checker.feed(text)
-    checker.close()
-    if not checker.error and checker.stack:
-        return f'unclosed tag "{checker.stack[-1]}"'
-    return checker.error
-
-
-def _plain(text: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
-
-
-def _ok(result: Any) -> web.Response:
-    return web.json_response({"ok": True, "result": result})
-
-
-def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
-    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
-    if parameters:
-        body["parameters"] = parameters
-    return web.json_response(body, status=status)

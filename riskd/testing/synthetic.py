@@ -16,13 +16,15 @@ import functools
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
+
+from riskd.testing.frames import LazyFrames, cutter
 
 VENUES: tuple[str, ...] = ("binance", "bybit", "hyperliquid")
 DEFAULT_FUNDING_HOURS: Mapping[str, int] = {"binance": 8, "bybit": 8, "hyperliquid": 1}
@@ -106,7 +108,7 @@ class MarketHistory:
         hi = min(self.end, to_utc(end)) if end is not None else self.end
 
         def cut(frames: Frames) -> Frames:
-            return {v: LazyFrames(list(m), _cutter(m, lo, hi)) for v, m in frames.items()}
+            return {v: LazyFrames(list(m), cutter(m, lo, hi)) for v, m in frames.items()}
 
         kept = tuple(c for c in self.cascades if lo <= c.at < hi)
         return replace(
@@ -130,35 +132,6 @@ class MarketHistory:
             out = pd.concat(columns, axis=1)
         out.index.name = "ts"
         return out
-
-
-class LazyFrames(Mapping[str, pd.DataFrame]):
-    """A read-only mapping symbol -> frame that builds the frame on each access and keeps nothing."""
-
-    def __init__(self, keys: Sequence[str], build: Callable[[str], pd.DataFrame]) -> None:
-        self._keys = dict.fromkeys(keys)
-        self._build = build
-
-    def __getitem__(self, key: str) -> pd.DataFrame:
-        if key not in self._keys:
-            raise KeyError(key)
-        return self._build(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-def _cutter(
-    frames: Mapping[str, pd.DataFrame], lo: pd.Timestamp, hi: pd.Timestamp
-) -> Callable[[str], pd.DataFrame]:
-    def build(symbol: str) -> pd.DataFrame:
-        df = frames[symbol]
-        return df.loc[(df.index >= lo) & (df.index < hi)]
-
-    return build
 
 
 def synthetic_market(
