@@ -33,7 +33,7 @@ from riskd.commands._args import hour_arg, port_arg
 from riskd.config_check import key_prefix as check_key_prefix
 from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import to_snapshot
-from riskd.core import compute_fragility
+from riskd.core import Panel, compute_fragility
 from riskd.core.schedule import HOUR
 from riskd.crash_model import load_crash_model
 from riskd.daemon.shutdown import install_signal_handlers
@@ -136,23 +136,9 @@ async def replay(
     With ``fresh`` the prefix's keys are deleted first (only for a namespace the replay owns); with
     ``hold``, keep serving (and renewing the lease) until it is set.
     """
-    store = HistoryStore(settings.store_dir)
     venues = settings.venues.enabled()
-    first = min((t for v in venues[:1] if (t := store.first_ts("ohlcv", v, "BTC")) is not None), default=None)
-    stored_last = max(
-        (t for v in venues[:1] if (t := store.last_ts("ohlcv", v, "BTC")) is not None), default=None
-    )
-    if first is None or stored_last is None:
-        raise DataError(f"no BTC candles in the store at {settings.store_dir}: import or backfill first")
-    start, end = replay_range(start, end, first.floor("h"), stored_last.floor("h"))
-    panel = store_panel(store, settings.fragility, settings.universe.symbols, venues, end)
-    if panel is None:
-        raise DataError(f"no BTC candles before {end} in the store at {settings.store_dir}")
-    i0 = int(panel.index.searchsorted(start))
-    if i0 >= len(panel.index):
-        raise ConfigError(f"invalid argument --from: no stored hour from {start:%Y-%m-%d %H:%M} on")
+    panel, frame, i0 = _batch(settings, venues, start, end)
     p = settings.fragility
-    frame = compute_fragility(panel, p, load_crash_model(settings))
     grace = pd.Timedelta(seconds=settings.daemon.grace_s)
     clock = SimClock(panel.index[i0] + HOUR + grace)
     published: list[Snapshot] = []
@@ -179,24 +165,38 @@ async def replay(
             quality = assess_row(row_panel, venues, p)
             snap = to_snapshot(hour, records[i], computed_at=now, quality=quality, live=False,
                                trading=settings.trading.table())  # fmt: skip
-            d._remember_chart(hour, row_panel, records[i])
+            d.remember_chart(hour, row_panel, records[i])
             await d.publish(snap)
             await d.derive_alerts()
             await _deliver_before_the_clock_moves(rt.pipeline, DELIVERY_WAIT_S)
             published.append(snap)
         seconds = time.perf_counter() - t0
         await drain_outbox(rt.pipeline, 10.0)
-        log.info(
-            "replayed %d hours in %.2fs (%.0f hours/s) under %s",
-            len(published),
-            seconds,
-            len(published) / max(seconds, 1e-9),
-            prefix,
-        )
+        rate = len(published) / max(seconds, 1e-9)
+        log.info("replayed %d hours in %.2fs (%.0f hours/s) under %s", len(published), seconds, rate, prefix)
         if hold is not None:
             await hold.wait()
         lease_stop.set()
     return ReplayResult(published, seconds)
+
+
+def _batch(settings: Settings, venues: list[str], start: pd.Timestamp | None,
+           end: pd.Timestamp | None) -> tuple[Panel, pd.DataFrame, int]:  # fmt: skip
+    """The batch path over the stored history through ``end``: the panel, the core's frame, and the row of
+    ``start`` (the replay publishes from there). DataError / ConfigError name what is missing."""
+    store = HistoryStore(settings.store_dir)
+    first = min((t for v in venues[:1] if (t := store.first_ts("ohlcv", v, "BTC")) is not None), default=None)
+    last = max((t for v in venues[:1] if (t := store.last_ts("ohlcv", v, "BTC")) is not None), default=None)
+    if first is None or last is None:
+        raise DataError(f"no BTC candles in the store at {settings.store_dir}: import or backfill first")
+    start, end = replay_range(start, end, first.floor("h"), last.floor("h"))
+    panel = store_panel(store, settings.fragility, settings.universe.symbols, venues, end)
+    if panel is None:
+        raise DataError(f"no BTC candles before {end} in the store at {settings.store_dir}")
+    i0 = int(panel.index.searchsorted(start))
+    if i0 >= len(panel.index):
+        raise ConfigError(f"invalid argument --from: no stored hour from {start:%Y-%m-%d %H:%M} on")
+    return panel, compute_fragility(panel, settings.fragility, load_crash_model(settings)), i0
 
 
 async def _deliver_before_the_clock_moves(pipeline: Any, timeout_s: float) -> None:

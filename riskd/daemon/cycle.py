@@ -238,7 +238,7 @@ class Daemon:
         quality = assess(self.cache, hour, self.venues, report)
         snap = to_snapshot(hour, row, computed_at=now.to_pydatetime(warn=False), quality=quality, live=not late,
                            trading=self.trading)  # fmt: skip
-        self._remember_chart(hour, panel, row)
+        self.remember_chart(hour, panel, row)
         self.book.keep(hour, state)
         return snap
 
@@ -272,7 +272,8 @@ class Daemon:
                  f", {restated} restated" if restated else "", duration, self.timings["compute"] * 1e3)  # fmt: skip
 
     # ---- the alert chart ---------------------------------------------------------------------------------
-    def _remember_chart(self, hour: pd.Timestamp, panel: Any, row: Mapping[str, Any]) -> None:
+    def remember_chart(self, hour: pd.Timestamp, panel: Any, row: Mapping[str, Any]) -> None:
+        """Keep the hour's BTC close and CFI for the alert chart (the recent ``alerts.chart_hours``)."""
         symbols = list(panel.symbols)
         btc = float(panel.close[0, symbols.index("BTC")]) if "BTC" in symbols else float("nan")
         cfi = row.get("cfi")

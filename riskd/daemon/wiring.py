@@ -37,7 +37,7 @@ from riskd.settings import Settings, redact_url, source_of
 from riskd.sinks.funding import FundingSink
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink, client_from_settings
-from riskd.sources import VENUES
+from riskd.sources import VENUES, VenueSource
 from riskd.store import HistoryStore
 
 log = logging.getLogger("riskd")
@@ -112,15 +112,7 @@ async def runtime(
 
     Redis unreachable at start: with ``require_redis`` (the one-shot commands) :class:`Unreachable` is
     raised before anything starts; otherwise it is logged once and the daemon runs degraded."""
-    from riskd.alerting.pipeline import AlertPipeline
-    from riskd.telegram.channel import build_channel
-    from riskd.telegram.format import Links
-
-    if settings.metrics.enabled:  # a port already taken: exit 2 with one line, before anything starts
-        flag = metrics_port is not None
-        check_listen(settings.metrics.host, metrics_port if metrics_port is not None else settings.metrics.port,
-                     host_source=source_of(settings, "metrics", "host"),
-                     port_source="--metrics-port" if flag else source_of(settings, "metrics", "port"))  # fmt: skip
+    _check_port(settings, metrics_port)
     clock = clock or WallClock()
     url, embedded = resolve_redis(settings)
     client = client_from_settings(settings.redis, url)
@@ -134,72 +126,106 @@ async def runtime(
     if down is not None:
         log.error("%s; running degraded: hours are spooled and published when it answers", down)
         metrics.service_down("redis", down)
-    server = None
-    if settings.metrics.enabled:
-        port = settings.metrics.port if metrics_port is None else metrics_port
-        server = await MetricsServer(
-            metrics, settings.metrics.host, port, settings=settings.metrics, grace_s=settings.daemon.grace_s,
-            history=RedisHistory(client, settings.redis.key_prefix), fail_safe=settings.trading.fail_safe,
-        ).start()  # fmt: skip
-    sources = {}
-    if with_sources:
-        for venue in settings.venues.enabled():
-            sources[venue] = make_source(venue, settings, clock=clock.now, hook=metrics.request_hook)
-            metrics.declare_endpoints(venue, list(VENUES[venue].endpoints))
-    links = Links.from_settings(settings)
-    channel = channel or build_channel(settings.telegram, links)
-    pipeline = AlertPipeline.from_settings(
-        client,
-        channel,
-        settings,
-        on_sent=lambda ch, sev: metrics.alerts_sent.labels(ch, sev).inc(),
-        on_suppressed=lambda reason: metrics.alerts_suppressed.labels(reason).inc(),
-        clock=lambda: clock.now().timestamp(),
-    )
-    metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
-    prefix = settings.redis.key_prefix
-    publishers, pipelines = _webhooks(settings, client, clock, metrics)
-    lease = LeaderLease(
-        client,
-        Keys(prefix).leader,
-        settings.daemon.instance_id or default_instance_id(),
-        settings.daemon.lease_ttl_s,
-    )
-    spool = settings.data_dir / "state" / "redis-spool.jsonl"
-    sinks = Sinks(
-        metrics=metrics,
-        redis=RedisSink(client, settings.redis, spool=spool),
-        publishers=publishers,
-        alerts=pipeline,
-        lease=lease,
-        charts=getattr(channel, "bot", None) is not None,  # Telegram shows the chart; a console cannot
-    )
-    store = HistoryStore(settings.store_dir)
-    daemon = Daemon(settings, sources=sources, store=store, sinks=sinks, clock=clock)
-    sinks.publishers.append(FundingSink(client, prefix, lambda: daemon.cache.frames))
-    sinks.feed = AlertFeed(
-        client,
-        prefix,
-        [pipeline, *pipelines],
-        clock=lambda: clock.now().to_pydatetime(warn=False),
-        lookback=timedelta(hours=settings.daemon.max_catchup_hours),
-        chart=daemon.chart,
-    )
-    bot = None
-    channel_bot = getattr(channel, "bot", None)  # the Telegram channel's Bot; the console has none
-    if commands and channel_bot is not None:
-        from riskd.telegram.bot import CommandBot
-        from riskd.telegram.status import RedisStatusSource
-
-        now = lambda: clock.now().to_pydatetime(warn=False)  # noqa: E731 - the one clock, as a callable
-        source = RedisStatusSource(client, prefix, outbox=pipeline, chart_frame=daemon.chart_frame, clock=now)
-        bot = CommandBot(channel_bot, settings.telegram, source, pipeline, links=links, clock=now)
-    rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=pipelines)
-    rt.escalation = EscalationLoop(pipeline, lease)
+    server = await _server(settings, metrics, client, metrics_port)
+    sources = _sources(settings, metrics, clock) if with_sources else {}
+    rt = _assemble(settings, clock, client, url, metrics, server, sources, channel, embedded, commands)
     try:
         yield rt
     finally:
         await shutdown(rt, sources.values())
+
+
+def _check_port(settings: Settings, metrics_port: int | None) -> None:
+    """A metrics port already taken: exit 2 with one line, before anything starts."""
+    if not settings.metrics.enabled:
+        return
+    port = metrics_port if metrics_port is not None else settings.metrics.port
+    source = "--metrics-port" if metrics_port is not None else source_of(settings, "metrics", "port")
+    check_listen(
+        settings.metrics.host, port, host_source=source_of(settings, "metrics", "host"), port_source=source
+    )
+
+
+async def _server(
+    settings: Settings, metrics: Metrics, client: aioredis.Redis, metrics_port: int | None
+) -> MetricsServer | None:
+    """The HTTP server on the metrics port (None when metrics are off)."""
+    if not settings.metrics.enabled:
+        return None
+    port = settings.metrics.port if metrics_port is None else metrics_port
+    return await MetricsServer(
+        metrics, settings.metrics.host, port, settings=settings.metrics, grace_s=settings.daemon.grace_s,
+        history=RedisHistory(client, settings.redis.key_prefix), fail_safe=settings.trading.fail_safe,
+    ).start()  # fmt: skip
+
+
+def _sources(settings: Settings, metrics: Metrics, clock: Clock) -> dict[str, VenueSource]:
+    """One adapter per enabled venue, its request counters declared at 0."""
+    sources = {}
+    for venue in settings.venues.enabled():
+        sources[venue] = make_source(venue, settings, clock=clock.now, hook=metrics.request_hook)
+        metrics.declare_endpoints(venue, list(VENUES[venue].endpoints))
+    return sources
+
+
+def _assemble(settings: Settings, clock: Clock, client: aioredis.Redis, url: str, metrics: Metrics,
+              server: MetricsServer | None, sources: dict[str, VenueSource], channel: Any | None,
+              embedded: RedisServer | None, commands: bool) -> Runtime:  # fmt: skip
+    """The daemon, its sinks, the alert pipelines and feed, and the command bot, wired to one another."""
+    from riskd.alerting.pipeline import AlertPipeline
+    from riskd.telegram.channel import build_channel
+    from riskd.telegram.format import Links
+
+    links = Links.from_settings(settings)
+    channel = channel or build_channel(settings.telegram, links)
+    pipeline = AlertPipeline.from_settings(client, channel, settings, **_counting(metrics, clock))
+    metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
+    prefix = settings.redis.key_prefix
+    publishers, pipelines = _webhooks(settings, client, clock, metrics)
+    lease = LeaderLease(client, Keys(prefix).leader, settings.daemon.instance_id or default_instance_id(),
+                        settings.daemon.lease_ttl_s)  # fmt: skip
+    sinks = Sinks(
+        metrics=metrics,
+        redis=RedisSink(client, settings.redis, spool=settings.data_dir / "state" / "redis-spool.jsonl"),
+        publishers=publishers,
+        alerts=pipeline,
+        lease=lease,
+        charts=getattr(channel, "bot", None) is not None,
+    )  # fmt: skip  (Telegram shows the chart; a console cannot)
+    daemon = Daemon(
+        settings, sources=sources, store=HistoryStore(settings.store_dir), sinks=sinks, clock=clock
+    )
+    sinks.publishers.append(FundingSink(client, prefix, lambda: daemon.cache.frames))
+    now = lambda: clock.now().to_pydatetime(warn=False)  # noqa: E731  (the one clock, as a callable)
+    sinks.feed = AlertFeed(client, prefix, [pipeline, *pipelines], clock=now,
+                           lookback=timedelta(hours=settings.daemon.max_catchup_hours), chart=daemon.chart)  # fmt: skip
+    bot = _command_bot(settings, channel, client, pipeline, daemon, links, now) if commands else None
+    rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=pipelines)
+    rt.escalation = EscalationLoop(pipeline, lease)
+    return rt
+
+
+def _counting(metrics: Metrics, clock: Clock) -> dict[str, Any]:
+    """A pipeline's hooks into the metrics and the one clock."""
+    return {
+        "on_sent": lambda ch, sev: metrics.alerts_sent.labels(ch, sev).inc(),
+        "on_suppressed": lambda reason: metrics.alerts_suppressed.labels(reason).inc(),
+        "clock": lambda: clock.now().timestamp(),
+    }
+
+
+def _command_bot(settings: Settings, channel: Any, client: aioredis.Redis, pipeline: Any, daemon: Daemon,
+                 links: Any, now: Any) -> Any:  # fmt: skip
+    """The Telegram command bot, when the channel is Telegram (the console has no Bot)."""
+    channel_bot = getattr(channel, "bot", None)
+    if channel_bot is None:
+        return None
+    from riskd.telegram.bot import CommandBot
+    from riskd.telegram.status import RedisStatusSource
+
+    source = RedisStatusSource(client, settings.redis.key_prefix, outbox=pipeline, chart_frame=daemon.chart_frame,
+                               clock=now)  # fmt: skip
+    return CommandBot(channel_bot, settings.telegram, source, pipeline, links=links, clock=now)
 
 
 def _webhooks(
@@ -217,13 +243,8 @@ def _webhooks(
     sink = WebhookSink(urls, secret, timeout_s=hooks.timeout_s, attempts=hooks.attempts,
                        initial_backoff_s=hooks.initial_backoff_s)  # fmt: skip
     channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s)
-    pipeline = AlertPipeline.from_settings(
-        client, channel, settings,
-        on_sent=lambda ch, sev: metrics.alerts_sent.labels(ch, sev).inc(),
-        on_suppressed=lambda reason: metrics.alerts_suppressed.labels(reason).inc(),
-        clock=lambda: clock.now().timestamp(),
-        key_prefix=f"{settings.redis.key_prefix}:webhook",
-    )  # fmt: skip
+    pipeline = AlertPipeline.from_settings(client, channel, settings, key_prefix=f"{settings.redis.key_prefix}:webhook",
+                                           **_counting(metrics, clock))  # fmt: skip
     return [sink], [pipeline]
 
 

@@ -14,7 +14,9 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document(base_url: str) -> dict[str, Any]:
-    """The OpenAPI document; ``base_url`` is the server's externally reachable address."""
+    """The OpenAPI document; ``base_url`` is the server's externally reachable address.
+
+    Long because it is one literal: the document reads as the API it describes, path by path."""
     regime_ref = {"$ref": f"{base_url}/schema/{contract.REGIME}"}
     verdict = {
         "type": "object",

@@ -62,6 +62,9 @@ async def fetch_recent(
     what has not is cancelled and recorded as failed ("deadline"), so the hour goes out on time,
     degraded, rather than late. Each venue's health goes into the report and, when given, ``health``
     (the daemon passes ``LiveState.venue_health``); each venue logs one summary line.
+
+    Long because its two nested coroutines (one request; one request under the cycle's deadline) share the
+    report, the cache and the deadline: apart, they would pass all three around.
     """
     report = FetchReport()
     primary = cache.params.funding.primary_venue

@@ -169,6 +169,9 @@ async def call_with_retry(
     circuit, ban and pause; a private one when None). Raises ``TemporaryError`` when the retries or the
     cycle's time are used up, ``VenueBanned``/``CircuitOpen`` at once when no request may go out,
     ``SourceError`` at once otherwise; a cancellation propagates as it is, from the request or a back-off.
+
+    Long because its attempt, its note and its log line are closures over one request's venue, endpoint,
+    guard and tries: tenacity calls them with its own arguments only.
     """
     guard = guard or VenueGuard(venue, policy, utc_clock)
     tries = 0

@@ -16,6 +16,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -83,22 +84,7 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
                       + ("" if hold else "   (the demo's keys are deleted at the end; --hold keeps them)"),
                       file=out, flush=True)  # fmt: skip
                 await d.run_forever(stop)
-                # Read the key as a consumer would have at the last publish: the simulated clock runs
-                # on (hours per second) while alerts drain, and would make the summary read "stale".
-                finished = clock.now().to_pydatetime(warn=False)
-                await drain_outbox(rt.pipeline, 10.0)
-                reading = await aread_regime(rt.client, prefix=cfg.redis.key_prefix, now=finished)
-                states = [s.state for s in seen]
-                changes = sum(a != b for a, b in itertools.pairwise(states))
-                sent = sum(v for (name, _), v in _samples(rt, "riskd_alerts_sent_total").items())
-                held = sum(v for (name, _), v in _samples(rt, "riskd_alerts_suppressed_total").items())
-                print(
-                    f"\n{len(seen)} hours published, {changes} regime changes, {sent:.0f} alerts sent "
-                    f"({held:.0f} suppressed by cooldown/mode); "
-                    f"read_regime -> {reading.status} {reading.state} x{reading.risk_multiplier:.2f}",
-                    file=out,
-                    flush=True,
-                )
+                await _summary(rt, cfg.redis.key_prefix, seen, clock.now().to_pydatetime(warn=False), out)
                 if hold:
                     print("holding (Ctrl-C to stop)…", file=out, flush=True)
                     stop.clear()
@@ -106,6 +92,19 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
                 if cfg.redis.key_prefix != settings.redis.key_prefix:  # our own prefix on a shared Redis
                     await forget(rt.client, cfg.redis.key_prefix)
     return 0 if seen else 1
+
+
+async def _summary(rt: Any, prefix: str, seen: list[Snapshot], finished: Any, out: Any) -> None:
+    """The closing line: hours, regime changes, alerts, and the key read as a consumer reads it at the last
+    publish (``finished``: the simulated clock runs on while alerts drain, and would make it read stale)."""
+    await drain_outbox(rt.pipeline, 10.0)
+    reading = await aread_regime(rt.client, prefix=prefix, now=finished)
+    changes = sum(a != b for a, b in itertools.pairwise([s.state for s in seen]))
+    sent = sum(_samples(rt, "riskd_alerts_sent_total").values())
+    held = sum(_samples(rt, "riskd_alerts_suppressed_total").values())
+    print(f"\n{len(seen)} hours published, {changes} regime changes, {sent:.0f} alerts sent ({held:.0f} suppressed by "
+          f"cooldown/mode); read_regime -> {reading.status} {reading.state} x{reading.risk_multiplier:.2f}",
+          file=out, flush=True)  # fmt: skip
 
 
 def _redis_cli(url: str) -> str:
