@@ -14,8 +14,11 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    names = sorted(m.name.removeprefix("bench_") for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-                   if m.name.startswith("bench_"))  # fmt: skip
+    names = sorted(
+        m.name.removeprefix("bench_")
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if m.name.startswith("bench_")
+    )
     chosen = argv or names
     unknown = [n for n in chosen if n not in names]
     if unknown:

@@ -145,11 +145,13 @@ def _settings(tmp: Path, url: str, redis_url: str, symbols: list[str], throttle:
     elif throttle == "leaky":
         venue["rate_limit_window_s"] = 0
     return load_settings(
-        data_dir=tmp, universe={"symbols": symbols},
+        data_dir=tmp,
+        universe={"symbols": symbols},
         venues={"binance": venue, "bybit": venue, "hyperliquid": venue},
-        redis={"url": redis_url, "key_prefix": "riskd-bench:v1"}, metrics={"port": 0},
+        redis={"url": redis_url, "key_prefix": "riskd-bench:v1"},
+        metrics={"port": 0},
         daemon={"warmup_hours": 24 * 10},
-    )  # fmt: skip
+    )
 
 
 async def _drive(
@@ -216,10 +218,12 @@ async def replay_speed(redis_url: str) -> dict[str, float]:
     """Hours per second of a replay of the bundled sample, publishing to Redis."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
-            data_dir=tmp, universe={"symbols": ["BTC", "ETH", "XRP", "LTC", "ADA", "SOL", "DOGE", "LINK"]},
+            data_dir=tmp,
+            universe={"symbols": ["BTC", "ETH", "XRP", "LTC", "ADA", "SOL", "DOGE", "LINK"]},
             venues={"bybit": {"enabled": False}, "hyperliquid": {"enabled": False}},
-            redis={"url": redis_url, "key_prefix": "riskd-bench-replay:v1"}, metrics={"enabled": False},
-        )  # fmt: skip
+            redis={"url": redis_url, "key_prefix": "riskd-bench-replay:v1"},
+            metrics={"enabled": False},
+        )
         load_sample_store(settings.store_dir)
         result = await replay(settings, None, None, channel=_Quiet())
     return {"hours": len(result.snapshots), "seconds": result.seconds, "hours_per_s": result.hours_per_second}

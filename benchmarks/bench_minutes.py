@@ -62,12 +62,18 @@ async def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="riskd-bench-minutes-"))
     with RedisServer() as server:
         settings = load_settings(
-            data_dir=tmp, universe={"symbols": symbols[:16]},
+            data_dir=tmp,
+            universe={"symbols": symbols[:16]},
             venues={v: {"api_url": fx.base_url} for v in ("binance", "bybit", "hyperliquid")},
             redis={"url": server.url, "key_prefix": "bench:v1"},
-            streams={"enabled": True, "venues": ["binance"], "candle_symbols": symbols, "tick_s": 0.02,
-                     "close_grace_s": 3600.0},
-        )  # fmt: skip
+            streams={
+                "enabled": True,
+                "venues": ["binance"],
+                "candle_symbols": symbols,
+                "tick_s": 0.02,
+                "close_grace_s": 3600.0,
+            },
+        )
         client, reader = aioredis.from_url(server.url), aioredis.from_url(server.url)
         clock = SimClock(START)
         ms = MinuteStreams(settings, client=client, pipeline=_Null(), clock=clock)
@@ -88,8 +94,16 @@ async def run(args: argparse.Namespace) -> None:
                 bars[f"{s}USDT"] = (price[s], max(price[s], c), min(price[s], c), c, 10.0)
                 price[s] = c
             for u in range(updates - 1):
-                liqs = [Liquidation(f"{symbols[j % len(symbols)]}USDT", "sell" if j % 2 else "buy", 100.0, 1.0,
-                                    ms_open + u * args.update_ms + j) for j in range(per_update)]  # fmt: skip
+                liqs = [
+                    Liquidation(
+                        f"{symbols[j % len(symbols)]}USDT",
+                        "sell" if j % 2 else "buy",
+                        100.0,
+                        1.0,
+                        ms_open + u * args.update_ms + j,
+                    )
+                    for j in range(per_update)
+                ]
                 await _threadsafe(fx, fx.ws.push_minute(m, bars, liqs, partial=True, closed=False))
             clock.set(m + pd.Timedelta(seconds=60))
             sent = time.perf_counter()
@@ -111,12 +125,16 @@ async def run(args: argparse.Namespace) -> None:
         await reader.aclose()
     fx.stop()
     lat = np.array(latencies) * 1000
-    print(f"closed minute → regime:live with {args.latency_ms:.0f} ms injected latency, {len(lat)} minutes: "
-          f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms")  # fmt: skip
+    print(
+        f"closed minute → regime:live with {args.latency_ms:.0f} ms injected latency, {len(lat)} minutes: "
+        f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms"
+    )
     sim_s = args.minutes * 60
     msgs = args.minutes * ((updates - 1) * (per_update + args.symbols) + args.symbols)
-    print(f"{args.minutes} simulated minutes ({msgs:,} frames: {args.liq_per_s}/s liquidations, {args.symbols} "
-          f"symbols' candles every {args.update_ms} ms) replayed in {wall:.1f} s")  # fmt: skip
+    print(
+        f"{args.minutes} simulated minutes ({msgs:,} frames: {args.liq_per_s}/s liquidations, {args.symbols} "
+        f"symbols' candles every {args.update_ms} ms) replayed in {wall:.1f} s"
+    )
     print(
         f"riskd-side CPU {cpu:.1f} s = {100 * cpu / sim_s:.2f} % of one core over the simulated span (target < 5 %)"
     )

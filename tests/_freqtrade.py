@@ -83,9 +83,28 @@ def backtest(cfg: dict[str, Any], strategy: str, workdir: Path, timeout: float =
     path.write_text(json.dumps(cfg))
     results = workdir / f"results-{strategy}"
     results.mkdir(exist_ok=True)  # else freqtrade takes the path as a file name prefix
-    cmd = [str(FREQTRADE), "backtesting", "-c", str(path), "--strategy", strategy,
-           "--strategy-path", str(STRATEGIES), "--datadir", str(SAMPLE / "binance"), "--timerange", TIMERANGE,
-           "--fee", str(FEE), "--cache", "none", "--export", "trades", "--backtest-directory", str(results)]  # fmt: skip
+    cmd = [
+        str(FREQTRADE),
+        "backtesting",
+        "-c",
+        str(path),
+        "--strategy",
+        strategy,
+        "--strategy-path",
+        str(STRATEGIES),
+        "--datadir",
+        str(SAMPLE / "binance"),
+        "--timerange",
+        TIMERANGE,
+        "--fee",
+        str(FEE),
+        "--cache",
+        "none",
+        "--export",
+        "trades",
+        "--backtest-directory",
+        str(results),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env(), cwd=workdir)
     (workdir / f"{strategy}.log").write_text(done.stdout + done.stderr)
     trades = exported_trades(results, strategy)

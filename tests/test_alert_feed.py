@@ -29,8 +29,14 @@ class Rig:
         self.out = io.StringIO()
         self.now = now
         self.sink = RedisSink(redis, RedisSettings(key_prefix=prefix), spool=None)
-        self.pipeline = AlertPipeline(redis, ConsoleChannel(self.out), alerts=AlertSettings(**alerts),
-                                      key_prefix=prefix, lease_s=2, poll_s=0.05)  # fmt: skip
+        self.pipeline = AlertPipeline(
+            redis,
+            ConsoleChannel(self.out),
+            alerts=AlertSettings(**alerts),
+            key_prefix=prefix,
+            lease_s=2,
+            poll_s=0.05,
+        )
         self.feed = AlertFeed(
             redis, prefix, self.pipeline, clock=lambda: self.now, lookback=timedelta(hours=48)
         )
@@ -50,8 +56,13 @@ def count(titles: list[str], text: str) -> int:
 
 def hours() -> list[Snapshot]:
     """calm, fragile, cascade (episode E2), cascade, recovery: three alert-worthy steps."""
-    return [snap(0), snap(1, "fragile"), snap(2, "cascade", episode="E2"), snap(3, "cascade", episode="E2"),
-            snap(4, "recovery")]  # fmt: skip
+    return [
+        snap(0),
+        snap(1, "fragile"),
+        snap(2, "cascade", episode="E2"),
+        snap(3, "cascade", episode="E2"),
+        snap(4, "recovery"),
+    ]
 
 
 async def test_each_published_hour_raises_its_alerts_once(

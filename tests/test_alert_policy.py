@@ -44,8 +44,13 @@ async def pipeline(redis_url: str) -> Any:
     """A pipeline with the default 3 h cooldown on a simulated clock (``pipeline.now`` moves it)."""
     client = Redis.from_url(redis_url)
     clock = {"now": T0}
-    p = AlertPipeline(client, Recorder(), alerts=AlertSettings(), key_prefix=f"riskd:test:{uuid.uuid4().hex[:10]}",
-                      clock=lambda: clock["now"].timestamp())  # fmt: skip
+    p = AlertPipeline(
+        client,
+        Recorder(),
+        alerts=AlertSettings(),
+        key_prefix=f"riskd:test:{uuid.uuid4().hex[:10]}",
+        clock=lambda: clock["now"].timestamp(),
+    )
     p.clock = clock  # type: ignore[attr-defined]
     yield p
     await client.aclose()
@@ -61,9 +66,15 @@ async def drain(p: AlertPipeline) -> list[tuple[str, str | None]]:
 def developing(hour: int, level: str, episode: str) -> Alert:
     """A provisional cascade_developing alert for the hour ending T0 + ``hour``."""
     as_of = T0 + timedelta(hours=hour)
-    return Alert(kind="cascade_developing", severity="critical" if level == "severe" else "warning", as_of=as_of,
-                 title=f"Cascade developing (provisional, {level})", body=f"Hour ending {as_of:%H:%M}",
-                 figures={"to": "developing", "level": level}, episode_id=episode)  # fmt: skip
+    return Alert(
+        kind="cascade_developing",
+        severity="critical" if level == "severe" else "warning",
+        as_of=as_of,
+        title=f"Cascade developing (provisional, {level})",
+        body=f"Hour ending {as_of:%H:%M}",
+        figures={"to": "developing", "level": level},
+        episode_id=episode,
+    )
 
 
 def regime(hour: int, src: str, dst: str) -> Alert:
@@ -77,10 +88,18 @@ def snap(hour: int, state: str, **kw: Any) -> Snapshot:
     """A snapshot of the hour ending T0 + ``hour``."""
     as_of = T0 + timedelta(hours=hour)
     base: dict[str, Any] = {
-        "as_of": as_of, "computed_at": as_of, "live": True, "state": state, "state_code": STATE_CODES[state],
-        "risk_multiplier": 0.5, "cfi": 1.0, "cfi_percentile": 0.8, "cascade_level": "none", "cascade_level_code": 0,
+        "as_of": as_of,
+        "computed_at": as_of,
+        "live": True,
+        "state": state,
+        "state_code": STATE_CODES[state],
+        "risk_multiplier": 0.5,
+        "cfi": 1.0,
+        "cfi_percentile": 0.8,
+        "cascade_level": "none",
+        "cascade_level_code": 0,
         "data_quality": DataQuality(status="ok", coverage=1.0),
-    }  # fmt: skip
+    }
     return Snapshot(**{**base, **kw})
 
 
@@ -133,8 +152,9 @@ async def test_a_weaker_correction_is_not_sent_and_a_stronger_one_replies_to_the
 ) -> None:
     """The same event corrected down is dropped ('downgrade'); corrected up it goes out as an upgrade that
     replies to the first message and says what it corrects."""
-    strong = regime(1, "elevated", "cascade").model_copy(update={"figures": {**regime(1, "elevated", "cascade").figures,
-                                                                               "cascade_level": "medium"}})  # fmt: skip
+    strong = regime(1, "elevated", "cascade").model_copy(
+        update={"figures": {**regime(1, "elevated", "cascade").figures, "cascade_level": "medium"}}
+    )
     weak = strong.model_copy(update={"figures": {**strong.figures, "cascade_level": "volume_only"}})
     assert weak.identity == strong.identity
     assert weak.fingerprint != strong.fingerprint
@@ -154,11 +174,16 @@ async def test_a_weaker_correction_is_not_sent_and_a_stronger_one_replies_to_the
 def test_a_blind_hour_raises_the_data_alert_only_and_names_each_source_once() -> None:
     """A blind hour (unknown, stale sources) raises one data_stale alert listing each source once, and no
     regime or cascade alert; the next seen hour compares with the last seen one, not with the blind one."""
-    dq = DataQuality(status="stale", coverage=0.0, stale_sources=["binance:ohlcv"],
-                     missing_sources=["binance:ohlcv", "bybit:funding"])  # fmt: skip
+    dq = DataQuality(
+        status="stale",
+        coverage=0.0,
+        stale_sources=["binance:ohlcv"],
+        missing_sources=["binance:ohlcv", "bybit:funding"],
+    )
     seen = snap(0, "fragile")
-    blind = snap(1, "unknown", data_quality=dq, cascade_level="volume_only", cascade_level_code=1,
-                 episode_id="btc-X")  # fmt: skip
+    blind = snap(
+        1, "unknown", data_quality=dq, cascade_level="volume_only", cascade_level_code=1, episode_id="btc-X"
+    )
     (alert,) = derive_alerts(seen, blind, now=blind.as_of)
     assert alert.kind == "data_stale"
     assert sources_text(blind) == "binance:ohlcv, bybit:funding"

@@ -21,20 +21,37 @@ from riskd.telegram.channel import ConsoleChannel
 H0 = datetime(2021, 5, 19, 13, tzinfo=UTC)
 
 
-def snap(hour: int = 0, state: str = "calm", *, episode: str | None = None, dq: str = "ok",
-         live: bool = True, **kw: Any) -> Snapshot:  # fmt: skip
+def snap(
+    hour: int = 0,
+    state: str = "calm",
+    *,
+    episode: str | None = None,
+    dq: str = "ok",
+    live: bool = True,
+    **kw: Any,
+) -> Snapshot:
     """A snapshot ``hour`` hours after H0 with plausible figures."""
     as_of = H0 + timedelta(hours=hour)
     base: dict[str, Any] = {
-        "as_of": as_of, "computed_at": as_of + timedelta(seconds=20), "live": live, "state": state,
-        "state_code": STATE_CODES[state], "risk_multiplier": 0.25 if state == "cascade" else 1.0,
-        "reasons": ["cfi above p95", "btc 1h return below -5%"], "cfi": 2.41, "cfi_percentile": 0.97,
-        "cascade_level": "strict" if episode else "none", "cascade_level_code": 4 if episode else 0,
+        "as_of": as_of,
+        "computed_at": as_of + timedelta(seconds=20),
+        "live": live,
+        "state": state,
+        "state_code": STATE_CODES[state],
+        "risk_multiplier": 0.25 if state == "cascade" else 1.0,
+        "reasons": ["cfi above p95", "btc 1h return below -5%"],
+        "cfi": 2.41,
+        "cfi_percentile": 0.97,
+        "cascade_level": "strict" if episode else "none",
+        "cascade_level_code": 4 if episode else 0,
         "episode_id": episode,
         "features": {"btc_return_1h": -0.0842, "vol_ratio": 4.2, "funding_z": 2.13},
-        "data_quality": DataQuality(status=dq, coverage=1.0 if dq == "ok" else 0.4,
-                                    stale_sources=["binance:ohlcv"] if dq == "stale" else []),
-    }  # fmt: skip
+        "data_quality": DataQuality(
+            status=dq,
+            coverage=1.0 if dq == "ok" else 0.4,
+            stale_sources=["binance:ohlcv"] if dq == "stale" else [],
+        ),
+    }
     return Snapshot(**{**base, **kw})
 
 
@@ -153,14 +170,21 @@ def test_delivery_long_after_the_hour_is_flagged_delayed() -> None:
 
 def pipeline(redis: Redis, prefix: str, out: io.StringIO | None = None, **settings: Any) -> AlertPipeline:
     """A console pipeline on ``prefix`` with the given alert settings."""
-    return AlertPipeline(redis, ConsoleChannel(out or io.StringIO()), alerts=AlertSettings(**settings),
-                         key_prefix=prefix, lease_s=2, poll_s=0.05)  # fmt: skip
+    return AlertPipeline(
+        redis,
+        ConsoleChannel(out or io.StringIO()),
+        alerts=AlertSettings(**settings),
+        key_prefix=prefix,
+        lease_s=2,
+        poll_s=0.05,
+    )
 
 
 def cascade_alerts(hour: int = 1) -> list[Alert]:
     """regime_change (critical) + cascade_start for one hour."""
-    return derive_alerts(snap(hour - 1, "fragile"), snap(hour, "cascade", episode=f"E{hour}"),
-                         now=live_now(snap(hour)))  # fmt: skip
+    return derive_alerts(
+        snap(hour - 1, "fragile"), snap(hour, "cascade", episode=f"E{hour}"), now=live_now(snap(hour))
+    )
 
 
 async def drain(p: AlertPipeline) -> int:
@@ -249,8 +273,14 @@ async def test_hooks_see_what_stats_count(redis: Redis, prefix: str) -> None:
     """on_sent/on_suppressed (the metrics sink's counters) are called once per event."""
     sent: list[tuple[str, str]] = []
     suppressed: list[str] = []
-    p = AlertPipeline(redis, ConsoleChannel(io.StringIO()), alerts=AlertSettings(), key_prefix=prefix,
-                      on_sent=lambda ch, sev: sent.append((ch, sev)), on_suppressed=suppressed.append)  # fmt: skip
+    p = AlertPipeline(
+        redis,
+        ConsoleChannel(io.StringIO()),
+        alerts=AlertSettings(),
+        key_prefix=prefix,
+        on_sent=lambda ch, sev: sent.append((ch, sev)),
+        on_suppressed=suppressed.append,
+    )
     await p.submit(cascade_alerts())
     await p.submit(cascade_alerts())
     await drain(p)
@@ -269,8 +299,14 @@ async def test_hooks_see_what_stats_count(redis: Redis, prefix: str) -> None:
 )
 def test_cascade_alert_says_what_fired_never_level_none(level: str, multi: bool, expected: str) -> None:
     """The cascade alert names the level, the multi-asset detector, or the hold — never "level none"."""
-    cur = snap(1, "cascade", episode="E1", cascade_level=level, multi_asset_cascade=multi,
-               features={"multi_asset_count": 4.0})  # fmt: skip
+    cur = snap(
+        1,
+        "cascade",
+        episode="E1",
+        cascade_level=level,
+        multi_asset_cascade=multi,
+        features={"multi_asset_count": 4.0},
+    )
     alerts = derive_alerts(snap(0, "fragile"), cur, now=live_now(cur))
     bodies = [a.body for a in alerts if a.kind in ("cascade_start", "regime_change")]
     assert len(bodies) == 2

@@ -25,9 +25,13 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed (Nod
 async def _run(example: str, base: str) -> str:
     script = f"{example}\nriskMultiplier({base!r}).then((m) => console.log(`multiplier=${{m}}`));\n"
     proc = await asyncio.create_subprocess_exec(
-        NODE, "--input-type=module", "-e", script,  # type: ignore[arg-type]
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        NODE,
+        "--input-type=module",
+        "-e",
+        script,  # type: ignore[arg-type]
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     return out.decode().strip() + "|" + err.decode().strip()

@@ -235,9 +235,18 @@ def test_killed_backfill_resumes_to_identical_bytes(tmp_path: Path) -> None:
         # loopback: no need for ccxt to pace requests as it must for the real venues' weight limits
         env.update({f"RISKD_VENUES__{v}__RATE_LIMIT_MS": "1" for v in ("BINANCE", "BYBIT", "HYPERLIQUID")})
         args = [
-            sys.executable, "-m", "riskd", "backfill", "--since", str(START), "--until", str(_closed(history)),
-            "--symbols", ",".join(SMALL), "--no-progress",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "riskd",
+            "backfill",
+            "--since",
+            str(START),
+            "--until",
+            str(_closed(history)),
+            "--symbols",
+            ",".join(SMALL),
+            "--no-progress",
+        ]
 
         def run(data: Path, kill_after_files: int | None = None) -> int:
             proc = subprocess.Popen(args, env={**env, "RISKD_DATA_DIR": str(data)}, stdout=subprocess.DEVNULL)

@@ -38,12 +38,22 @@ def _blind_env(tmp_path: Path, redis_url: str, prefix: str, **extra: str) -> dic
     closed = f"http://127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
     env.update({f"RISKD_VENUES__{v.upper()}__API_URL": closed for v in VENUES})
-    env.update({
-        "RISKD_DATA_DIR": str(tmp_path / "data"), "RISKD_UNIVERSE__SYMBOLS": '["BTC","ETH","SOL"]',
-        "RISKD_REDIS__URL": redis_url, "RISKD_REDIS__KEY_PREFIX": prefix, "RISKD_METRICS__PORT": "0",
-        "RISKD_DAEMON__FETCH_DEADLINE_S": "5", "RISKD_RETRY__ATTEMPTS": "2", "RISKD_RETRY__INITIAL_BACKOFF_S": "0.01",
-        "RISKD_RETRY__MAX_BACKOFF_S": "0.02", "RISKD_RETRY__JITTER_S": "0", "RISKD_LOG_LEVEL": "WARNING", **extra,
-    })  # fmt: skip
+    env.update(
+        {
+            "RISKD_DATA_DIR": str(tmp_path / "data"),
+            "RISKD_UNIVERSE__SYMBOLS": '["BTC","ETH","SOL"]',
+            "RISKD_REDIS__URL": redis_url,
+            "RISKD_REDIS__KEY_PREFIX": prefix,
+            "RISKD_METRICS__PORT": "0",
+            "RISKD_DAEMON__FETCH_DEADLINE_S": "5",
+            "RISKD_RETRY__ATTEMPTS": "2",
+            "RISKD_RETRY__INITIAL_BACKOFF_S": "0.01",
+            "RISKD_RETRY__MAX_BACKOFF_S": "0.02",
+            "RISKD_RETRY__JITTER_S": "0",
+            "RISKD_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
     return env
 
 
@@ -64,8 +74,9 @@ def test_once_blind_publishes_unknown_exits_3_and_pins_no_origin(tmp_path: Path,
     origin pinned for good)."""
     prefix = f"riskd-test-{uuid.uuid4().hex[:8]}:v1"
     env = _blind_env(tmp_path, redis_url, prefix)
-    out = subprocess.run([sys.executable, "-m", "riskd", "once"], env=env, capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "riskd", "once"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == EXIT_BLIND, out.stderr[-2000:]
     printed = json.loads(out.stdout.strip().splitlines()[-1])
     assert printed["state"] == "unknown"
@@ -146,8 +157,13 @@ def test_bad_data_dir_and_non_finite_numbers_exit_2_in_one_line(env: dict[str, s
     """An uncreatable data dir and inf/NaN numbers stop riskd at start with one line naming the setting
     and its source, exit 2 (before: accepted)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
-    out = subprocess.run([sys.executable, "-m", "riskd", "once"], env={**base, **env}, capture_output=True,
-                         text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "riskd", "once"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, out.stderr
@@ -161,9 +177,12 @@ def test_redis_unreachable_at_start_is_one_line_and_exit_4(tmp_path: Path) -> No
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
     t0 = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "riskd", "once"], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "riskd", "once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**base, "RISKD_DATA_DIR": str(tmp_path), "RISKD_REDIS__URL": url, "RISKD_METRICS__PORT": "0"},
-    )  # fmt: skip
+    )
     assert out.returncode == 4, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, lines
@@ -177,8 +196,9 @@ def test_unknown_riskd_variables_are_warned_once_with_the_closest_setting() -> N
     it was probably meant to be (before: silently ignored)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
     env = {**base, "RISKD_REDIS_URL": "redis://x", "RISKD_TELGRAM__TOKEN": "1", "RISKD_TEST_REDIS_URL": "x"}
-    out = subprocess.run([sys.executable, "-m", "riskd", "config", "show"], env=env, capture_output=True,
-                         text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "riskd", "config", "show"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     warned = [ln for ln in out.stderr.splitlines() if "is not a riskd setting" in ln]
     assert len(warned) == 2, out.stderr

@@ -33,8 +33,13 @@ pytestmark = [
 
 
 def _message(text: Any, **kw: Any) -> dict[str, Any]:
-    base = {"message_id": 1, "date": int(time.time()), "chat": {"id": ADMIN, "type": "private"},
-            "from": {"id": ADMIN, "is_bot": False, "first_name": "admin"}, "text": text}  # fmt: skip
+    base = {
+        "message_id": 1,
+        "date": int(time.time()),
+        "chat": {"id": ADMIN, "type": "private"},
+        "from": {"id": ADMIN, "is_bot": False, "first_name": "admin"},
+        "text": text,
+    }
     return {**base, **kw}
 
 
@@ -152,8 +157,17 @@ async def test_long_reply_is_cut_to_telegram_limit_with_a_marker(tg: FakeTelegra
     """A reply longer than 4,096 characters arrives cut, ending in '… (truncated)', instead of being refused."""
     prefix = f"riskd:test:{uuid.uuid4().hex[:12]}"
     as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    rows = [{"venue": f"venue_number_{v}", "symbol": "BTC", "rate_per_hour": 1e-5, "rate_per_8h": 8e-5,
-             "interval_hours": 8.0, "next_funding_time": as_of.isoformat()} for v in range(300)]  # fmt: skip
+    rows = [
+        {
+            "venue": f"venue_number_{v}",
+            "symbol": "BTC",
+            "rate_per_hour": 1e-5,
+            "rate_per_8h": 8e-5,
+            "interval_hours": 8.0,
+            "next_funding_time": as_of.isoformat(),
+        }
+        for v in range(300)
+    ]
     await redis.set(f"{prefix}:funding", json.dumps({"as_of": as_of.isoformat(), "rows": rows}), ex=600)
     bot = _bot(tg, redis, prefix)
     bot.start()

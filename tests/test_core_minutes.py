@@ -38,8 +38,17 @@ def calm_minutes(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     return btc, alts, liq
 
 
-def plant(btc: pd.DataFrame, alts: pd.DataFrame, liq: pd.Series, at: int, *, drop: float, volume: float,
-          alts_fall: bool, liq_usd: float) -> None:  # fmt: skip
+def plant(
+    btc: pd.DataFrame,
+    alts: pd.DataFrame,
+    liq: pd.Series,
+    at: int,
+    *,
+    drop: float,
+    volume: float,
+    alts_fall: bool,
+    liq_usd: float,
+) -> None:
     """From minute ``at`` on, every minute falls by ``drop``; volume, alts and liquidations as told."""
     n = len(btc) - at
     factor = (1 + drop) ** np.arange(1, n + 1)
@@ -120,8 +129,14 @@ def test_detector_reads_no_future_minute(cut: int, seed: int) -> None:
 def test_events_aggregate_by_side_with_count_and_largest() -> None:
     """Longs liquidated are sells; per minute and symbol: count, notional by side, largest single order."""
     ts = START + pd.to_timedelta([5, 20, 50, 70], unit="s")
-    events = pd.DataFrame({"ts": ts, "symbol": ["BTC", "BTC", "ETH", "BTC"], "side": ["sell", "buy", "sell", "sell"],
-                           "notional_usd": [100.0, 40.0, 7.0, 3.0]})  # fmt: skip
+    events = pd.DataFrame(
+        {
+            "ts": ts,
+            "symbol": ["BTC", "BTC", "ETH", "BTC"],
+            "side": ["sell", "buy", "sell", "sell"],
+            "notional_usd": [100.0, 40.0, 7.0, 3.0],
+        }
+    )
     out = aggregate_events(events)
     row = out.loc[(START, "BTC")]
     assert (row["events"], row["long_usd"], row["short_usd"], row["max_usd"]) == (2, 100.0, 40.0, 100.0)
@@ -131,8 +146,17 @@ def test_events_aggregate_by_side_with_count_and_largest() -> None:
 def test_hour_with_missing_minutes_is_partial() -> None:
     """An hour with 45 recorded minutes has coverage 0.75; its sums only hold what was recorded."""
     idx = pd.date_range(START, periods=45, freq="1min", name="ts")
-    minutes = pd.DataFrame({"events": 1.0, "notional_usd": 10.0, "long_usd": 6.0, "short_usd": 4.0,
-                            "max_usd": 10.0, "coverage": 1.0}, index=idx)  # fmt: skip
+    minutes = pd.DataFrame(
+        {
+            "events": 1.0,
+            "notional_usd": 10.0,
+            "long_usd": 6.0,
+            "short_usd": 4.0,
+            "max_usd": 10.0,
+            "coverage": 1.0,
+        },
+        index=idx,
+    )
     hour = hourly_totals(minutes).iloc[0]
     assert hour["coverage"] == 0.75
     assert hour["notional_usd"] == 450.0

@@ -207,9 +207,16 @@ def with_daily_bars(market: Panel) -> Panel:
         per_row[day * 24 : (day + 1) * 24] = np.nansum(qv[(day - 1) * 24 : day * 24], axis=0)
     qv[960:984, 4] = np.nan
     return Panel(
-        market.index, market.symbols, market.close, market.volume, qv, market.funding,
-        market.open_interest, market.stand_in, per_row,
-    )  # fmt: skip
+        market.index,
+        market.symbols,
+        market.close,
+        market.volume,
+        qv,
+        market.funding,
+        market.open_interest,
+        market.stand_in,
+        per_row,
+    )
 
 
 @pytest.mark.parametrize(("signal", "version"), [("crash_prob", "v1"), ("btc_rv", "v2"), ("cfi_v1", "v2")])

@@ -40,9 +40,13 @@ CASCADE = T0 + 30 * HOUR
 
 def _market(hours_after: int = 80) -> MarketHistory:
     return synthetic_market(
-        SYMS, T0 - pd.Timedelta(days=12), hours=12 * 24 + hours_after, seed=3,
-        cascades=[(CASCADE, 0.07, 6.0, None)], funding_intervals={"DOGE": 4},
-    )  # fmt: skip
+        SYMS,
+        T0 - pd.Timedelta(days=12),
+        hours=12 * 24 + hours_after,
+        seed=3,
+        cascades=[(CASCADE, 0.07, 6.0, None)],
+        funding_intervals={"DOGE": 4},
+    )
 
 
 class Recorder:
@@ -113,8 +117,12 @@ def _assert_matches_batch(snaps: list[Snapshot], settings: Settings, venues: tup
     for s in snaps:
         b = batch[s.as_of]
         assert (s.state, s.risk_multiplier, s.cascade_level, s.episode_id, s.cfi_quintile) == (
-            b.state, b.risk_multiplier, b.cascade_level, b.episode_id, b.cfi_quintile,
-        ), s.as_of  # fmt: skip
+            b.state,
+            b.risk_multiplier,
+            b.cascade_level,
+            b.episode_id,
+            b.cfi_quintile,
+        ), s.as_of
         assert _close(s.cfi, b.cfi), s.as_of
         assert _close(s.cfi_percentile, b.cfi_percentile), s.as_of
         for name, value in b.features.items():
@@ -157,8 +165,17 @@ async def test_the_liquidation_record_enters_live_hours_as_the_batch_reads_it(
         store = HistoryStore(settings.store_dir)
         for venue in ("binance", "bybit"):
             longs, shorts = rng.lognormal(9, 1, len(minutes)), rng.lognormal(8.5, 1, len(minutes))
-            frame = pd.DataFrame({"events": 2.0, "notional_usd": longs + shorts, "long_usd": longs,
-                                  "short_usd": shorts, "max_usd": longs, "coverage": 1.0}, index=minutes)  # fmt: skip
+            frame = pd.DataFrame(
+                {
+                    "events": 2.0,
+                    "notional_usd": longs + shorts,
+                    "long_usd": longs,
+                    "short_usd": shorts,
+                    "max_usd": longs,
+                    "coverage": 1.0,
+                },
+                index=minutes,
+            )
             if venue == "bybit":
                 frame = frame[frame.index.floor("h") != T0 + 5 * HOUR]  # bybit's stream down for one hour
             store.append("liquidations", venue, "ALL", frame[list(MINUTE_COLUMNS)])
@@ -190,7 +207,7 @@ async def test_metrics_scrape_carries_every_documented_metric(
     names = {k[0] for k in m}
     for name in documented:
         assert {name, f"{name}_total", f"{name}_count"} & names, f"{name} missing from the scrape"
-    value = lambda n, **lab: m[(n, tuple(sorted(lab.items())))]  # noqa: E731
+    value = lambda n, **lab: m[(n, tuple(sorted(lab.items())))]  # noqa: E731  (a one-line local helper reads best as a lambda)
     assert 0 <= value("riskd_cfi_percentile_ratio") <= 1
     assert 0 <= value("riskd_risk_multiplier_ratio") <= 1
     assert value("riskd_regime_state") in {0, 1, 2, 3, 4}

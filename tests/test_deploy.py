@@ -348,9 +348,17 @@ def test_dashboards_have_the_requested_panels() -> None:
         ids = [p["id"] for p in dash["panels"]]
         assert len(ids) == len(set(ids)), path.name
         titles[dash["uid"]] = {p["title"] for p in dash["panels"]}
-    assert {"Regime timeline", "CFI", "CFI percentile", "Cascade level", "Funding z-score",
-            "Funding dispersion", "Cross-venue funding gap", "BTC velocity",
-            "Risk multiplier"} <= titles["riskd-overview"]  # fmt: skip
+    assert {
+        "Regime timeline",
+        "CFI",
+        "CFI percentile",
+        "Cascade level",
+        "Funding z-score",
+        "Funding dispersion",
+        "Cross-venue funding gap",
+        "BTC velocity",
+        "Risk multiplier",
+    } <= titles["riskd-overview"]
     assert {"Data age per venue and dataset", "Exchange requests per hour", "Cycle duration"} <= titles[
         "riskd-data-health"
     ]
@@ -423,8 +431,16 @@ def test_alerts_have_severity_summary_and_a_runbook_that_exists() -> None:
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", doc, flags=re.MULTILINE)}
     alerts = [r for r in rules(ROOT) if "alert" in r]
     names = {a["alert"] for a in alerts}
-    assert {"RiskdDown", "RiskdAbsent", "RiskdSnapshotStale", "RiskdSourceDataStale", "RiskdCyclesFailing",
-            "RiskdRegimeFragile", "RiskdCascadeInProgress", "Watchdog"} <= names  # fmt: skip
+    assert {
+        "RiskdDown",
+        "RiskdAbsent",
+        "RiskdSnapshotStale",
+        "RiskdSourceDataStale",
+        "RiskdCyclesFailing",
+        "RiskdRegimeFragile",
+        "RiskdCascadeInProgress",
+        "Watchdog",
+    } <= names
     base = MetricsSettings().base_url()
     for alert in alerts:
         name = alert["alert"]

@@ -84,7 +84,9 @@ def test_export_equals_the_batch_snapshots(data_dir: Path) -> None:
     assert (frame["published_at"] - frame["as_of"] == pd.Timedelta(seconds=s.daemon.grace_s)).all()
 
 
-def test_cli_writes_parquet_and_csv_alike(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_writes_parquet_and_csv_alike(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``riskd export regime`` writes the same rows as Parquet and CSV, only the hours asked for, and says
     how many hours of each trading state it wrote."""
     monkeypatch.setenv("RISKD_DATA_DIR", str(data_dir))
@@ -99,9 +101,11 @@ def test_cli_writes_parquet_and_csv_alike(data_dir: Path, tmp_path: Path, monkey
     assert len(pq) == 144
     assert pq["hour"].iloc[0] == pd.Timestamp(frm, tz="UTC")
     assert pq["hour"].iloc[-1] == pd.Timestamp(to, tz="UTC")
-    pd.testing.assert_frame_equal(pq.drop(columns=["cfi", "cfi_percentile", "crash_prob_24h", "episode_id", "reasons"]),
-                                  csv.drop(columns=["cfi", "cfi_percentile", "crash_prob_24h", "episode_id", "reasons"]),
-                                  check_dtype=False)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        pq.drop(columns=["cfi", "cfi_percentile", "crash_prob_24h", "episode_id", "reasons"]),
+        csv.drop(columns=["cfi", "cfi_percentile", "crash_prob_24h", "episode_id", "reasons"]),
+        check_dtype=False,
+    )
     assert np.allclose(pq["cfi"].astype(float), csv["cfi"].astype(float), equal_nan=True)
 
 
@@ -113,7 +117,13 @@ def test_cli_writes_parquet_and_csv_alike(data_dir: Path, tmp_path: Path, monkey
         (["--from", "not-a-date", "--out", "x.csv"], "--from"),
     ],
 )
-def test_cli_bad_arguments_exit_2_naming_the_flag(data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:  # fmt: skip
+def test_cli_bad_arguments_exit_2_naming_the_flag(
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    needle: str,
+) -> None:
     """A bad suffix, an inverted range or an unreadable date: exit 2, one line naming the flag."""
     monkeypatch.setenv("RISKD_DATA_DIR", str(data_dir))
     assert main(["export", "regime", *args]) == 2
@@ -130,7 +140,9 @@ def test_cli_bad_arguments_exit_2_naming_the_flag(data_dir: Path, monkeypatch: p
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(cut=st.integers(min_value=24 * 9, max_value=HOURS - 3), factor=st.floats(min_value=0.5, max_value=1.6))
-def test_hour_t_does_not_change_when_later_data_does(tmp_path_factory: pytest.TempPathFactory, cut: int, factor: float) -> None:  # fmt: skip
+def test_hour_t_does_not_change_when_later_data_does(
+    tmp_path_factory: pytest.TempPathFactory, cut: int, factor: float
+) -> None:
     """No look-ahead: prices, volumes and funding changed after hour T leave every exported row up to T
     unchanged (state, multiplier, trading_state, CFI)."""
     root = tmp_path_factory.mktemp("planted") / "data"

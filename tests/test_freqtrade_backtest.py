@@ -36,15 +36,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.Dat
 
 @pytest.fixture(scope="module")
 def regime() -> HistoryRegime:
-    return HistoryRegime.from_file(ft.REGIME_FILE, fail_safe="halted", fallback_multiplier=0.5,
-                                   max_age=pd.Timedelta(hours=2))  # fmt: skip
+    return HistoryRegime.from_file(
+        ft.REGIME_FILE, fail_safe="halted", fallback_multiplier=0.5, max_age=pd.Timedelta(hours=2)
+    )
 
 
 def _states(trades: pd.DataFrame, regime: HistoryRegime) -> pd.Series:
     return trades["open_date"].map(lambda t: regime.at(t).trading_state)
 
 
-def test_no_entry_opens_while_the_export_says_halted(runs: tuple[pd.DataFrame, pd.DataFrame], regime: HistoryRegime) -> None:  # fmt: skip
+def test_no_entry_opens_while_the_export_says_halted(
+    runs: tuple[pd.DataFrame, pd.DataFrame], regime: HistoryRegime
+) -> None:
     """The plain run opens trades in hours the exported regime marks halted; the filtered run opens none."""
     plain, filtered = runs
     assert len(plain) > 100
@@ -53,7 +56,9 @@ def test_no_entry_opens_while_the_export_says_halted(runs: tuple[pd.DataFrame, p
     assert (_states(filtered, regime) != "halted").all()
 
 
-def test_stakes_are_the_base_stake_times_the_multiplier(runs: tuple[pd.DataFrame, pd.DataFrame], regime: HistoryRegime) -> None:  # fmt: skip
+def test_stakes_are_the_base_stake_times_the_multiplier(
+    runs: tuple[pd.DataFrame, pd.DataFrame], regime: HistoryRegime
+) -> None:
     """Each filtered trade's stake is 1,000 USDT × the regime's multiplier, to the market's amount step
     (0.001 of the base asset at the entry price); some of them are scaled down."""
     _, filtered = runs
@@ -64,7 +69,9 @@ def test_stakes_are_the_base_stake_times_the_multiplier(runs: tuple[pd.DataFrame
     assert (target < ft.STAKE).sum() > 10
 
 
-def test_the_trade_lists_differ_only_in_halted_hours(runs: tuple[pd.DataFrame, pd.DataFrame], regime: HistoryRegime) -> None:  # fmt: skip
+def test_the_trade_lists_differ_only_in_halted_hours(
+    runs: tuple[pd.DataFrame, pd.DataFrame], regime: HistoryRegime
+) -> None:
     """Every filtered trade is a plain trade (same pair, times, prices, exit); the plain trades missing from
     the filtered run are exactly those that opened while halted."""
     plain, filtered = runs

@@ -99,15 +99,31 @@ def test_entries_stop_while_halted_and_resume_after(tmp_path: Path, redis_url: s
     market = synthetic_market(["BTC", "ETH"], hour - pd.Timedelta(hours=300), 300 + 48)
     db, log = tmp_path / "trades.sqlite", tmp_path / "freqtrade.log"
     with FakeExchange(market, now=lambda: pd.Timestamp.now("UTC")) as fx:
-        cfg = ft.config(fx.base_url, tmp_path / "user_data", initial_state="running", bot_name="riskd-live-test",
-                        riskd={"redis_url": redis_url, "prefix": prefix, "poll_seconds": 1})  # fmt: skip
+        cfg = ft.config(
+            fx.base_url,
+            tmp_path / "user_data",
+            initial_state="running",
+            bot_name="riskd-live-test",
+            riskd={"redis_url": redis_url, "prefix": prefix, "poll_seconds": 1},
+        )
         (tmp_path / "config.json").write_text(json.dumps(cfg))
-        cmd = [str(ft.FREQTRADE), "trade", "--dry-run", "-c", str(tmp_path / "config.json"), "--strategy",
-               "RiskdLiveExample", "--strategy-path", str(ft.STRATEGIES), "--db-url", f"sqlite:///{db}"]  # fmt: skip
+        cmd = [
+            str(ft.FREQTRADE),
+            "trade",
+            "--dry-run",
+            "-c",
+            str(tmp_path / "config.json"),
+            "--strategy",
+            "RiskdLiveExample",
+            "--strategy-path",
+            str(ft.STRATEGIES),
+            "--db-url",
+            f"sqlite:///{db}",
+        ]
         with log.open("w") as out:
             proc = subprocess.Popen(cmd, env=ft.env(), cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
         try:
-            refused = lambda: all(f"riskd: entry refused for {p}" in log.read_text() for p in ft.PAIRS)  # noqa: E731
+            refused = lambda: all(f"riskd: entry refused for {p}" in log.read_text() for p in ft.PAIRS)  # noqa: E731  (a one-line local helper reads best as a lambda)
             _wait("refused entries while halted", refused, 120, proc, log)
             time.sleep(5)  # freqtrade asks again every second: still nothing opens
             assert _trades(db) == []

@@ -93,12 +93,19 @@ def test_nothing_is_skipped_and_every_series_is_there(imported: tuple[HistorySto
     assert report.skipped == []
     assert report.files_imported == report.files_seen
     assert set(store.partitions()) == {
-        ("funding", "binance", "BTC"), ("funding", "bybit", "BTC"), ("funding", "hyperliquid", "BTC"),
-        ("funding", "hyperliquid", "1000PEPE"), ("ohlcv", "binance", "SOL"), ("ohlcv_4h", "binance", "BTC"),
-        ("ohlcv_1d", "binance", "BTC"), ("ohlcv_5m", "binance", "BTC"), ("spot_ohlcv_5m", "binance", "BTC"),
-        ("spot_ohlcv_1m", "binance", "BTC"), ("spot_ohlcv_1m", "binance", "ETH"),
+        ("funding", "binance", "BTC"),
+        ("funding", "bybit", "BTC"),
+        ("funding", "hyperliquid", "BTC"),
+        ("funding", "hyperliquid", "1000PEPE"),
+        ("ohlcv", "binance", "SOL"),
+        ("ohlcv_4h", "binance", "BTC"),
+        ("ohlcv_1d", "binance", "BTC"),
+        ("ohlcv_5m", "binance", "BTC"),
+        ("spot_ohlcv_5m", "binance", "BTC"),
+        ("spot_ohlcv_1m", "binance", "BTC"),
+        ("spot_ohlcv_1m", "binance", "ETH"),
         ("liquidations", "hyperliquid", "ALL"),
-    }  # fmt: skip
+    }
 
 
 def test_long_format_funding_splits_by_venue_and_leaves_usdc_margined_rows_out(

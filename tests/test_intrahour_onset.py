@@ -178,8 +178,16 @@ def test_validate_intra_hour_writes_report_and_csv(tmp_path: Path, monkeypatch: 
     m = market(5)
     store = HistoryStore(tmp_path / "data" / "store")
     for symbol, close in {"BTC": m.btc["close"], **{s: m.alts[s] for s in m.alts}}.items():
-        frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close,
-                              "volume": m.btc["volume"], "quote_volume": m.btc["volume"] * close})  # fmt: skip
+        frame = pd.DataFrame(
+            {
+                "open": close,
+                "high": close,
+                "low": close,
+                "close": close,
+                "volume": m.btc["volume"],
+                "quote_volume": m.btc["volume"] * close,
+            }
+        )
         store.append("ohlcv_5m", "binance", symbol, frame)
     monkeypatch.setenv("RISKD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RISKD_UNIVERSE__SYMBOLS", '["BTC", "ETH", "SOL", "XRP", "DOGE"]')

@@ -42,10 +42,16 @@ def recorded_minutes(
         crash = minutes.floor("h").isin(index[[i for i in (400, 401) if i < len(index)]])
         longs[crash] *= 30.0
         frame = pd.DataFrame(
-            {"events": 3.0, "notional_usd": longs + shorts, "long_usd": longs, "short_usd": shorts,
-             "max_usd": np.maximum(longs, shorts), "coverage": 1.0},
+            {
+                "events": 3.0,
+                "notional_usd": longs + shorts,
+                "long_usd": longs,
+                "short_usd": shorts,
+                "max_usd": np.maximum(longs, shorts),
+                "coverage": 1.0,
+            },
             index=minutes,
-        )[list(MINUTE_COLUMNS)]  # fmt: skip
+        )[list(MINUTE_COLUMNS)]
         if venue == "bybit":
             hour = frame.index.floor("h")
             frame = frame[~hour.isin(index[300:306])]  # (none of it in a shorter index)

@@ -30,11 +30,17 @@ def _snapshot() -> Snapshot:
         cascade_level="strict",
         cascade_level_code=4,
         episode_id="2021-05-19T13",
-        features={"agg_funding_z": 2.2, "funding_dispersion": 1e-5, "gap_bybit": 2e-6, "btc_ret_1h": -0.06,
-                  "btc_ret_4h": -0.11, "funding_gap": None},
+        features={
+            "agg_funding_z": 2.2,
+            "funding_dispersion": 1e-5,
+            "gap_bybit": 2e-6,
+            "btc_ret_1h": -0.06,
+            "btc_ret_4h": -0.11,
+            "funding_gap": None,
+        },
         components={"funding_z": 2.2, "dispersion_z": 1.1},
         data_quality=DataQuality(status="degraded", coverage=0.9, stale_sources=["bybit:funding"]),
-    )  # fmt: skip
+    )
 
 
 async def _scrape(url: str) -> tuple[int, str]:
@@ -75,8 +81,15 @@ async def test_scrape_carries_regime_gauges_and_counters() -> None:
     assert m[("riskd_funding_dispersion_hourly_ratio", ())] == 1e-5
     assert m[("riskd_data_age_seconds", (("dataset", "ohlcv"), ("venue", "binance")))] == 3720
     assert m[("riskd_data_degraded", ())] == 1
-    assert m[("riskd_exchange_requests_total", (("endpoint", "klines"), ("outcome", "rate_limited"),
-                                                ("venue", "binance")))] == 1  # fmt: skip
+    assert (
+        m[
+            (
+                "riskd_exchange_requests_total",
+                (("endpoint", "klines"), ("outcome", "rate_limited"), ("venue", "binance")),
+            )
+        ]
+        == 1
+    )
     assert m[("riskd_alerts_sent_total", (("channel", "telegram"), ("severity", "critical")))] == 1
     assert m[("riskd_alerts_suppressed_total", (("reason", "duplicate"),))] == 1
     assert m[("riskd_cycle_duration_seconds_count", ())] == 1

@@ -40,10 +40,15 @@ GRACE = pd.Timedelta(seconds=20)
 
 def _market(days: int = 12, hours_after: int = 30) -> MarketHistory:
     return synthetic_market(
-        SYMS, T0 - pd.Timedelta(days=days), hours=days * 24 + hours_after, seed=5, venues=VENUES,
-        open_interest_venues=("binance", "okx"), funding_intervals={"DOGE": 4},
+        SYMS,
+        T0 - pd.Timedelta(days=days),
+        hours=days * 24 + hours_after,
+        seed=5,
+        venues=VENUES,
+        open_interest_venues=("binance", "okx"),
+        funding_intervals={"DOGE": 4},
         cascades=[(T0 - 24 * HOUR, 0.07, 6.0, None)],
-    )  # fmt: skip
+    )
 
 
 def _venue(fx: FakeExchange, **extra: object) -> dict[str, object]:
@@ -69,9 +74,13 @@ async def test_backfill_of_okx_lands_funding_and_open_interest_exactly(tmp_path:
         store = HistoryStore(settings.store_dir)
         since = history.start
         report = await backfill(
-            settings, store, since=since, venues=["okx"], datasets=["ohlcv", "funding", "open_interest"],
+            settings,
+            store,
+            since=since,
+            venues=["okx"],
+            datasets=["ohlcv", "funding", "open_interest"],
             clock=lambda: fx.now,
-        )  # fmt: skip
+        )
     assert report.complete, report.failures
     assert {r.task.dataset for r in report.results} == {"funding", "open_interest"}
     closed = history.end - HOUR
@@ -178,8 +187,15 @@ async def test_live_cycle_with_okx_in_the_aggregates_the_gap_and_equal_to_batch(
     assert all(s.features["gap_okx"] is not None and math.isfinite(s.features["gap_okx"]) for s in snaps)
     pair = ("riskd_funding_gap_hourly_ratio", (("venue_pair", "binance-okx"),))
     assert math.isclose(scrape[pair], snaps[-1].features["gap_okx"], rel_tol=1e-9)
-    assert scrape[("riskd_exchange_requests_total", (("endpoint", "funding-rate-history"), ("outcome", "ok"),
-                                                     ("venue", "okx")))] > 0  # fmt: skip
+    assert (
+        scrape[
+            (
+                "riskd_exchange_requests_total",
+                (("endpoint", "funding-rate-history"), ("outcome", "ok"), ("venue", "okx")),
+            )
+        ]
+        > 0
+    )
 
     store = HistoryStore(settings.store_dir)
     last = pd.Timestamp(snaps[-1].as_of) - HOUR

@@ -87,8 +87,9 @@ async def _in_thread(fn: object, argv: list[str]) -> int:
     return await asyncio.to_thread(fn, argv)  # type: ignore[arg-type]
 
 
-def test_origin_without_redis_is_one_line_and_exit_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_origin_without_redis_is_one_line_and_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`riskd origin` against a Redis that does not answer: one line naming it, exit 4."""
     from riskd.daemon.embedded import free_port
 

@@ -45,13 +45,19 @@ def live_exchange():
 def _env(tmp_path: Path, fx: FakeExchange, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
     return {
-        **env, **fx.env(),
-        "RISKD_DATA_DIR": str(tmp_path), "RISKD_UNIVERSE__SYMBOLS": '["BTC","ETH","SOL"]',
-        "RISKD_REDIS__URL": redis_url, "RISKD_REDIS__KEY_PREFIX": prefix, "RISKD_METRICS__PORT": "0",
-        "RISKD_DAEMON__WARMUP_HOURS": "240", "RISKD_VENUES__BYBIT__RATE_LIMIT_MS": "1",
-        "RISKD_VENUES__BINANCE__RATE_LIMIT_MS": "1", "RISKD_VENUES__HYPERLIQUID__RATE_LIMIT_MS": "1",
+        **env,
+        **fx.env(),
+        "RISKD_DATA_DIR": str(tmp_path),
+        "RISKD_UNIVERSE__SYMBOLS": '["BTC","ETH","SOL"]',
+        "RISKD_REDIS__URL": redis_url,
+        "RISKD_REDIS__KEY_PREFIX": prefix,
+        "RISKD_METRICS__PORT": "0",
+        "RISKD_DAEMON__WARMUP_HOURS": "240",
+        "RISKD_VENUES__BYBIT__RATE_LIMIT_MS": "1",
+        "RISKD_VENUES__BINANCE__RATE_LIMIT_MS": "1",
+        "RISKD_VENUES__HYPERLIQUID__RATE_LIMIT_MS": "1",
         **extra,
-    }  # fmt: skip
+    }
 
 
 def _wait_for_key(client: redis.Redis, key: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -147,8 +153,11 @@ async def test_replay_publishes_exactly_the_batch_values(tmp_path: Path, redis_u
     for got, want in zip(result.snapshots, batch, strict=True):
         assert got.as_of == want.as_of
         assert (got.state, got.risk_multiplier, got.cascade_level, got.episode_id) == (
-            want.state, want.risk_multiplier, want.cascade_level, want.episode_id,
-        )  # fmt: skip
+            want.state,
+            want.risk_multiplier,
+            want.cascade_level,
+            want.episode_id,
+        )
         assert got.features == want.features
         assert (got.cfi, got.cfi_percentile) == (want.cfi, want.cfi_percentile)
     client = redis.Redis.from_url(redis_url)
@@ -162,8 +171,11 @@ def test_demo_exits_0_and_shows_the_crash(redis_url: str) -> None:
     env.update({"RISKD_REDIS__URL": redis_url, "RISKD_METRICS__PORT": "0", "RISKD_LOG_LEVEL": "WARNING"})
     out = subprocess.run(
         [sys.executable, "-m", "riskd", "demo", "--hours-per-second", "10"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2021-05-19" in out.stdout
     assert "cascade" in out.stdout
@@ -179,8 +191,12 @@ def test_demo_minutes_warns_before_the_crash_hour_closes(redis_url: str) -> None
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
     env.update({"RISKD_REDIS__URL": redis_url, "RISKD_METRICS__PORT": "0", "RISKD_LOG_LEVEL": "WARNING"})
     out = subprocess.run(
-        [sys.executable, "-m", "riskd", "demo", "--minutes"], env=env, capture_output=True, text=True, timeout=120
-    )  # fmt: skip
+        [sys.executable, "-m", "riskd", "demo", "--minutes"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
     crash = re.search(
         r">> 12:00-13:00 UTC  BTC\s+-9\.0%  hourly: cascade, level (\w+)  \| provisional (developing|severe) "

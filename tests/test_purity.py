@@ -16,8 +16,12 @@ def ruff_on(path: str, source: str) -> subprocess.CompletedProcess[str]:
     """ruff check of ``source`` as if it were the file ``path`` of this repo (its config applies)."""
     return subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--select", "TID251", "--stdin-filename", path, "-"],
-        input=source, capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        input=source,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("where", ["riskd/core/planted.py", "riskd/research/planted.py"])
@@ -54,6 +58,9 @@ def test_the_real_pure_packages_pass() -> None:
     """Today's core and research import nothing banned."""
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--select", "TID251", "riskd/core", "riskd/research"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout

@@ -97,9 +97,14 @@ def test_unknown_venue_section_exits_2_with_one_line(tmp_path: os.PathLike[str])
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
     env["RISKD_FRAGILITY__FUNDING__GAP_VENUES"] = '["ftx"]'
     proc = subprocess.run(
-        [sys.executable, "-m", "riskd", "config", "show"], env=env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "riskd", "config", "show"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "fragility.funding.gap_venues" in proc.stderr

@@ -105,9 +105,15 @@ def env_sample(sample_dir: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
         if name.upper().startswith("RISKD_"):
             monkeypatch.delenv(name)
     prefix = f"riskd-test-{uuid.uuid4().hex[:8]}:v1"
-    env = {"RISKD_DATA_DIR": str(sample_dir), "RISKD_UNIVERSE__SYMBOLS": str(SYMBOLS).replace("'", '"'),
-           "RISKD_VENUES__BYBIT__ENABLED": "false", "RISKD_VENUES__HYPERLIQUID__ENABLED": "false",
-           "RISKD_REDIS__URL": redis_url, "RISKD_REDIS__KEY_PREFIX": prefix, "RISKD_METRICS__PORT": "0"}  # fmt: skip
+    env = {
+        "RISKD_DATA_DIR": str(sample_dir),
+        "RISKD_UNIVERSE__SYMBOLS": str(SYMBOLS).replace("'", '"'),
+        "RISKD_VENUES__BYBIT__ENABLED": "false",
+        "RISKD_VENUES__HYPERLIQUID__ENABLED": "false",
+        "RISKD_REDIS__URL": redis_url,
+        "RISKD_REDIS__KEY_PREFIX": prefix,
+        "RISKD_METRICS__PORT": "0",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return prefix
@@ -269,13 +275,33 @@ def demo_proc(redis_url: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """`riskd demo --hold` over one simulated day with a 1.5 s lease; yields the process and its metrics port."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RISKD_")}
-    env.update({"RISKD_REDIS__URL": redis_url, "RISKD_METRICS__PORT": str(port), "RISKD_LOG_LEVEL": "WARNING",
-                "RISKD_DAEMON__LEASE_TTL_S": "1.5"})  # fmt: skip
+    env.update(
+        {
+            "RISKD_REDIS__URL": redis_url,
+            "RISKD_METRICS__PORT": str(port),
+            "RISKD_LOG_LEVEL": "WARNING",
+            "RISKD_DAEMON__LEASE_TTL_S": "1.5",
+        }
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "riskd", "demo", "--hours-per-second", "24", "--from", "2021-05-18",
-         "--to", "2021-05-19", "--hold"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "riskd",
+            "demo",
+            "--hours-per-second",
+            "24",
+            "--from",
+            "2021-05-18",
+            "--to",
+            "2021-05-19",
+            "--hold",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield proc, port
     finally:

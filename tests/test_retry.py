@@ -135,8 +135,10 @@ def test_each_venue_bursts_within_its_own_rate_limit_window(
     monkeypatch.setenv(f"RISKD_VENUES__{venue.upper()}__TIMEOUT_S", "5")
     throttle = make_source(venue, load_settings()).exchange.throttler.config
     assert (throttle["algorithm"], throttle["windowSize"], throttle["maxWeight"]) == (
-        "rollingWindow", window_s * 1000, max_weight,
-    )  # fmt: skip
+        "rollingWindow",
+        window_s * 1000,
+        max_weight,
+    )
     leaky = make_source(venue, load_settings(venues={venue: {"rate_limit_window_s": 0}})).exchange.throttler
     assert leaky.config["algorithm"] == "leakyBucket"
 

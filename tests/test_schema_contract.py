@@ -147,8 +147,15 @@ def test_event_history_entry_and_alert_payloads_validate() -> None:
     entry = {"json": make_snapshot(T0).to_json()}
     assert _errors(contract.HISTORY_ENTRY, entry) == []
     assert _errors(contract.HISTORY_ENTRY, {"data": "{}"})
-    alert = Alert(kind="cascade_start", severity="critical", as_of=datetime(2021, 5, 19, 13, tzinfo=UTC),
-                  title="Cascade started", body="…", figures={"cfi": 2.5}, episode_id="2021-05-19T13")  # fmt: skip
+    alert = Alert(
+        kind="cascade_start",
+        severity="critical",
+        as_of=datetime(2021, 5, 19, 13, tzinfo=UTC),
+        title="Cascade started",
+        body="…",
+        figures={"cfi": 2.5},
+        episode_id="2021-05-19T13",
+    )
     payload = json.loads(alert.model_dump_json())
     assert payload["as_of"].endswith("Z")
     assert _errors(contract.ALERT, payload) == []

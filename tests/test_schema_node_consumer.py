@@ -35,9 +35,16 @@ async def test_node_consumer_reads_key_stream_and_events(redis_url: str) -> None
     prefix = f"riskd-node-{uuid.uuid4().hex[:8]}:v1"
     schema_dir = str(resources.files("riskd.schemas"))
     proc = await asyncio.create_subprocess_exec(
-        NODE, str(CONSUMER), redis_url, prefix, schema_dir, str(HOURS), "60000",  # type: ignore[arg-type]
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        NODE,
+        str(CONSUMER),
+        redis_url,
+        prefix,
+        schema_dir,
+        str(HOURS),
+        "60000",  # type: ignore[arg-type]
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     first = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert json.loads(first) == {"ready": True}  # subscribed before anything is published

@@ -78,9 +78,13 @@ def test_missing_config_file_is_named() -> None:
 def test_secrets_are_redacted_in_config_show() -> None:
     """The Telegram token and a Redis password never appear in `config show`."""
     out = _riskd(
-        "config", "show",
-        env={"RISKD_TELEGRAM__TOKEN": "123456:SECRET-TOKEN", "RISKD_REDIS__URL": "redis://:hunter2@db:6379/0"},
-    )  # fmt: skip
+        "config",
+        "show",
+        env={
+            "RISKD_TELEGRAM__TOKEN": "123456:SECRET-TOKEN",
+            "RISKD_REDIS__URL": "redis://:hunter2@db:6379/0",
+        },
+    )
     assert out.returncode == 0, out.stderr
     assert "SECRET-TOKEN" not in out.stdout
     assert "hunter2" not in out.stdout

@@ -127,10 +127,12 @@ async def test_webhook_signs_retries_a_500_and_carries_snapshots_and_alerts(
     clock = SimClock(T0)
     async with serve(Receiver(fail_first=1)) as rx, FakeExchange(_market(), now=clock.now) as fx:
         base = _settings(tmp_path, fx, redis_url, prefix)
-        settings = load_settings(**{
-            **base.model_dump(mode="python", exclude={"webhook"}),
-            "webhook": {"urls": [rx.url], "secret": SECRET, "initial_backoff_s": 0.05},
-        })  # fmt: skip
+        settings = load_settings(
+            **{
+                **base.model_dump(mode="python", exclude={"webhook"}),
+                "webhook": {"urls": [rx.url], "secret": SECRET, "initial_backoff_s": 0.05},
+            }
+        )
         settings.redis.url = base.redis.url
         async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
             rt.daemon.load()
@@ -157,10 +159,12 @@ async def test_a_dead_receiver_never_delays_the_redis_publish(
     rx.hang = True
     async with serve(rx), FakeExchange(_market(40), now=clock.now) as fx:
         base = _settings(tmp_path, fx, redis_url, prefix)
-        settings = load_settings(**{
-            **base.model_dump(mode="python", exclude={"webhook"}),
-            "webhook": {"urls": [rx.url], "secret": SECRET, "timeout_s": 20},
-        })  # fmt: skip
+        settings = load_settings(
+            **{
+                **base.model_dump(mode="python", exclude={"webhook"}),
+                "webhook": {"urls": [rx.url], "secret": SECRET, "timeout_s": 20},
+            }
+        )
         settings.redis.url = base.redis.url
         async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
             rt.daemon.load()

@@ -57,9 +57,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=420,1400", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):  # fmt: skip
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=420,1400",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     yield driver
@@ -246,8 +255,11 @@ async def test_unknown_hours_are_hatched_and_labelled(browser: object, redis_url
             patterns = browser.find_elements(By.CSS_SELECTOR, "#chart pattern")  # type: ignore[attr-defined]
             fills = browser.find_elements(By.CSS_SELECTOR, "rect.st-unknown")  # type: ignore[attr-defined]
             cell = browser.find_element(By.CSS_SELECTOR, "td.h-degraded")  # type: ignore[attr-defined]
-            return ([p.get_attribute("innerHTML") for p in patterns], [f.get_attribute("fill") for f in fills],
-                    cell.value_of_css_property("color"))  # fmt: skip
+            return (
+                [p.get_attribute("innerHTML") for p in patterns],
+                [f.get_attribute("fill") for f in fills],
+                cell.value_of_css_property("color"),
+            )
 
         marks, fills, degraded = await asyncio.to_thread(styles)
     assert (seen["bands"], seen["unknown_bands"]) == ("168", "8")

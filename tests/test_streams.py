@@ -52,8 +52,9 @@ class Rig:
     task: asyncio.Task[None]
     price: dict[str, float]
 
-    async def minute(self, i: int, *, drop: float = 0.0, volume: float = 10.0,
-                     liq_usd: float = 0.0, **push: Any) -> None:  # fmt: skip
+    async def minute(
+        self, i: int, *, drop: float = 0.0, volume: float = 10.0, liq_usd: float = 0.0, **push: Any
+    ) -> None:
         """Push minute ``i`` of the hour (BTC and every alt move by ``drop``) and wait until it closed."""
         m = HOUR + pd.Timedelta(minutes=i)
         bars = {}
@@ -96,11 +97,17 @@ async def rig(tmp_path: Path, redis_url: str, prefix: str, **streams: Any) -> As
         settings = await asyncio.to_thread(_settings, tmp_path, fx, tg, redis_url, prefix, streams)
         client = aioredis.from_url(redis_url)
         clock = SimClock(HOUR)
-        pipeline = AlertPipeline.from_settings(client, TelegramChannel(settings.telegram), settings, poll_s=0.05,
-                                               clock=lambda: clock.now().timestamp())  # fmt: skip
+        pipeline = AlertPipeline.from_settings(
+            client,
+            TelegramChannel(settings.telegram),
+            settings,
+            poll_s=0.05,
+            clock=lambda: clock.now().timestamp(),
+        )
         pipeline.start()
-        ms = MinuteStreams(settings, client=client, pipeline=pipeline, clock=clock,
-                           store=HistoryStore(settings.store_dir))  # fmt: skip
+        ms = MinuteStreams(
+            settings, client=client, pipeline=pipeline, clock=clock, store=HistoryStore(settings.store_dir)
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(ms.run(stop))
         await fx.ws.wait_connected("binance", 2)
@@ -126,26 +133,43 @@ async def rig(tmp_path: Path, redis_url: str, prefix: str, **streams: Any) -> As
             await client.aclose()
 
 
-def _settings(tmp_path: Path, fx: FakeExchange, tg: FakeTelegram, url: str, prefix: str,
-              streams: dict[str, Any]) -> Settings:  # fmt: skip
+def _settings(
+    tmp_path: Path, fx: FakeExchange, tg: FakeTelegram, url: str, prefix: str, streams: dict[str, Any]
+) -> Settings:
     return load_settings(
         data_dir=tmp_path / "data",
         universe={"symbols": SYMBOLS},
         venues={v: {"api_url": fx.base_url} for v in ("binance", "bybit", "hyperliquid")},
         redis={"url": url, "key_prefix": prefix},
         telegram={"token": TOKEN, "chat_ids": [CHAT], "api_base_url": tg.base_url, "retry_interval_s": 0.5},
-        streams={"enabled": True, "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "tick_s": 0.05,
-                 "detector": DETECTOR, **streams},
-    )  # fmt: skip
+        streams={
+            "enabled": True,
+            "backoff_initial_s": 0.05,
+            "backoff_max_s": 0.2,
+            "tick_s": 0.05,
+            "detector": DETECTOR,
+            **streams,
+        },
+    )
 
 
 def hourly(as_of: pd.Timestamp, state: str, level: str = "none", episode: str | None = None) -> Snapshot:
     """An hourly snapshot as the daemon publishes it."""
     codes = {"none": 0, "volume_only": 1, "loose": 2, "medium": 3, "strict": 4}
-    return Snapshot(as_of=as_of.to_pydatetime(), computed_at=(as_of + pd.Timedelta(seconds=20)).to_pydatetime(),
-                    live=True, state=state, state_code=STATE_CODES[state], risk_multiplier=1.0, cfi=0.5,
-                    cfi_percentile=0.5, cascade_level=level, cascade_level_code=codes[level], episode_id=episode,
-                    data_quality=DataQuality(status="ok", coverage=1.0))  # fmt: skip
+    return Snapshot(
+        as_of=as_of.to_pydatetime(),
+        computed_at=(as_of + pd.Timedelta(seconds=20)).to_pydatetime(),
+        live=True,
+        state=state,
+        state_code=STATE_CODES[state],
+        risk_multiplier=1.0,
+        cfi=0.5,
+        cfi_percentile=0.5,
+        cascade_level=level,
+        cascade_level_code=codes[level],
+        episode_id=episode,
+        data_quality=DataQuality(status="ok", coverage=1.0),
+    )
 
 
 async def plant_cascade(r: Rig, at: int = 40) -> None:
@@ -213,8 +237,13 @@ async def test_hour_close_confirms_without_a_second_alert(
         end = HOUR + pd.Timedelta(hours=1)
         await sink.publish(hourly(end, "cascade", "strict", episode="ep-1"))
         r.clock.set(end + pd.Timedelta(seconds=30))
-        feed = AlertFeed(r.client, prefix, r.pipeline, clock=lambda: r.clock.now().to_pydatetime(),
-                         lookback=timedelta(hours=6))  # fmt: skip
+        feed = AlertFeed(
+            r.client,
+            prefix,
+            r.pipeline,
+            clock=lambda: r.clock.now().to_pydatetime(),
+            lookback=timedelta(hours=6),
+        )
         await feed.run()
         await r.tg.wait_for(lambda: len(r.tg.delivered) >= 3)
         await asyncio.sleep(0.5)
@@ -287,8 +316,13 @@ async def test_restart_after_a_crash_resends_nothing_and_loses_no_minute(
         journal = r.settings.data_dir / "state" / "liquidations.jsonl"
         assert journal.exists()
         assert len(journal.read_text().splitlines()) >= 2 * 43
-        again = MinuteStreams(r.settings, client=r.client, pipeline=r.pipeline, clock=r.clock,
-                              store=HistoryStore(r.settings.store_dir))  # fmt: skip
+        again = MinuteStreams(
+            r.settings,
+            client=r.client,
+            pipeline=r.pipeline,
+            clock=r.clock,
+            store=HistoryStore(r.settings.store_dir),
+        )
         r.streams = again
         r.task = asyncio.create_task(again.run(r.stop))
         await until(lambda: len(again.feeds) == 3 and all(f.up for f in again.feeds.values()))
@@ -352,8 +386,9 @@ async def test_live_key_and_its_pings_validate_against_the_shipped_schemas(
     registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())
 
     def errors(name: str, payload: Any) -> list[str]:
-        v = jsonschema.Draft202012Validator(schemas[name], registry=registry,
-                                            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)  # fmt: skip
+        v = jsonschema.Draft202012Validator(
+            schemas[name], registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
         return [e.message for e in v.iter_errors(payload)]
 
     async with rig(tmp_path, redis_url, prefix) as r:

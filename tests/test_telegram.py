@@ -67,8 +67,14 @@ def hour_line(alert: Alert) -> str:
 
 def tg_settings(tg: FakeTelegram, **kw: Any) -> TelegramSettings:
     """Telegram settings pointed at the fake."""
-    base: dict[str, Any] = {"token": TOKEN, "chat_ids": [CHAT], "allowed_ids": [ADMIN], "admin_ids": [ADMIN],
-                            "api_base_url": tg.base_url, "retry_interval_s": 0.5}  # fmt: skip
+    base: dict[str, Any] = {
+        "token": TOKEN,
+        "chat_ids": [CHAT],
+        "allowed_ids": [ADMIN],
+        "admin_ids": [ADMIN],
+        "api_base_url": tg.base_url,
+        "retry_interval_s": 0.5,
+    }
     return TelegramSettings(**{**base, **kw})
 
 
@@ -110,8 +116,9 @@ async def test_429_then_500_then_ok_delivers_every_alert_once(
     await p.stop()
     assert tg.failures_served == [429, 500]
     assert elapsed >= 1.0  # the 429's retry_after was waited out
-    assert [m.plain.splitlines()[0] for m in tg.delivered] == [f"🟠 WARNING · {a.title}" if a.severity ==
-        "warning" else f"🟢 INFO · {a.title}" for a in alerts]  # fmt: skip
+    assert [m.plain.splitlines()[0] for m in tg.delivered] == [
+        f"🟠 WARNING · {a.title}" if a.severity == "warning" else f"🟢 INFO · {a.title}" for a in alerts
+    ]
     assert len({m.plain for m in tg.delivered}) == 3
     assert p.stats.sent == {("telegram", "warning"): 2, ("telegram", "info"): 1}
     assert await p.outbox_size() == 0
@@ -173,12 +180,18 @@ async def test_rate_limit_spaces_messages(
 def spawn_delivery(tg: FakeTelegram, redis_url: str, prefix: str, log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``delivery_main`` in a fresh Python process, configured through the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
-    env.update({
-        "RISKD_REDIS__URL": redis_url, "RISKD_REDIS__KEY_PREFIX": prefix, "RISKD_TELEGRAM__TOKEN": TOKEN,
-        "RISKD_TELEGRAM__API_BASE_URL": tg.base_url, "RISKD_TELEGRAM__CHAT_IDS": f"[{CHAT}]",
-        "RISKD_TELEGRAM__RETRY_INTERVAL_S": "0.5", "RISKD_LOG_LEVEL": "DEBUG",
-        "RISKD_DATA_DIR": str(log_path.parent),
-    })  # fmt: skip
+    env.update(
+        {
+            "RISKD_REDIS__URL": redis_url,
+            "RISKD_REDIS__KEY_PREFIX": prefix,
+            "RISKD_TELEGRAM__TOKEN": TOKEN,
+            "RISKD_TELEGRAM__API_BASE_URL": tg.base_url,
+            "RISKD_TELEGRAM__CHAT_IDS": f"[{CHAT}]",
+            "RISKD_TELEGRAM__RETRY_INTERVAL_S": "0.5",
+            "RISKD_LOG_LEVEL": "DEBUG",
+            "RISKD_DATA_DIR": str(log_path.parent),
+        }
+    )
     code = "from riskd.daemon.wiring import delivery_main; delivery_main(lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
@@ -359,9 +372,20 @@ async def test_allowed_commands_answer_with_the_state(
     assert "CFI 2.41 (p97)" in status
     assert "CFI 2.41 (p97, quintile 5)" in await ask(tg, "/cfi")
     assert "Episode: E1" in await ask(tg, "/cascade@riskd_fake_bot")
-    table = {"as_of": "2026-01-01T00:00:00+00:00", "rows": [
-        {"venue": "binance", "symbol": "BTC", "rate": 0.0001, "interval_hours": 8.0, "rate_per_hour": 0.0001 / 8,
-         "rate_per_8h": 0.0001, "next_funding_time": "2026-01-01T08:00:00+00:00"}]}  # fmt: skip
+    table = {
+        "as_of": "2026-01-01T00:00:00+00:00",
+        "rows": [
+            {
+                "venue": "binance",
+                "symbol": "BTC",
+                "rate": 0.0001,
+                "interval_hours": 8.0,
+                "rate_per_hour": 0.0001 / 8,
+                "rate_per_8h": 0.0001,
+                "next_funding_time": "2026-01-01T08:00:00+00:00",
+            }
+        ],
+    }
     await redis.set(f"{prefix}:funding", json.dumps(table))
     assert "binance: +0.0100%/8 h (+0.00125%/h) · every 8 h · next 2026-01-01T08:00" in await ask(
         tg, "/funding btc"
@@ -387,8 +411,10 @@ async def test_mute_and_unmute_commands_drive_the_pipeline(
     assert await pipeline.submit([second]) == ["queued"]
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400),
-                                               ("1d", 86400), ("15", 900)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400), ("1d", 86400), ("15", 900)],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     """Mute durations read as seconds, minutes, hours, days (bare numbers are minutes)."""
     assert parse_duration(text) == seconds

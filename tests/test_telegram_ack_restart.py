@@ -32,9 +32,19 @@ def critical(hour: int) -> Alert:
 
     def snap(h: int, state: str) -> Snapshot:
         as_of = H0 + timedelta(hours=h)
-        return Snapshot(as_of=as_of, computed_at=as_of, live=True, state=state, state_code=STATE_CODES[state],
-                        risk_multiplier=0.25, cfi=2.0, cfi_percentile=0.97, cascade_level="strict", cascade_level_code=4,
-                        data_quality=DataQuality(status="ok", coverage=1.0))  # fmt: skip
+        return Snapshot(
+            as_of=as_of,
+            computed_at=as_of,
+            live=True,
+            state=state,
+            state_code=STATE_CODES[state],
+            risk_multiplier=0.25,
+            cfi=2.0,
+            cfi_percentile=0.97,
+            cascade_level="strict",
+            cascade_level_code=4,
+            data_quality=DataQuality(status="ok", coverage=1.0),
+        )
 
     (alert,) = derive_alerts(
         snap(hour - 1, "elevated"), snap(hour, "cascade"), now=H0 + timedelta(hours=hour)
@@ -57,12 +67,20 @@ class _Dest:
 def spawn(tg: FakeTelegram, redis_url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
     """The standalone Telegram process (delivery + command bot + escalation), configured by environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
-    env.update({
-        "RISKD_REDIS__URL": redis_url, "RISKD_REDIS__KEY_PREFIX": prefix, "RISKD_TELEGRAM__TOKEN": TOKEN,
-        "RISKD_TELEGRAM__API_BASE_URL": tg.base_url, "RISKD_TELEGRAM__CHAT_IDS": f"[{CHAT}]",
-        "RISKD_TELEGRAM__ADMIN_IDS": f"[{ADMIN}, {OTHER_ADMIN}]", "RISKD_TELEGRAM__ESCALATION_CHAT_IDS": f"[{ESC_CHAT}]",
-        "RISKD_TELEGRAM__ESCALATE_AFTER": str(ESCALATE_MIN), "RISKD_LOG_LEVEL": "INFO", "RISKD_DATA_DIR": str(log.parent),
-    })  # fmt: skip
+    env.update(
+        {
+            "RISKD_REDIS__URL": redis_url,
+            "RISKD_REDIS__KEY_PREFIX": prefix,
+            "RISKD_TELEGRAM__TOKEN": TOKEN,
+            "RISKD_TELEGRAM__API_BASE_URL": tg.base_url,
+            "RISKD_TELEGRAM__CHAT_IDS": f"[{CHAT}]",
+            "RISKD_TELEGRAM__ADMIN_IDS": f"[{ADMIN}, {OTHER_ADMIN}]",
+            "RISKD_TELEGRAM__ESCALATION_CHAT_IDS": f"[{ESC_CHAT}]",
+            "RISKD_TELEGRAM__ESCALATE_AFTER": str(ESCALATE_MIN),
+            "RISKD_LOG_LEVEL": "INFO",
+            "RISKD_DATA_DIR": str(log.parent),
+        }
+    )
     code = (
         "from riskd.daemon.wiring import delivery_main; "
         "delivery_main(with_bot=True, escalation_interval_s=0.2, lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"

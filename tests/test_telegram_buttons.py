@@ -92,9 +92,16 @@ class Desk:
 
 def settings(tg: FakeTelegram, **kw: Any) -> TelegramSettings:
     """Telegram settings pointed at the fake, with one admin and one read-only user."""
-    base: dict[str, Any] = {"token": TOKEN, "chat_ids": [CHAT], "allowed_ids": [READER], "admin_ids": [ADMIN],
-                            "api_base_url": tg.base_url, "escalation_chat_ids": [ESC_CHAT],
-                            "escalate_after": 15, "grafana_url": "https://grafana.example.com/d/riskd"}  # fmt: skip
+    base: dict[str, Any] = {
+        "token": TOKEN,
+        "chat_ids": [CHAT],
+        "allowed_ids": [READER],
+        "admin_ids": [ADMIN],
+        "api_base_url": tg.base_url,
+        "escalation_chat_ids": [ESC_CHAT],
+        "escalate_after": 15,
+        "grafana_url": "https://grafana.example.com/d/riskd",
+    }
     return TelegramSettings(**{**base, **kw})
 
 
@@ -107,10 +114,17 @@ async def make_desk(redis: Redis, tgs_kw: dict[str, Any] | None = None) -> Async
         clock = SimClock(H0 + pd.Timedelta(minutes=5))
         links = Links("https://riskd.example.com", tgs.grafana_url)
         channel = TelegramChannel(tgs, links=links)
-        pipeline = AlertPipeline(redis, channel, alerts=AlertSettings(cooldown_s=0), key_prefix=prefix,
-                                 initial_backoff_s=0.05, lease_s=2, poll_s=0.05,
-                                 clock=lambda: clock.now().timestamp())  # fmt: skip
-        now = lambda: clock.now().to_pydatetime()  # noqa: E731
+        pipeline = AlertPipeline(
+            redis,
+            channel,
+            alerts=AlertSettings(cooldown_s=0),
+            key_prefix=prefix,
+            initial_backoff_s=0.05,
+            lease_s=2,
+            poll_s=0.05,
+            clock=lambda: clock.now().timestamp(),
+        )
+        now = lambda: clock.now().to_pydatetime()  # noqa: E731  (a one-line local helper reads best as a lambda)
         source = RedisStatusSource(redis, prefix, outbox=pipeline, clock=now)
         bot = CommandBot(channel.bot, tgs, source, pipeline, links=links, clock=now, poll_timeout_s=1)
         pipeline.start()
@@ -225,8 +239,13 @@ async def test_unacknowledged_critical_alert_escalates_once_after_its_delay(desk
     assert esc.plain.startswith(
         "⏫ ESCALATION: not acknowledged within 15 min\n🔴 CRITICAL · Regime elevated → cascade"
     )
-    other = AlertPipeline(desk.redis, desk.pipeline.channel, alerts=AlertSettings(), key_prefix=desk.prefix,
-                          clock=lambda: desk.clock.now().timestamp())  # fmt: skip
+    other = AlertPipeline(
+        desk.redis,
+        desk.pipeline.channel,
+        alerts=AlertSettings(),
+        key_prefix=desk.prefix,
+        clock=lambda: desk.clock.now().timestamp(),
+    )
     desk.advance(60)
     assert await loop.tick() == []
     assert await EscalationLoop(other, None).tick() == []
@@ -286,8 +305,14 @@ async def test_severity_routing(redis: Redis) -> None:
 
 async def test_hostile_strings_are_escaped(desk: Desk) -> None:
     """A reason and an episode named '<b>&' reach the chat as text: Telegram's HTML parser accepts the message."""
-    cur = snap(0, "cascade", cascade_level="strict", cascade_level_code=4, reasons=["symbol <b>& crashed"],
-               episode_id="<b>&")  # fmt: skip
+    cur = snap(
+        0,
+        "cascade",
+        cascade_level="strict",
+        cascade_level_code=4,
+        reasons=["symbol <b>& crashed"],
+        episode_id="<b>&",
+    )
     regime, started = await desk.deliver(derive_alerts(snap(-1, "elevated"), cur, now=cur.as_of), 2)
     assert "symbol &lt;b&gt;&amp; crashed" in regime.text
     assert "Reasons: symbol <b>& crashed" in regime.plain
@@ -300,16 +325,27 @@ def test_default_routing_keeps_every_alert_on_chat_ids() -> None:
     tgs = TelegramSettings(token=TOKEN, chat_ids=[CHAT, CRIT_CHAT])
     channel = TelegramChannel(tgs, links=Links())
     for severity in ("info", "warning", "critical"):
-        alert = Alert(kind="regime_change", severity=severity, as_of=datetime(2026, 1, 1, tzinfo=UTC), title="t",
-                      body="b")  # fmt: skip
+        alert = Alert(
+            kind="regime_change",
+            severity=severity,
+            as_of=datetime(2026, 1, 1, tzinfo=UTC),
+            title="t",
+            body="b",
+        )
         assert channel.destinations_for(alert) == [str(CHAT), str(CRIT_CHAT)]
 
 
 def cascade_start(hour: int, *, strict: bool) -> Alert:
     """The hour's cascade_start alert: WARNING on BTC's level alone, CRITICAL with the multi-asset detector."""
     level = "medium" if strict else "volume_only"
-    cur = snap(hour, "cascade", cascade_level=level, cascade_level_code=3 if strict else 1,
-               multi_asset_cascade=strict, episode_id="btc-E1")  # fmt: skip
+    cur = snap(
+        hour,
+        "cascade",
+        cascade_level=level,
+        cascade_level_code=3 if strict else 1,
+        multi_asset_cascade=strict,
+        episode_id="btc-E1",
+    )
     (alert,) = [
         a for a in derive_alerts(snap(hour - 1, "cascade"), cur, now=cur.as_of) if a.kind == "cascade_start"
     ]
@@ -358,9 +394,15 @@ async def test_an_escalated_confirmation_keeps_its_escalation_header_first(desk:
     stays the first line of the copy and the confirmation sits below the headers (before: "Confirmed at the
     hour close" was put above "⏫ ESCALATION")."""
     alert = critical()
-    provisional = Alert(kind="cascade_developing", severity="warning", as_of=alert.as_of,
-                        title="Cascade developing (provisional, developing)", body="minute 09:43",
-                        figures={"to": "developing", "level": "developing"}, thread=alert.thread)  # fmt: skip
+    provisional = Alert(
+        kind="cascade_developing",
+        severity="warning",
+        as_of=alert.as_of,
+        title="Cascade developing (provisional, developing)",
+        body="minute 09:43",
+        figures={"to": "developing", "level": "developing"},
+        thread=alert.thread,
+    )
     (root,) = await desk.deliver([provisional], 1)
     (msg,) = await desk.deliver([alert.model_copy(update={"thread": provisional.thread})], 1)
     assert msg.reply_to == root.message_id

@@ -96,16 +96,29 @@ async def chat(redis_url: str) -> AsyncIterator[Chat]:
     """The command bot on a simulated clock at NOW, polling the fake, reading Redis."""
     redis = Redis.from_url(redis_url)
     async with FakeTelegram(token=TOKEN) as tg:
-        tgs = TelegramSettings(token=TOKEN, chat_ids=[ADMIN], allowed_ids=[READER], admin_ids=[ADMIN],
-                               api_base_url=tg.base_url)  # fmt: skip
+        tgs = TelegramSettings(
+            token=TOKEN, chat_ids=[ADMIN], allowed_ids=[READER], admin_ids=[ADMIN], api_base_url=tg.base_url
+        )
         prefix = f"riskd:test:{uuid.uuid4().hex[:12]}"
         clock = SimClock(NOW)
-        pipeline = AlertPipeline(redis, _NoChannel(), alerts=AlertSettings(), key_prefix=prefix,
-                                 clock=lambda: clock.now().timestamp())  # fmt: skip
-        now = lambda: clock.now().to_pydatetime()  # noqa: E731
+        pipeline = AlertPipeline(
+            redis,
+            _NoChannel(),
+            alerts=AlertSettings(),
+            key_prefix=prefix,
+            clock=lambda: clock.now().timestamp(),
+        )
+        now = lambda: clock.now().to_pydatetime()  # noqa: E731  (a one-line local helper reads best as a lambda)
         source = RedisStatusSource(redis, prefix, outbox=pipeline, chart_frame=chart_frame, clock=now)
-        bot = CommandBot(make_bot(tgs), tgs, source, pipeline, clock=now, poll_timeout_s=1,
-                         links=Links("https://riskd.example.com"))  # fmt: skip
+        bot = CommandBot(
+            make_bot(tgs),
+            tgs,
+            source,
+            pipeline,
+            clock=now,
+            poll_timeout_s=1,
+            links=Links("https://riskd.example.com"),
+        )
         bot.start()
         try:
             yield Chat(tg, redis, prefix, pipeline)
@@ -162,10 +175,22 @@ async def test_status_refresh_button_edits_in_place(chat: Chat) -> None:
 
 
 def _table(rows: list[tuple[str, str, float, float]]) -> dict[str, Any]:
-    return {"as_of": "2026-03-02T10:00:00+00:00", "rows": [
-        {"venue": v, "symbol": s, "rate": r * h, "interval_hours": h, "rate_per_hour": r, "rate_per_8h": r * 8,
-         "funding_time": "2026-03-02T08:00:00+00:00", "next_funding_time": "2026-03-02T16:00:00+00:00"}
-        for v, s, r, h in rows]}  # fmt: skip
+    return {
+        "as_of": "2026-03-02T10:00:00+00:00",
+        "rows": [
+            {
+                "venue": v,
+                "symbol": s,
+                "rate": r * h,
+                "interval_hours": h,
+                "rate_per_hour": r,
+                "rate_per_8h": r * 8,
+                "funding_time": "2026-03-02T08:00:00+00:00",
+                "next_funding_time": "2026-03-02T16:00:00+00:00",
+            }
+            for v, s, r, h in rows
+        ],
+    }
 
 
 async def test_funding_per_symbol_and_top_bottom_five(chat: Chat) -> None:

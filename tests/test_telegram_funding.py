@@ -44,7 +44,10 @@ def test_funding_table_takes_each_partitions_last_print_before_the_hour() -> Non
     assert table["as_of"] == "2024-03-01T10:00:00+00:00"
     (binance, hyper) = table["rows"]
     assert (binance["venue"], binance["funding_time"], binance["next_funding_time"]) == (
-        "binance", "2024-03-01T08:00:00+00:00", "2024-03-01T16:00:00+00:00")  # fmt: skip
+        "binance",
+        "2024-03-01T08:00:00+00:00",
+        "2024-03-01T16:00:00+00:00",
+    )
     assert binance["rate_per_hour"] == pytest.approx(1e-4)
     assert binance["rate_per_8h"] == pytest.approx(8e-4)
     assert hyper["rate_per_8h"] == pytest.approx(1.6e-4)
@@ -62,11 +65,14 @@ async def test_the_leader_writes_the_funding_key_each_cycle(tmp_path: Path, redi
     async with FakeExchange(market, now=clock.now) as fx:
         venue = {"api_url": fx.base_url, "rate_limit_ms": 1, "max_concurrency": 8, "timeout_s": 2.0}
         settings = load_settings(
-            data_dir=tmp_path, universe={"symbols": SYMS}, venues={v: venue for v in VENUES},
-            redis={"url": redis_url, "key_prefix": prefix, "socket_timeout_s": 0.5}, metrics={"enabled": False},
+            data_dir=tmp_path,
+            universe={"symbols": SYMS},
+            venues={v: venue for v in VENUES},
+            redis={"url": redis_url, "key_prefix": prefix, "socket_timeout_s": 0.5},
+            metrics={"enabled": False},
             daemon={"warmup_hours": 24 * 10, "grace_s": 20, "lease_ttl_s": 2.0},
             retry={"attempts": 3, "initial_backoff_s": 0.01, "max_backoff_s": 0.02, "jitter_s": 0.0},
-        )  # fmt: skip
+        )
         async with runtime(settings, clock=clock, commands=False) as rt:
             rt.daemon.load()
             clock.set(T0 + HOUR + pd.Timedelta(seconds=20))

@@ -105,8 +105,13 @@ async def test_spool_state_and_outbox_reload_widened_records(redis: Redis, tmp_p
     assert sink.pending == 1
 
     settings = load_settings(data_dir=tmp_path / "data")
-    daemon = Daemon(settings, sources={}, store=HistoryStore(settings.store_dir), sinks=Sinks(metrics=Metrics()),
-                    clock=SimClock(pd.Timestamp(H0)))  # fmt: skip
+    daemon = Daemon(
+        settings,
+        sources={},
+        store=HistoryStore(settings.store_dir),
+        sinks=Sinks(metrics=Metrics()),
+        clock=SimClock(pd.Timestamp(H0)),
+    )
     daemon.state_path.parent.mkdir(parents=True)
     idx = pd.date_range("2024-01-01", periods=30, freq="h", tz="UTC", name="ts")
     panel = Panel(idx, ("BTC", "ETH"), np.full((30, 2), 100.0), np.ones((30, 2)), np.ones((30, 2)))

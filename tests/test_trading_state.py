@@ -46,7 +46,9 @@ HOUR = NOW.replace(minute=0)
         ("calm", 1.0, "ok", "fresh", "active"),
     ],
 )
-def test_the_default_table(state: str, multiplier: float, quality: str, freshness: str | None, expected: str) -> None:  # fmt: skip
+def test_the_default_table(
+    state: str, multiplier: float, quality: str, freshness: str | None, expected: str
+) -> None:
     """Each row of the documented table gives the documented trading state."""
     assert derive(state, multiplier, quality, freshness) == expected
 
@@ -56,8 +58,12 @@ def test_the_default_table(state: str, multiplier: float, quality: str, freshnes
 def test_blind_is_never_active_whatever_the_table(state: str, why: tuple[str, str | None]) -> None:
     """Even a table that makes every state active gives the fail-safe when riskd is blind, and a table
     whose fail-safe is active cannot be built."""
-    lax = TradingTable(states=dict.fromkeys(("calm", "elevated", "recovery", "fragile", "cascade"), "active"),
-                       halt_at_or_below=-1, reduce_below=0, fail_safe="reducing")  # fmt: skip
+    lax = TradingTable(
+        states=dict.fromkeys(("calm", "elevated", "recovery", "fragile", "cascade"), "active"),
+        halt_at_or_below=-1,
+        reduce_below=0,
+        fail_safe="reducing",
+    )
     assert derive(state, 1.0, why[0], why[1], lax) == "reducing"
     with pytest.raises(ValueError, match="fail_safe"):
         TradingTable(fail_safe="active")  # type: ignore[arg-type]
@@ -114,8 +120,13 @@ class _Strategy(RiskdRegimeMixin):
 
 
 def _strategy(url: str, prefix: str) -> _Strategy:
-    return _Strategy({"runmode": "dry_run", "stake_amount": 1000.0,
-                      "riskd": {"redis_url": url, "prefix": prefix, "poll_seconds": 0}})  # fmt: skip
+    return _Strategy(
+        {
+            "runmode": "dry_run",
+            "stake_amount": 1000.0,
+            "riskd": {"redis_url": url, "prefix": prefix, "poll_seconds": 0},
+        }
+    )
 
 
 def _entry(s: _Strategy) -> tuple[bool, float]:
@@ -140,7 +151,9 @@ def test_the_mixin_acts_on_the_regime_when_it_is_fresh(redis_url: str, prefix: s
 
 
 @pytest.mark.parametrize("case", ["key missing", "stale", "redis down"])
-def test_the_mixin_acts_on_the_fail_safe_when_blind(redis_url: str, prefix: str, case: str, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_the_mixin_acts_on_the_fail_safe_when_blind(
+    redis_url: str, prefix: str, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """The key missing, a calm key three hours old, and Redis down each make the mixin refuse entries
     (fail-safe halted) and say so once per episode, not once per call; with ``fail_safe: reducing`` it
     enters at the fallback multiplier's stake instead."""
@@ -160,7 +173,9 @@ def test_the_mixin_acts_on_the_fail_safe_when_blind(redis_url: str, prefix: str,
     assert _entry(lenient) == (True, 500.0)
 
 
-def test_the_mixin_says_when_riskd_is_back(redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_the_mixin_says_when_riskd_is_back(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """After a blind episode, the first good read is logged once and entries resume."""
     s = _strategy(redis_url, prefix)
     with caplog.at_level(logging.WARNING, logger="riskd.integrations.freqtrade"):

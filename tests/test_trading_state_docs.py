@@ -71,8 +71,11 @@ def test_the_bash_reader(tmp_path: Path, redis_url: str, prefix: str, case: str)
     url = "redis://127.0.0.1:1/0" if case == "redis down" else redis_url
     make, want = CASES.get(case, (lambda: None, "halted"))
     _set(redis_url, prefix, make())
-    env = {"PATH": "/usr/bin:/bin:" + str(Path(shutil.which("python3") or "/usr/bin/python3").parent),
-           "REDIS_URL": url, "KEY_PREFIX": prefix}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin:" + str(Path(shutil.which("python3") or "/usr/bin/python3").parent),
+        "REDIS_URL": url,
+        "KEY_PREFIX": prefix,
+    }
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=30)
     assert done.stdout.strip() == want, done.stderr
 
@@ -94,8 +97,11 @@ def test_the_freqtrade_config_section_names_every_setting_and_only_those() -> No
     """The documented ``riskd`` config section is valid JSON and lists exactly the mixin's settings, with
     their defaults (regime_file aside, which has none)."""
     section = json.loads(snippet("freqtrade-config"))["riskd"]
-    attrs = {n.removeprefix("riskd_"): getattr(RiskdRegimeMixin, n) for n in dir(RiskdRegimeMixin)
-             if n.startswith("riskd_") and not callable(getattr(RiskdRegimeMixin, n))}  # fmt: skip
+    attrs = {
+        n.removeprefix("riskd_"): getattr(RiskdRegimeMixin, n)
+        for n in dir(RiskdRegimeMixin)
+        if n.startswith("riskd_") and not callable(getattr(RiskdRegimeMixin, n))
+    }
     assert set(section) == set(attrs)
     assert {k: v for k, v in section.items() if k != "regime_file"} == {
         k: v for k, v in attrs.items() if k != "regime_file"

@@ -201,11 +201,17 @@ def _once(
 ) -> tuple[subprocess.CompletedProcess, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
     env.update({f"RISKD_VENUES__{v.upper()}__API_URL": url for v in VENUES})
-    env.update({
-        "RISKD_DATA_DIR": str(tmp_path), "RISKD_REDIS__URL": redis_url, "RISKD_METRICS__PORT": "0",
-        "RISKD_REDIS__KEY_PREFIX": f"riskd-test-{tmp_path.name}:v1", "RISKD_UNIVERSE__SYMBOLS": json.dumps(SYMS),
-        "RISKD_DAEMON__FETCH_DEADLINE_S": str(deadline_s), "RISKD_RETRY__INITIAL_BACKOFF_S": "0.2",
-    })  # fmt: skip
+    env.update(
+        {
+            "RISKD_DATA_DIR": str(tmp_path),
+            "RISKD_REDIS__URL": redis_url,
+            "RISKD_METRICS__PORT": "0",
+            "RISKD_REDIS__KEY_PREFIX": f"riskd-test-{tmp_path.name}:v1",
+            "RISKD_UNIVERSE__SYMBOLS": json.dumps(SYMS),
+            "RISKD_DAEMON__FETCH_DEADLINE_S": str(deadline_s),
+            "RISKD_RETRY__INITIAL_BACKOFF_S": "0.2",
+        }
+    )
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-m", "riskd", "once"], env=env, capture_output=True, text=True, timeout=120

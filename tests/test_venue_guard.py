@@ -63,9 +63,15 @@ def clock() -> Clock:
 def _settings(fx: FakeExchange, **retry: float) -> Settings:
     venue = {"api_url": fx.base_url, "rate_limit_ms": 1, "timeout_s": 2.0}
     policy = {
-        "attempts": 4, "initial_backoff_s": 0.01, "max_backoff_s": 0.05, "jitter_s": 0.0,
-        "max_wait_s": 60.0, "circuit_failures": 10, "circuit_cooldown_s": 60.0, **retry,
-    }  # fmt: skip
+        "attempts": 4,
+        "initial_backoff_s": 0.01,
+        "max_backoff_s": 0.05,
+        "jitter_s": 0.0,
+        "max_wait_s": 60.0,
+        "circuit_failures": 10,
+        "circuit_cooldown_s": 60.0,
+        **retry,
+    }
     return load_settings(venues={v: venue for v in ("binance", "bybit", "hyperliquid")}, retry=policy)
 
 

@@ -75,8 +75,9 @@ class RateLimiter:
         self._times.append(time.monotonic())
 
 
-def format_message(alert: Alert, *, now: datetime, maybe_repeated: bool = False,
-                   escalation: float | None = None) -> str:  # fmt: skip
+def format_message(
+    alert: Alert, *, now: datetime, maybe_repeated: bool = False, escalation: float | None = None
+) -> str:
     """The text a human reads: severity, title, figures; delays, possible repeats, escalation said plainly.
 
     Channels that format for themselves (Telegram's HTML) provide ``render`` with the same arguments."""

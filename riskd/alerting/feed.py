@@ -74,7 +74,7 @@ class AlertFeed:
         Raises what the Redis client raises when Redis is unreachable (the cursor then stays)."""
         try:
             return await self._run()
-        except BaseException:
+        except BaseException:  # whatever ended the run (cancellation included): re-read the cursor next time
             self._cursor_held = None
             raise
 

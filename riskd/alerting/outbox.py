@@ -53,8 +53,14 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 MUTE_TYPES = (
-    "all", "regime_change", "cascade_start", "cascade_end", "data_stale", "data_recovered", "cascade_developing",
-)  # fmt: skip
+    "all",
+    "regime_change",
+    "cascade_start",
+    "cascade_end",
+    "data_stale",
+    "data_recovered",
+    "cascade_developing",
+)
 DEFER_AFTER_ATTEMPTS = 3
 """After this many failures an item stops holding the head of the queue and waits retry_interval_s."""
 
@@ -91,19 +97,44 @@ class Outbox:
         self.owner = owner
         self._seen_ttl_ms = int(seen_ttl_s * 1000)
         self._sent_ttl_ms = int(sent_ttl_s * 1000)
-        self._scripts = {n: redis.register_script(s) for n, s in
-                         (("submit", lua.SUBMIT), ("claim", lua.CLAIM), ("start", lua.START), ("mark", lua.MARK),
-                          ("release", lua.RELEASE), ("escalate", lua.ESCALATE), ("ack", lua.ACK))}  # fmt: skip
+        self._scripts = {
+            n: redis.register_script(s)
+            for n, s in (
+                ("submit", lua.SUBMIT),
+                ("claim", lua.CLAIM),
+                ("start", lua.START),
+                ("mark", lua.MARK),
+                ("release", lua.RELEASE),
+                ("escalate", lua.ESCALATE),
+                ("ack", lua.ACK),
+            )
+        }
 
-    async def submit(self, alert: Alert, *, silent: bool, chart_key: str, cooldown_ms: int,
-                     now_ms: int, dests: list[str]) -> str:  # fmt: skip
+    async def submit(
+        self, alert: Alert, *, silent: bool, chart_key: str, cooldown_ms: int, now_ms: int, dests: list[str]
+    ) -> str:
         """De-duplicate, apply the severity rule, mutes and cooldown, queue one item per destination — all
         or nothing. Outcomes: queued, upgrade, duplicate, downgrade, muted, cooldown (see ``_SUBMIT``)."""
-        res = await self._scripts["submit"](args=[
-            self.p, alert.fingerprint, alert.kind, alert.severity, self._seen_ttl_ms, cooldown_ms, now_ms,
-            int(alert.as_of.timestamp() * 1000), alert.model_dump_json(), "1" if silent else "0", chart_key,
-            alert.identity, alert.rank, alert.episode_id or "", folded_line(alert), *dests,
-        ])  # fmt: skip
+        res = await self._scripts["submit"](
+            args=[
+                self.p,
+                alert.fingerprint,
+                alert.kind,
+                alert.severity,
+                self._seen_ttl_ms,
+                cooldown_ms,
+                now_ms,
+                int(alert.as_of.timestamp() * 1000),
+                alert.model_dump_json(),
+                "1" if silent else "0",
+                chart_key,
+                alert.identity,
+                alert.rank,
+                alert.episode_id or "",
+                folded_line(alert),
+                *dests,
+            ]
+        )
         return _text(res)
 
     async def claim(self, now_ms: int, lease_ms: int) -> Item | None:
@@ -137,18 +168,39 @@ class Outbox:
         (once, unless acknowledged or escalated already). The alert is kept as delivered (upgrade and
         held lines included), with the copy's delivery facts, so a later edit renders what was sent."""
         facts = Delivery(delivered_ms, item.maybe_sent, item.escalation).to_json()
-        return bool(await self._scripts["mark"](args=[
-            self.p, item.id, self.owner, receipt, self._sent_ttl_ms, item.alert.fingerprint, escalate_at_ms,
-            item.alert.model_dump_json(), facts,
-        ]))  # fmt: skip
+        return bool(
+            await self._scripts["mark"](
+                args=[
+                    self.p,
+                    item.id,
+                    self.owner,
+                    receipt,
+                    self._sent_ttl_ms,
+                    item.alert.fingerprint,
+                    escalate_at_ms,
+                    item.alert.model_dump_json(),
+                    facts,
+                ]
+            )
+        )
 
-    async def release(self, item: Item, *, now_ms: int, counts: bool, definite: bool, error: str,
-                      defer_ms: int) -> int:  # fmt: skip
+    async def release(
+        self, item: Item, *, now_ms: int, counts: bool, definite: bool, error: str, defer_ms: int
+    ) -> int:
         """Give the item back after a failure; returns its attempt count (-1: not ours any more)."""
-        res = await self._scripts["release"](args=[
-            self.p, item.id, self.owner, now_ms, "1" if counts else "0", "1" if definite else "0",
-            error[:300], DEFER_AFTER_ATTEMPTS, defer_ms,
-        ])  # fmt: skip
+        res = await self._scripts["release"](
+            args=[
+                self.p,
+                item.id,
+                self.owner,
+                now_ms,
+                "1" if counts else "0",
+                "1" if definite else "0",
+                error[:300],
+                DEFER_AFTER_ATTEMPTS,
+                defer_ms,
+            ]
+        )
         return int(res)
 
     async def due_escalations(self, now_ms: int) -> list[str]:
@@ -162,9 +214,11 @@ class Outbox:
         Outcomes: ``escalated``, ``acknowledged`` (nothing to do), ``already`` (another replica or an
         earlier run did it), ``expired`` (the alert is gone from Redis).
         """
-        return _text(await self._scripts["escalate"](
-            args=[self.p, fingerprint, now_ms, self._seen_ttl_ms, f"{minutes:g}", *dests]
-        ))  # fmt: skip
+        return _text(
+            await self._scripts["escalate"](
+                args=[self.p, fingerprint, now_ms, self._seen_ttl_ms, f"{minutes:g}", *dests]
+            )
+        )
 
     async def acknowledge(self, fingerprint: str, ack_json: str) -> str:
         """Record an acknowledgement (the first one wins) and cancel the escalation; returns the stored one."""

@@ -101,8 +101,9 @@ class AlertPipeline:
     def from_settings(cls, redis: Redis, channel: Channel, settings: Settings, **kw: Any) -> AlertPipeline:
         """The pipeline as ``riskd run`` configures it (``kw``: hooks and test-speed timings)."""
         kw.setdefault("key_prefix", settings.redis.key_prefix)
-        return cls(redis, channel, alerts=settings.alerts, retry_interval_s=settings.telegram.retry_interval_s,
-                   **kw)  # fmt: skip
+        return cls(
+            redis, channel, alerts=settings.alerts, retry_interval_s=settings.telegram.retry_interval_s, **kw
+        )
 
     # -- submission ------------------------------------------------------------------------------
 
@@ -128,14 +129,22 @@ class AlertPipeline:
             outcome = "off"
         else:
             outcome = await self.outbox.submit(
-                alert, silent=mode == "silent", chart_key=chart_key, now_ms=self._now_ms(),
-                cooldown_ms=self._cooldown_ms(alert), dests=self._dests_for(alert),
-            )  # fmt: skip
+                alert,
+                silent=mode == "silent",
+                chart_key=chart_key,
+                now_ms=self._now_ms(),
+                cooldown_ms=self._cooldown_ms(alert),
+                dests=self._dests_for(alert),
+            )
         if outcome not in ("queued", "upgrade"):
             self._suppressed(outcome, alert)
         elif outcome == "upgrade":
-            log.warning("alert upgraded kind=%s as_of=%s severity=%s: corrected data raised it",
-                        alert.kind, alert.as_of.isoformat(), alert.severity)  # fmt: skip
+            log.warning(
+                "alert upgraded kind=%s as_of=%s severity=%s: corrected data raised it",
+                alert.kind,
+                alert.as_of.isoformat(),
+                alert.severity,
+            )
         return outcome
 
     def _suppressed(self, reason: str, alert: Alert) -> None:
@@ -178,8 +187,12 @@ class AlertPipeline:
         out = []
         for fp in await self.outbox.due_escalations(self._now_ms()):
             outcome = await self.outbox.escalate(fp, now_ms=self._now_ms(), minutes=esc[1], dests=esc[0])
-            log.log(logging.WARNING if outcome == "escalated" else logging.INFO,
-                    "escalation fingerprint=%s outcome=%s", fp, outcome)  # fmt: skip
+            log.log(
+                logging.WARNING if outcome == "escalated" else logging.INFO,
+                "escalation fingerprint=%s outcome=%s",
+                fp,
+                outcome,
+            )
             out.append((fp, outcome))
         if out:
             self._wake.set()
@@ -300,21 +313,37 @@ class AlertPipeline:
         self.stats.last_success_ts = self._clock()
         if self._on_sent:
             self._on_sent(self.channel.name, item.alert.severity)
-        log.info("alert sent channel=%s dest=%s kind=%s severity=%s receipt=%s", self.channel.name,
-                 item.dest, item.alert.kind, item.alert.severity, receipt)  # fmt: skip
+        log.info(
+            "alert sent channel=%s dest=%s kind=%s severity=%s receipt=%s",
+            self.channel.name,
+            item.dest,
+            item.alert.kind,
+            item.alert.severity,
+            receipt,
+        )
 
     async def _release(self, item: Item, exc: DeliveryError) -> None:
         attempts = await self.outbox.release(
-            item, now_ms=self._now_ms(), counts=exc.retry_after is None, definite=exc.definite,
-            error=str(exc), defer_ms=int(self._retry_interval_s * 1000),
-        )  # fmt: skip
+            item,
+            now_ms=self._now_ms(),
+            counts=exc.retry_after is None,
+            definite=exc.definite,
+            error=str(exc),
+            defer_ms=int(self._retry_interval_s * 1000),
+        )
         if exc.retry_after is not None:
             pause = exc.retry_after  # flood control is per bot: everything waits
         else:
             pause = min(self._retry_interval_s, self._initial_backoff_s * 2 ** max(0, attempts - 1))
         self._paused_until = time.monotonic() + pause
-        log.warning("alert delivery failed id=%s attempt=%s definite=%s retry_in=%.1fs error=%s",
-                    item.id, attempts, exc.definite, pause, exc)  # fmt: skip
+        log.warning(
+            "alert delivery failed id=%s attempt=%s definite=%s retry_in=%.1fs error=%s",
+            item.id,
+            attempts,
+            exc.definite,
+            pause,
+            exc,
+        )
 
     async def _wait_until_allowed(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

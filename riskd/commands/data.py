@@ -85,10 +85,17 @@ def cli_audit(settings: Settings, args: argparse.Namespace) -> int:
     for r in frame.itertuples(index=False):
         largest = r.largest_gap / pd.Timedelta(hours=1)
         table.add_row(
-            r.dataset, r.venue, r.symbol, _fmt(r.first), _fmt(r.last), str(r.rows), r.step,
-            f"[yellow]{r.missing_hours}[/yellow]" if r.missing_hours else "0", str(r.gap_count),
+            r.dataset,
+            r.venue,
+            r.symbol,
+            _fmt(r.first),
+            _fmt(r.last),
+            str(r.rows),
+            r.step,
+            f"[yellow]{r.missing_hours}[/yellow]" if r.missing_hours else "0",
+            str(r.gap_count),
             f"{largest:g}h" if largest else "",
-        )  # fmt: skip
+        )
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 140)
     console.print(table)
     return 0

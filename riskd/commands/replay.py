@@ -51,16 +51,26 @@ def add_parser(sub: Any) -> None:
     rp = sub.add_parser("replay", help="stored history through compute and publish on a simulated clock")
     rp.add_argument("--from", dest="start", help="first hour (open time, UTC ISO); default: the first stored")
     rp.add_argument("--to", dest="end", help="last hour (open time, UTC ISO); default: the last stored")
-    rp.add_argument("--alerts", choices=["configured", "console", "none"], default="configured",
-                    help="alert sink: the configured one (Telegram or console), the console, or none")  # fmt: skip
+    rp.add_argument(
+        "--alerts",
+        choices=["configured", "console", "none"],
+        default="configured",
+        help="alert sink: the configured one (Telegram or console), the console, or none",
+    )
     rp.add_argument("--metrics-port", type=port_arg, help="override metrics.port (0: any free port)")
     keys = rp.add_mutually_exclusive_group()
-    keys.add_argument("--prefix", help="Redis key prefix to write under (default: redis.key_prefix's first part "
-                      "+ '-replay', riskd:v1 -> riskd-replay:v1, cleared at the start; the production keys are "
-                      "never touched)")  # fmt: skip
-    keys.add_argument("--production-keys", action="store_true",
-                      help="write into the configured redis.key_prefix, as the live daemon does (its consumers "
-                      "will read the replay; snapshots say live: false)")  # fmt: skip
+    keys.add_argument(
+        "--prefix",
+        help="Redis key prefix to write under (default: redis.key_prefix's first part "
+        "+ '-replay', riskd:v1 -> riskd-replay:v1, cleared at the start; the production keys are "
+        "never touched)",
+    )
+    keys.add_argument(
+        "--production-keys",
+        action="store_true",
+        help="write into the configured redis.key_prefix, as the live daemon does (its consumers "
+        "will read the replay; snapshots say live: false)",
+    )
     rp.add_argument(
         "--hold", action="store_true", help="keep serving metrics after the last hour until SIGTERM"
     )
@@ -142,8 +152,9 @@ async def replay(
     grace = pd.Timedelta(seconds=settings.daemon.grace_s)
     clock = SimClock(panel.index[i0] + HOUR + grace)
     published: list[Snapshot] = []
-    async with runtime(settings, clock=clock, channel=channel, metrics_port=metrics_port,
-                       with_sources=False, commands=False) as rt:  # fmt: skip
+    async with runtime(
+        settings, clock=clock, channel=channel, metrics_port=metrics_port, with_sources=False, commands=False
+    ) as rt:
         d = rt.daemon
         prefix = settings.redis.key_prefix
         if fresh:
@@ -163,8 +174,14 @@ async def replay(
             clock.set(hour + HOUR + grace)
             now = clock.now().to_pydatetime(warn=False)
             quality = assess_row(row_panel, venues, p)
-            snap = to_snapshot(hour, records[i], computed_at=now, quality=quality, live=False,
-                               trading=settings.trading.table())  # fmt: skip
+            snap = to_snapshot(
+                hour,
+                records[i],
+                computed_at=now,
+                quality=quality,
+                live=False,
+                trading=settings.trading.table(),
+            )
             d.remember_chart(hour, row_panel, records[i])
             await d.publish(snap)
             await d.derive_alerts()
@@ -180,8 +197,9 @@ async def replay(
     return ReplayResult(published, seconds)
 
 
-def _batch(settings: Settings, venues: list[str], start: pd.Timestamp | None,
-           end: pd.Timestamp | None) -> tuple[Panel, pd.DataFrame, int]:  # fmt: skip
+def _batch(
+    settings: Settings, venues: list[str], start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> tuple[Panel, pd.DataFrame, int]:
     """The batch path over the stored history through ``end``: the panel, the core's frame, and the row of
     ``start`` (the replay publishes from there). DataError / ConfigError name what is missing."""
     store = HistoryStore(settings.store_dir)
@@ -243,8 +261,15 @@ def cli_replay(settings: Settings, args: argparse.Namespace) -> int:
     async def main() -> ReplayResult:
         stop = asyncio.Event()
         install_signal_handlers(stop, settings.daemon.shutdown_deadline_s)
-        return await replay(cfg, start, end, channel=channel, metrics_port=args.metrics_port,
-                            hold=stop if args.hold else None, fresh=not args.production_keys and not args.prefix)  # fmt: skip
+        return await replay(
+            cfg,
+            start,
+            end,
+            channel=channel,
+            metrics_port=args.metrics_port,
+            hold=stop if args.hold else None,
+            fresh=not args.production_keys and not args.prefix,
+        )
 
     result = asyncio.run(main())
     print(

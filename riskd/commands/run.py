@@ -24,8 +24,14 @@ def add_parser(sub: Any) -> None:
     sub.add_parser("once", help="one cycle now, print the newest snapshot, exit (3: unknown or stale)")
 
 
-async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
-              stop: asyncio.Event | None = None, ready: Callable[[Runtime], None] | None = None) -> int:  # fmt: skip
+async def run(
+    settings: Settings,
+    *,
+    once: bool,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[Runtime], None] | None = None,
+) -> int:
     """``riskd run`` (``once=False``) or ``riskd once``.
 
     Redis unreachable at start: ``riskd once`` stops with one line and exit 4 (nothing it computes could
@@ -51,8 +57,14 @@ async def run(settings: Settings, *, once: bool, clock: Clock | None = None,
         if settings.streams.enabled:  # the minute side: its own task, never inside the hourly cycle
             from riskd.streams.task import MinuteStreams
 
-            streams = MinuteStreams(settings, client=rt.client, pipeline=rt.pipeline, clock=d.clock,
-                                    store=d.store, metrics=rt.metrics)  # fmt: skip
+            streams = MinuteStreams(
+                settings,
+                client=rt.client,
+                pipeline=rt.pipeline,
+                clock=d.clock,
+                store=d.store,
+                metrics=rt.metrics,
+            )
             rt.tasks.append(asyncio.create_task(streams.run(stop), name="riskd-streams"))
         if rt.commands is not None:
             rt.tasks.append(rt.commands.start())

@@ -22,8 +22,11 @@ def add_parser(sub: Any) -> None:
     va.add_argument("--cost-bps", type=float, help="round-trip cost per leg, bps (default 30)")
     va.add_argument("--reps", type=int, help="bootstrap resamples for the CIs (default 1000)")
     va.add_argument("--no-progress", action="store_true", help="no progress bar")
-    va.add_argument("--intra-hour", action="store_true",
-                    help="replay the provisional detector on the stored minute bars (intrahour.md)")  # fmt: skip
+    va.add_argument(
+        "--intra-hour",
+        action="store_true",
+        help="replay the provisional detector on the stored minute bars (intrahour.md)",
+    )
 
 
 def cli_validate(settings: Settings, args: argparse.Namespace) -> int:

@@ -165,8 +165,12 @@ def _cascade_alerts(prev: Snapshot | None, cur: Snapshot) -> list[Alert]:
         out.append(_alert("cascade_end", "info", cur, "Cascade episode ended", body, figs, episode_id=old))
     if new is not None and new != old:
         strong = cur.cascade_level in ("medium", "strict") or cur.multi_asset_cascade
-        figs = {**figures_of(cur), "to": "started", "multi_asset": cur.multi_asset_cascade,
-                "fired": what_fired(cur)}  # fmt: skip
+        figs = {
+            **figures_of(cur),
+            "to": "started",
+            "multi_asset": cur.multi_asset_cascade,
+            "fired": what_fired(cur),
+        }
         body = _body(cur, figs, f"Episode {new}: {what_fired(cur)}")
         severity: Severity = "critical" if strong else "warning"
         alert = _alert("cascade_start", severity, cur, "Cascade started", body, figs, episode_id=new)
@@ -227,8 +231,15 @@ def _alert(
     *,
     episode_id: str | None = None,
 ) -> Alert:
-    return Alert(kind=kind, severity=severity, as_of=cur.as_of, title=title, body=body, figures=figs,
-                 episode_id=episode_id)  # fmt: skip
+    return Alert(
+        kind=kind,
+        severity=severity,
+        as_of=cur.as_of,
+        title=title,
+        body=body,
+        figures=figs,
+        episode_id=episode_id,
+    )
 
 
 def _stamp(alert: Alert, late_by: float, late: bool) -> Alert:

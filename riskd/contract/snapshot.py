@@ -24,11 +24,31 @@ from riskd.core.output import LIQ_RANKED
 from riskd.sources.registry import with_role
 
 KEY_FEATURES: tuple[str, ...] = (
-    "agg_funding", "agg_funding_z", "funding_dispersion", "funding_dispersion_z", "funding_gap",
-    "funding_gap_z", "extreme_funding_share", "btc_ret_1h", "btc_ret_4h", "btc_accel_1h", "btc_accel_4h",
-    "btc_vol_ratio", "btc_rv_24h", "btc_drawdown_24h", "breadth_down", "oi_change_24h", "multi_asset_count",
-    "coverage", "xs_ret_std_24h", "funding_universe_n", "cfi_v1", "cfi_v1_pct", "cfi_v2", "cfi_v2_pct",
-)  # fmt: skip
+    "agg_funding",
+    "agg_funding_z",
+    "funding_dispersion",
+    "funding_dispersion_z",
+    "funding_gap",
+    "funding_gap_z",
+    "extreme_funding_share",
+    "btc_ret_1h",
+    "btc_ret_4h",
+    "btc_accel_1h",
+    "btc_accel_4h",
+    "btc_vol_ratio",
+    "btc_rv_24h",
+    "btc_drawdown_24h",
+    "breadth_down",
+    "oi_change_24h",
+    "multi_asset_count",
+    "coverage",
+    "xs_ret_std_24h",
+    "funding_universe_n",
+    "cfi_v1",
+    "cfi_v1_pct",
+    "cfi_v2",
+    "cfi_v2_pct",
+)
 """Features published in the snapshot (all of them are in the batch frame; these are the ones bots use)."""
 
 _LEVEL_NAMES = {0: "none", 1: "volume_only", 2: "loose", 3: "medium", 4: "strict"}

@@ -37,6 +37,7 @@ from riskd.core.schedule import HOUR, last_closed_hour
 from riskd.crash_model import load_crash_model
 from riskd.daemon import loop
 from riskd.daemon.book import StateBook
+from riskd.daemon.chart import ChartRows
 from riskd.daemon.faults import Faults, kind_of
 from riskd.daemon.lease import LeaderLease
 from riskd.daemon.origin import Origin
@@ -81,8 +82,15 @@ class Sinks:
 class Daemon:
     """One riskd replica: its data, its memory (the book) and its sinks."""
 
-    def __init__(self, settings: Settings, *, sources: Mapping[str, VenueSource], store: HistoryStore,
-                 sinks: Sinks, clock: Clock) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sources: Mapping[str, VenueSource],
+        store: HistoryStore,
+        sinks: Sinks,
+        clock: Clock,
+    ) -> None:
         d = settings.daemon
         self.settings = settings
         self.params = settings.fragility
@@ -92,16 +100,21 @@ class Daemon:
         self.sinks = sinks
         self.clock = clock
         self.cache = MarketCache(settings.universe.symbols, self.params, keep_hours=d.max_catchup_hours + 48)
-        self.book = StateBook(settings.data_dir / "state" / "fragility.json", self.params,
-                              keep_states=d.restate_hours + 1, keep_published_hours=d.max_catchup_hours + 24)  # fmt: skip
-        self.origins = Origin(self.book, store, self.params, settings.universe.symbols, sinks.redis,
-                              sinks.metrics.state)  # fmt: skip
+        self.book = StateBook(
+            settings.data_dir / "state" / "fragility.json",
+            self.params,
+            keep_states=d.restate_hours + 1,
+            keep_published_hours=d.max_catchup_hours + 24,
+        )
+        self.origins = Origin(
+            self.book, store, self.params, settings.universe.symbols, sinks.redis, sinks.metrics.state
+        )
         self.faults = Faults(sinks.metrics)
         self.trading = settings.trading.table()  # the trading-state table every snapshot carries
         # The calibrated crash model (riskd calibrate), read once at start: live and batch use the same
         # one, so a new model file takes effect at the next restart. None: crash_prob_24h is null.
         self.crash_model = load_crash_model(settings)
-        self.chart_rows: dict[pd.Timestamp, tuple[float, float]] = {}
+        self.charts = ChartRows(settings.alerts.chart_hours)
         self.timings: dict[str, float] = {}  # seconds per stage of the last cycle (benchmarks, logs)
         self.unsaved: list[tuple[str, str, str, pd.DataFrame]] = []  # fetched, not yet in the store
 
@@ -150,8 +163,14 @@ class Daemon:
         return await asyncio.to_thread(self._rebuild, through)
 
     def _rebuild(self, through: pd.Timestamp) -> FragilityState | None:
-        panel = store_panel(self.store, self.params, self.settings.universe.symbols, self.venues, through,
-                            start=self.book.origin)  # fmt: skip
+        panel = store_panel(
+            self.store,
+            self.params,
+            self.settings.universe.symbols,
+            self.venues,
+            through,
+            start=self.book.origin,
+        )
         if panel is None:
             return None
         _, state = compute_fragility_with_state(panel, self.params, crash_model=self.crash_model)
@@ -178,8 +197,12 @@ class Daemon:
         await self.derive_alerts()
         t_persist = time.perf_counter()
         await self._persist()
-        self.timings = {"fetch": t_compute - t0, "compute": t_publish - t_compute, "publish": t_persist - t_publish,
-                        "persist": time.perf_counter() - t_persist}  # fmt: skip
+        self.timings = {
+            "fetch": t_compute - t0,
+            "compute": t_publish - t_compute,
+            "publish": t_persist - t_publish,
+            "persist": time.perf_counter() - t_persist,
+        }
         await self._save()
         self._log_cycle(out, newest, time.perf_counter() - t0)
         return out
@@ -188,8 +211,15 @@ class Daemon:
         d = self.settings.daemon
         await self.origins.follow()
         origin = await self.origins.settle(newest - pd.Timedelta(hours=d.warmup_hours))
-        report = await fetch_recent(self.sources, self.store, self.cache, until=newest + HOUR, warm_start=origin,
-                                    deadline_s=d.fetch_deadline_s, health=self.sinks.metrics.state.venue_health)  # fmt: skip
+        report = await fetch_recent(
+            self.sources,
+            self.store,
+            self.cache,
+            until=newest + HOUR,
+            warm_start=origin,
+            deadline_s=d.fetch_deadline_s,
+            health=self.sinks.metrics.state.venue_health,
+        )
         await self.origins.claim_after_fetch(self.cache, origin)
         self._note_fetch(report)
         self.unsaved.extend(report.fetched)
@@ -216,8 +246,9 @@ class Daemon:
             state = await self.rebuild(warm_until)
             if state is not None:
                 self.book.keep(warm_until, state)
-        pending = list(pd.date_range(newest if self.book.last_ts is None else self.book.last_ts + HOUR, newest,
-                                     freq="h"))  # fmt: skip
+        pending = list(
+            pd.date_range(newest if self.book.last_ts is None else self.book.last_ts + HOUR, newest, freq="h")
+        )
         minutes = await self.liquidations(pending[0], pending[-1]) if pending else None
         for hour in pending:
             out.append(self.compute(hour, now, report if hour == newest else None, minutes))
@@ -236,8 +267,14 @@ class Daemon:
         row = rows.iloc[-1].to_dict()
         late = (now - (hour + HOUR)) > HOUR
         quality = assess(self.cache, hour, self.venues, report)
-        snap = to_snapshot(hour, row, computed_at=now.to_pydatetime(warn=False), quality=quality, live=not late,
-                           trading=self.trading)  # fmt: skip
+        snap = to_snapshot(
+            hour,
+            row,
+            computed_at=now.to_pydatetime(warn=False),
+            quality=quality,
+            live=not late,
+            trading=self.trading,
+        )
         self.remember_chart(hour, panel, row)
         self.book.keep(hour, state)
         return snap
@@ -268,40 +305,27 @@ class Daemon:
         outcome = "ok" if all(s.data_quality.status == "ok" for s in out) else "degraded"
         self.sinks.metrics.observe_cycle(duration, outcome)
         restated = sum(1 for s in out if s.restated)
-        log.info("cycle: %d hour(s) through %s%s in %.3fs (compute %.1f ms)", len(out) - restated, newest,
-                 f", {restated} restated" if restated else "", duration, self.timings["compute"] * 1e3)  # fmt: skip
+        log.info(
+            "cycle: %d hour(s) through %s%s in %.3fs (compute %.1f ms)",
+            len(out) - restated,
+            newest,
+            f", {restated} restated" if restated else "",
+            duration,
+            self.timings["compute"] * 1e3,
+        )
 
-    # ---- the alert chart ---------------------------------------------------------------------------------
+    # ---- the alert chart (riskd.daemon.chart) ------------------------------------------------------------
     def remember_chart(self, hour: pd.Timestamp, panel: Any, row: Mapping[str, Any]) -> None:
-        """Keep the hour's BTC close and CFI for the alert chart (the recent ``alerts.chart_hours``)."""
-        symbols = list(panel.symbols)
-        btc = float(panel.close[0, symbols.index("BTC")]) if "BTC" in symbols else float("nan")
-        cfi = row.get("cfi")
-        self.chart_rows[hour + HOUR] = (btc, float(cfi) if cfi is not None else float("nan"))
-        for ts in sorted(self.chart_rows)[: -self.settings.alerts.chart_hours]:
-            del self.chart_rows[ts]
+        """Keep the hour's BTC close and CFI for the alert chart."""
+        self.charts.remember(hour, panel, row)
 
     def chart_frame(self) -> pd.DataFrame:
         """BTC close and CFI of the recent hours, for the alert chart."""
-        if not self.chart_rows:
-            return pd.DataFrame(columns=["btc_close", "cfi"])
-        ts = sorted(self.chart_rows)
-        btc, cfi = zip(*(self.chart_rows[t] for t in ts), strict=True)
-        return pd.DataFrame({"btc_close": btc, "cfi": cfi}, index=pd.DatetimeIndex(ts, name="ts"))
+        return self.charts.frame()
 
     async def chart(self) -> bytes | None:
-        """The alert's PNG (matplotlib is imported only when a channel shows pictures)."""
-        if not self.sinks.charts:
-            return None
-        from riskd.alerting.chart import render_chart
-
-        try:
-            return await asyncio.to_thread(
-                render_chart, self.chart_frame(), hours=self.settings.alerts.chart_hours
-            )
-        except Exception as err:  # a chart is a nicety: the alert goes out without it, whatever broke
-            log.warning("alert chart not drawn: %s", err)
-            return None
+        """The alert's PNG, or None (no channel shows pictures, or it could not be drawn)."""
+        return await self.charts.png() if self.sinks.charts else None
 
     # ---- publishing --------------------------------------------------------------------------------------
     async def publish(self, snap: Snapshot) -> None:

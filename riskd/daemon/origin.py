@@ -31,8 +31,15 @@ log = logging.getLogger("riskd.daemon")
 class Origin:
     """Settles, claims and follows the shared origin for one replica (its value lives in the book)."""
 
-    def __init__(self, book: StateBook, store: HistoryStore, params: FragilityParams, symbols: Iterable[str],
-                 redis: RedisSink | None, live: LiveState) -> None:  # fmt: skip
+    def __init__(
+        self,
+        book: StateBook,
+        store: HistoryStore,
+        params: FragilityParams,
+        symbols: Iterable[str],
+        redis: RedisSink | None,
+        live: LiveState,
+    ) -> None:
         self.book = book
         self.store = store
         self.params = params
@@ -55,14 +62,16 @@ class Origin:
             log.warning(
                 "the store starts at %s, after the shared history origin %s: hours a venue no longer serves "
                 "are missing, so this replica's ranks can differ from the other replicas'",
-                local, origin,
-            )  # fmt: skip
+                local,
+                origin,
+            )
         elif local is not None and local < origin:
             log.warning(
                 "the store holds hours from %s, before the shared history origin %s: they are not used; "
                 "`riskd origin --from-store` moves the origin there (every replica then rebuilds)",
-                local, origin,
-            )  # fmt: skip
+                local,
+                origin,
+            )
         log.info("history origin %s", origin)
         self.book.origin = origin
         return origin
@@ -107,8 +116,11 @@ class Origin:
             shared = await self.claim(self.book.origin)
         if shared == self.book.origin:
             return
-        log.warning("history origin moved from %s to %s: rebuilding the state from the store", self.book.origin,
-                    shared)  # fmt: skip
+        log.warning(
+            "history origin moved from %s to %s: rebuilding the state from the store",
+            self.book.origin,
+            shared,
+        )
         self.book.origin = shared
         self.book.forget()
 

@@ -66,8 +66,13 @@ async def restate(
         revised = book.revision_of(stepper.compute(hour, now, report, minutes))
         if revised is not None:
             out.append(revised)
-    log.warning("late data: hours %s .. %s recomputed, %d restated (state was through %s)",
-                first, last_done, len(out), kept)  # fmt: skip
+    log.warning(
+        "late data: hours %s .. %s recomputed, %d restated (state was through %s)",
+        first,
+        last_done,
+        len(out),
+        kept,
+    )
     return out
 
 

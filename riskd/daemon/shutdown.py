@@ -53,7 +53,7 @@ async def _step(name: str, aw: Awaitable[Any], timeout_s: float) -> None:
         await asyncio.wait_for(aw, timeout_s)
     except TimeoutError:
         log.warning("shutdown: %s did not finish within %.0fs; leaving it behind", name, timeout_s)
-    except Exception as exc:
+    except Exception as exc:  # one part failing to stop must not keep the others from stopping
         log.warning("shutdown: %s failed: %s", name, exc)
 
 

@@ -154,9 +154,14 @@ async def _server(
         return None
     port = settings.metrics.port if metrics_port is None else metrics_port
     return await MetricsServer(
-        metrics, settings.metrics.host, port, settings=settings.metrics, grace_s=settings.daemon.grace_s,
-        history=RedisHistory(client, settings.redis.key_prefix), fail_safe=settings.trading.fail_safe,
-    ).start()  # fmt: skip
+        metrics,
+        settings.metrics.host,
+        port,
+        settings=settings.metrics,
+        grace_s=settings.daemon.grace_s,
+        history=RedisHistory(client, settings.redis.key_prefix),
+        fail_safe=settings.trading.fail_safe,
+    ).start()
 
 
 def _sources(settings: Settings, metrics: Metrics, clock: Clock) -> dict[str, VenueSource]:
@@ -168,9 +173,18 @@ def _sources(settings: Settings, metrics: Metrics, clock: Clock) -> dict[str, Ve
     return sources
 
 
-def _assemble(settings: Settings, clock: Clock, client: aioredis.Redis, url: str, metrics: Metrics,
-              server: MetricsServer | None, sources: dict[str, VenueSource], channel: Any | None,
-              embedded: RedisServer | None, commands: bool) -> Runtime:  # fmt: skip
+def _assemble(
+    settings: Settings,
+    clock: Clock,
+    client: aioredis.Redis,
+    url: str,
+    metrics: Metrics,
+    server: MetricsServer | None,
+    sources: dict[str, VenueSource],
+    channel: Any | None,
+    embedded: RedisServer | None,
+    commands: bool,
+) -> Runtime:
     """The daemon, its sinks, the alert pipelines and feed, and the command bot, wired to one another."""
     from riskd.alerting.pipeline import AlertPipeline
     from riskd.telegram.channel import build_channel
@@ -182,8 +196,12 @@ def _assemble(settings: Settings, clock: Clock, client: aioredis.Redis, url: str
     metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
     prefix = settings.redis.key_prefix
     publishers, pipelines = _webhooks(settings, client, clock, metrics)
-    lease = LeaderLease(client, Keys(prefix).leader, settings.daemon.instance_id or default_instance_id(),
-                        settings.daemon.lease_ttl_s)  # fmt: skip
+    lease = LeaderLease(
+        client,
+        Keys(prefix).leader,
+        settings.daemon.instance_id or default_instance_id(),
+        settings.daemon.lease_ttl_s,
+    )
     sinks = Sinks(
         metrics=metrics,
         redis=RedisSink(client, settings.redis, spool=settings.data_dir / "state" / "redis-spool.jsonl"),
@@ -197,8 +215,14 @@ def _assemble(settings: Settings, clock: Clock, client: aioredis.Redis, url: str
     )
     sinks.publishers.append(FundingSink(client, prefix, lambda: daemon.cache.frames))
     now = lambda: clock.now().to_pydatetime(warn=False)  # noqa: E731  (the one clock, as a callable)
-    sinks.feed = AlertFeed(client, prefix, [pipeline, *pipelines], clock=now,
-                           lookback=timedelta(hours=settings.daemon.max_catchup_hours), chart=daemon.chart)  # fmt: skip
+    sinks.feed = AlertFeed(
+        client,
+        prefix,
+        [pipeline, *pipelines],
+        clock=now,
+        lookback=timedelta(hours=settings.daemon.max_catchup_hours),
+        chart=daemon.chart,
+    )
     bot = _command_bot(settings, channel, client, pipeline, daemon, links, now) if commands else None
     rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=pipelines)
     rt.escalation = EscalationLoop(pipeline, lease)
@@ -214,8 +238,15 @@ def _counting(metrics: Metrics, clock: Clock) -> dict[str, Any]:
     }
 
 
-def _command_bot(settings: Settings, channel: Any, client: aioredis.Redis, pipeline: Any, daemon: Daemon,
-                 links: Any, now: Any) -> Any:  # fmt: skip
+def _command_bot(
+    settings: Settings,
+    channel: Any,
+    client: aioredis.Redis,
+    pipeline: Any,
+    daemon: Daemon,
+    links: Any,
+    now: Any,
+) -> Any:
     """The Telegram command bot, when the channel is Telegram (the console has no Bot)."""
     channel_bot = getattr(channel, "bot", None)
     if channel_bot is None:
@@ -223,8 +254,9 @@ def _command_bot(settings: Settings, channel: Any, client: aioredis.Redis, pipel
     from riskd.telegram.bot import CommandBot
     from riskd.telegram.status import RedisStatusSource
 
-    source = RedisStatusSource(client, settings.redis.key_prefix, outbox=pipeline, chart_frame=daemon.chart_frame,
-                               clock=now)  # fmt: skip
+    source = RedisStatusSource(
+        client, settings.redis.key_prefix, outbox=pipeline, chart_frame=daemon.chart_frame, clock=now
+    )
     return CommandBot(channel_bot, settings.telegram, source, pipeline, links=links, clock=now)
 
 
@@ -240,11 +272,21 @@ def _webhooks(
 
     urls = [str(u) for u in hooks.urls]
     secret = hooks.secret.get_secret_value().encode()
-    sink = WebhookSink(urls, secret, timeout_s=hooks.timeout_s, attempts=hooks.attempts,
-                       initial_backoff_s=hooks.initial_backoff_s)  # fmt: skip
+    sink = WebhookSink(
+        urls,
+        secret,
+        timeout_s=hooks.timeout_s,
+        attempts=hooks.attempts,
+        initial_backoff_s=hooks.initial_backoff_s,
+    )
     channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s)
-    pipeline = AlertPipeline.from_settings(client, channel, settings, key_prefix=f"{settings.redis.key_prefix}:webhook",
-                                           **_counting(metrics, clock))  # fmt: skip
+    pipeline = AlertPipeline.from_settings(
+        client,
+        channel,
+        settings,
+        key_prefix=f"{settings.redis.key_prefix}:webhook",
+        **_counting(metrics, clock),
+    )
     return [sink], [pipeline]
 
 
@@ -324,5 +366,6 @@ def delivery_main(*, with_bot: bool = False, escalation_interval_s: float = 5.0,
 
     settings = load_settings()
     setup_logging(settings.log_level)
-    asyncio.run(run_delivery(settings, with_bot=with_bot, escalation_interval_s=escalation_interval_s,
-                             **pipeline_kw))  # fmt: skip
+    asyncio.run(
+        run_delivery(settings, with_bot=with_bot, escalation_interval_s=escalation_interval_s, **pipeline_kw)
+    )

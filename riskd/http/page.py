@@ -57,8 +57,15 @@ async def build(ctx: ApiContext) -> str:
             log.warning("status page: history not read: %s", err)
     data_now = now.timestamp()  # data ages on the data clock (simulated in the demo and replay), not the wall
     ages = {k: max(0.0, data_now - v) for k, v in ctx.state.newest_data.items()}
-    view = PageView(now, ctx.state.snapshot, ctx.verdict(), history, ages,
-                    dict(getattr(ctx.state, "venue_health", {})), ctx.state.leader)  # fmt: skip
+    view = PageView(
+        now,
+        ctx.state.snapshot,
+        ctx.verdict(),
+        history,
+        ages,
+        dict(getattr(ctx.state, "venue_health", {})),
+        ctx.state.leader,
+    )
     return render(view)
 
 

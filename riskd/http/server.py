@@ -29,8 +29,13 @@ def health(state: LiveState, now: float, max_silence_s: float = 2.5 * 3600) -> t
     """/healthz: 200 while cycles complete (``status`` ok, or degraded when a venue is down or the data is
     stale), 503 ``failing`` when none completed for ``max_silence_s``; a fresh process gets one silence
     period to finish its first. The verdicts are ``riskd.contract.freshness.probe``'s."""
-    ctx = ApiContext(state, MetricsSettings(), data_clock=lambda: datetime.fromtimestamp(now, UTC),
-                     wall_clock=lambda: now, max_silence_s=max_silence_s)  # fmt: skip
+    ctx = ApiContext(
+        state,
+        MetricsSettings(),
+        data_clock=lambda: datetime.fromtimestamp(now, UTC),
+        wall_clock=lambda: now,
+        max_silence_s=max_silence_s,
+    )
     p = ctx.probe()
     return (200 if p.live else 503), probe_json(ctx, p)
 

@@ -29,9 +29,16 @@ from riskd.importer.summary import print_report
 from riskd.store import HistoryStore
 
 __all__ = [
-    "FlatRun", "ImportReport", "Piece", "SeriesReport", "SkipFile", "import_path",
-    "print_report", "read_file", "stitch",
-]  # fmt: skip
+    "FlatRun",
+    "ImportReport",
+    "Piece",
+    "SeriesReport",
+    "SkipFile",
+    "import_path",
+    "print_report",
+    "read_file",
+    "stitch",
+]
 
 log = logging.getLogger("riskd.importer")
 

@@ -15,9 +15,19 @@ from riskd.importer.model import SkipFile
 
 DATA_SUFFIXES = (".feather", ".parquet", ".csv", ".json", ".zip")
 _KLINE_COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-    "taker_buy_volume", "taker_buy_quote_volume", "ignore",
-]  # fmt: skip
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+]
 _CANDLE = ["open", "high", "low", "close", "volume"]
 
 

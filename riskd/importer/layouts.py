@@ -35,9 +35,19 @@ _FREQTRADE = re.compile(
 _FT_KIND = {"futures": "ohlcv", "mark": "mark_ohlcv", "funding_rate": "funding"}
 _TF_LABEL = re.compile(r"[-_](\d+[mhd])(?=[-_.])")
 _KLINE_COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-    "taker_buy_volume", "taker_buy_quote_volume", "ignore",
-]  # fmt: skip
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+]
 _CANDLE = ["open", "high", "low", "close", "volume"]
 _TIME_COLUMNS = ("open_time", "timestamp", "date", "time", "calc_time", "settlement_ts", "fundingtime")
 _RATE_COLUMNS = ("funding_rate", "funding rate", "last_funding_rate", "fundingrate", "rate")

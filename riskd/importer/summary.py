@@ -32,11 +32,16 @@ def _datasets_table(report: ImportReport) -> Table:
     for (dataset, venue), ss in sorted(groups.items()):
         bad = sum(s.disagreeing for s in ss)
         table.add_row(
-            dataset, venue, _symbols(ss), f"{sum(s.rows for s in ss):,}", f"{sum(s.written for s in ss):,}",
+            dataset,
+            venue,
+            _symbols(ss),
+            f"{sum(s.rows for s in ss):,}",
+            f"{sum(s.written for s in ss):,}",
             _fmt(min(s.first for s in ss if s.first is not None)),
             _fmt(max(s.last for s in ss if s.last is not None)),
-            f"{sum(s.overlap_rows for s in ss):,}", f"[red]{bad:,}[/red]" if bad else "0",
-        )  # fmt: skip
+            f"{sum(s.overlap_rows for s in ss):,}",
+            f"[red]{bad:,}[/red]" if bad else "0",
+        )
     return table
 
 
@@ -66,11 +71,15 @@ def _disagreements_table(report: ImportReport) -> Table | None:
         cols = sorted({c for d in s.disagreements for c in d.columns})
         files = sorted({_rel(f, report.root) for d in s.disagreements for f in (*d.kept_from, d.file)})
         table.add_row(
-            s.dataset, s.venue, s.symbol, str(s.disagreeing), ",".join(cols),
+            s.dataset,
+            s.venue,
+            s.symbol,
+            str(s.disagreeing),
+            ",".join(cols),
             _fmt(min(d.first_ts for d in s.disagreements)),
             f"{max(d.max_rel_diff for d in s.disagreements):.3g}",
             ", ".join(files[:3]) + (f" (+{len(files) - 3} more)" if len(files) > 3 else ""),
-        )  # fmt: skip
+        )
     return table
 
 

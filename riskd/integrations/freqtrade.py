@@ -67,8 +67,9 @@ def _utc(t: datetime | pd.Timestamp) -> pd.Timestamp:
 class HistoryRegime:
     """The exported regime (``riskd export regime``) as a function of time, for backtests."""
 
-    def __init__(self, frame: pd.DataFrame, *, fail_safe: TradingState, fallback_multiplier: float,
-                 max_age: timedelta) -> None:  # fmt: skip
+    def __init__(
+        self, frame: pd.DataFrame, *, fail_safe: TradingState, fallback_multiplier: float, max_age: timedelta
+    ) -> None:
         self.frame = frame.sort_values("published_at").reset_index(drop=True)
         self._published = self.frame["published_at"].to_numpy(dtype="datetime64[ns]")
         self.fail_safe, self.fallback, self.max_age = fail_safe, fallback_multiplier, max_age
@@ -103,8 +104,16 @@ class LiveRegime:
     hour is published (riskd writes it ``daemon.grace_s`` after the close) the key is read again at most
     every ``poll_seconds``. Blind episodes are logged once at their start and once at their end."""
 
-    def __init__(self, redis_url: str, *, prefix: str, fail_safe: TradingState, fallback_multiplier: float,
-                 max_age: timedelta, poll_seconds: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        prefix: str,
+        fail_safe: TradingState,
+        fallback_multiplier: float,
+        max_age: timedelta,
+        poll_seconds: float,
+    ) -> None:
         import redis
 
         self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=1.0, socket_timeout=1.0)
@@ -126,17 +135,26 @@ class LiveRegime:
 
     def read(self, now: datetime | pd.Timestamp) -> RegimeDecision:
         """Read the key now (no cache), log a blind episode's start or end, and decide."""
-        reading = read_regime(self.client, prefix=self.prefix, now=_utc(now).to_pydatetime(),
-                              max_age=self.max_age, fallback_multiplier=self.fallback,
-                              fail_safe=self.fail_safe)  # fmt: skip
+        reading = read_regime(
+            self.client,
+            prefix=self.prefix,
+            now=_utc(now).to_pydatetime(),
+            max_age=self.max_age,
+            fallback_multiplier=self.fallback,
+            fail_safe=self.fail_safe,
+        )
         if reading.snapshot is None:
             if self._blind is None:
                 log.warning("riskd: acting on the fail-safe state %s: %s", self.fail_safe, reading.reason)
             self._blind = reading.reason
             return RegimeDecision(self.fail_safe, self.fallback, None, reading.reason, True)
         if self._blind is not None:
-            log.warning("riskd: regime readable again (%s, %s) after: %s",
-                        reading.snapshot.state, reading.trading_state, self._blind)  # fmt: skip
+            log.warning(
+                "riskd: regime readable again (%s, %s) after: %s",
+                reading.snapshot.state,
+                reading.trading_state,
+                self._blind,
+            )
             self._blind = None
         snap = reading.snapshot
         return RegimeDecision(reading.trading_state, snap.risk_multiplier, snap.as_of, snap.state)
@@ -180,11 +198,18 @@ class RiskdRegimeMixin:
         fail_safe = self.riskd_setting("fail_safe")
         if SEVERITY.get(fail_safe, 0) == 0:
             raise ValueError(f"riskd.fail_safe: {fail_safe!r}; use halted or reducing")
-        common = {"fail_safe": fail_safe, "fallback_multiplier": float(self.riskd_setting("fallback_multiplier")),
-                  "max_age": timedelta(hours=float(self.riskd_setting("max_age_hours")))}  # fmt: skip
+        common = {
+            "fail_safe": fail_safe,
+            "fallback_multiplier": float(self.riskd_setting("fallback_multiplier")),
+            "max_age": timedelta(hours=float(self.riskd_setting("max_age_hours"))),
+        }
         if mode in LIVE_MODES:
-            source = LiveRegime(self.riskd_setting("redis_url"), prefix=self.riskd_setting("prefix"),
-                                poll_seconds=float(self.riskd_setting("poll_seconds")), **common)  # fmt: skip
+            source = LiveRegime(
+                self.riskd_setting("redis_url"),
+                prefix=self.riskd_setting("prefix"),
+                poll_seconds=float(self.riskd_setting("poll_seconds")),
+                **common,
+            )
         else:
             path = self.riskd_setting("regime_file")
             if not path:
@@ -215,12 +240,27 @@ class RiskdRegimeMixin:
             key = (pair, _candle_open(current_time, self.timeframe))
             if key not in said:
                 said.add(key)
-                log.info("riskd: entry refused for %s at %s: trading_state %s (%s)", pair, current_time,
-                         d.trading_state, d.reason)  # fmt: skip
+                log.info(
+                    "riskd: entry refused for %s at %s: trading_state %s (%s)",
+                    pair,
+                    current_time,
+                    d.trading_state,
+                    d.reason,
+                )
         return refuse
 
-    def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float, time_in_force: str,
-                            current_time: datetime, entry_tag: str | None, side: str, **kwargs: Any) -> bool:  # fmt: skip
+    def confirm_trade_entry(
+        self,
+        pair: str,
+        order_type: str,
+        amount: float,
+        rate: float,
+        time_in_force: str,
+        current_time: datetime,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> bool:
         """Refuse new entries while halted (and while reducing with ``refuse_while_reducing``)."""
         if self.riskd_refuses(pair, current_time):
             return False
@@ -231,9 +271,19 @@ class RiskdRegimeMixin:
             confirm(pair, order_type, amount, rate, time_in_force, current_time, entry_tag, side, **kwargs)
         )
 
-    def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float, proposed_stake: float,
-                            min_stake: float | None, max_stake: float, leverage: float, entry_tag: str | None,
-                            side: str, **kwargs: Any) -> float:  # fmt: skip
+    def custom_stake_amount(
+        self,
+        pair: str,
+        current_time: datetime,
+        current_rate: float,
+        proposed_stake: float,
+        min_stake: float | None,
+        max_stake: float,
+        leverage: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> float:
         """The stake the strategy would use, times ``risk_multiplier`` (capped at ``max_stake``); 0 when riskd
         refuses the entry (freqtrade then skips it before ``confirm_trade_entry``)."""
         if self.riskd_refuses(pair, current_time):
@@ -241,14 +291,34 @@ class RiskdRegimeMixin:
         stake = proposed_stake
         parent = getattr(super(), "custom_stake_amount", None)
         if parent is not None:
-            stake = parent(pair, current_time, current_rate, proposed_stake, min_stake, max_stake, leverage,
-                           entry_tag, side, **kwargs)  # fmt: skip
+            stake = parent(
+                pair,
+                current_time,
+                current_rate,
+                proposed_stake,
+                min_stake,
+                max_stake,
+                leverage,
+                entry_tag,
+                side,
+                **kwargs,
+            )
         return min(max_stake, stake * self.riskd_regime(current_time).risk_multiplier)
 
-    def adjust_trade_position(self, trade: Any, current_time: datetime, current_rate: float,
-                              current_profit: float, min_stake: float | None, max_stake: float,
-                              current_entry_rate: float, current_exit_rate: float, current_entry_profit: float,
-                              current_exit_profit: float, **kwargs: Any) -> float | None:  # fmt: skip
+    def adjust_trade_position(
+        self,
+        trade: Any,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        min_stake: float | None,
+        max_stake: float,
+        current_entry_rate: float,
+        current_exit_rate: float,
+        current_entry_profit: float,
+        current_exit_profit: float,
+        **kwargs: Any,
+    ) -> float | None:
         """With ``trim_while_reducing``: while reducing, sell down to ``stake_amount × risk_multiplier``."""
         base = self.config.get("stake_amount")
         if not self.riskd_setting("trim_while_reducing") or not isinstance(base, int | float):

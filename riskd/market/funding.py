@@ -28,9 +28,16 @@ def funding_table(frames: Mapping[tuple[str, str, str], pd.DataFrame], as_of: pd
         per_hour = float(frame["rate_per_hour"].to_numpy()[at])
         if not np.isfinite(per_hour):
             continue
-        rows.append({
-            "venue": venue, "symbol": symbol, "rate": float(frame["rate"].to_numpy()[at]), "interval_hours": hours,
-            "rate_per_hour": per_hour, "rate_per_8h": per_hour * 8, "funding_time": ts.isoformat(),
-            "next_funding_time": (ts + pd.Timedelta(hours=hours)).isoformat(),
-        })  # fmt: skip
+        rows.append(
+            {
+                "venue": venue,
+                "symbol": symbol,
+                "rate": float(frame["rate"].to_numpy()[at]),
+                "interval_hours": hours,
+                "rate_per_hour": per_hour,
+                "rate_per_8h": per_hour * 8,
+                "funding_time": ts.isoformat(),
+                "next_funding_time": (ts + pd.Timedelta(hours=hours)).isoformat(),
+            }
+        )
     return {"as_of": pd.Timestamp(as_of).isoformat(), "rows": rows}

@@ -35,8 +35,9 @@ class FundingSink:
     name = "funding"
     leader_only = True
 
-    def __init__(self, redis: Redis, prefix: str,
-                 frames: Callable[[], Mapping[tuple[str, str, str], pd.DataFrame]]) -> None:  # fmt: skip
+    def __init__(
+        self, redis: Redis, prefix: str, frames: Callable[[], Mapping[tuple[str, str, str], pd.DataFrame]]
+    ) -> None:
         self._redis = redis
         self._key = funding_key(prefix)
         self._frames = frames

@@ -173,9 +173,11 @@ class Metrics:
         self.registry.register(SnapshotCollector(self.state, clock))
         r = self.registry
         self.cycle_duration = Histogram(
-            "riskd_cycle_duration_seconds", "Wall time of one hourly cycle", registry=r,
+            "riskd_cycle_duration_seconds",
+            "Wall time of one hourly cycle",
+            registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
-        )  # fmt: skip
+        )
         self.cycles = Counter("riskd_cycles", "Cycles run", ["outcome"], registry=r)
         self.last_success = Gauge(
             "riskd_last_success_timestamp_seconds", "Last success of each stage", ["stage"], registry=r

@@ -170,9 +170,11 @@ class RedisSink:
         body = snap.to_json()
         ms = int(snap.as_of.timestamp() * 1000)
         event = RegimeEvent(
-            type="revision" if snap.revision else "regime", as_of=snap.as_of, state=snap.state,
+            type="revision" if snap.revision else "regime",
+            as_of=snap.as_of,
+            state=snap.state,
             revision=snap.revision,
-        ).model_dump_json()  # fmt: skip
+        ).model_dump_json()
         added, _ = await self._script(
             keys=[self._keys.regime, self._keys.history, self._keys.events, self._keys.revisions],
             args=[body, ms, self._ttl_ms, self._settings.history_maxlen, snap.revision, event],
@@ -201,8 +203,12 @@ class RedisSink:
             write_durably(self._spool, "".join(s.to_json() + "\n" for s in self._pending))
         except OSError as err:
             if self._spool_error is None:
-                log.error("redis spool %s not written (%s); %d hour(s) held in memory only",
-                          self._spool, err, len(self._pending))  # fmt: skip
+                log.error(
+                    "redis spool %s not written (%s); %d hour(s) held in memory only",
+                    self._spool,
+                    err,
+                    len(self._pending),
+                )
             self._spool_error = str(err)
             return
         if self._spool_error is not None:

@@ -43,8 +43,15 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: bytes, timestamp: str, body: bytes, signature: str, *, max_age_s: float = 300.0,
-           now: float | None = None) -> bool:  # fmt: skip
+def verify(
+    secret: bytes,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    max_age_s: float = 300.0,
+    now: float | None = None,
+) -> bool:
     """What a receiver does: recompute the signature (constant time) and refuse a stale timestamp."""
     try:
         age = abs((now if now is not None else time.time()) - float(timestamp))
@@ -88,9 +95,18 @@ class WebhookSink:
     name = "webhook"
     leader_only = True
 
-    def __init__(self, urls: list[str], secret: bytes, *, timeout_s: float = 5.0, attempts: int = 5,
-                 initial_backoff_s: float = 1.0, max_backoff_s: float = 60.0, queue_size: int = 500,
-                 on_result: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        urls: list[str],
+        secret: bytes,
+        *,
+        timeout_s: float = 5.0,
+        attempts: int = 5,
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        queue_size: int = 500,
+        on_result: Callable[[str], None] | None = None,
+    ) -> None:
         self._poster = _Poster(urls, secret, timeout_s)
         self._attempts = attempts
         self._backoff = (initial_backoff_s, max_backoff_s)
@@ -175,11 +191,23 @@ class WebhookChannel:
         self._poster = _Poster(urls, secret, timeout_s)
         self.destinations = list(urls)
 
-    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None,
-                   reply_to: str | None = None, alert: Alert | None = None) -> str:  # fmt: skip
+    async def send(
+        self,
+        dest: str,
+        text: str,
+        *,
+        silent: bool,
+        chart: bytes | None,
+        reply_to: str | None = None,
+        alert: Alert | None = None,
+    ) -> str:
         """POST ``{"type": "alert", "text", "silent", "alert": {…}}``; a 2xx is the receipt."""
-        payload = {"type": "alert", "text": text, "silent": silent,
-                   "alert": alert.model_dump(mode="json") if alert is not None else None}  # fmt: skip
+        payload = {
+            "type": "alert",
+            "text": text,
+            "silent": silent,
+            "alert": alert.model_dump(mode="json") if alert is not None else None,
+        }
         body = json.dumps(payload, sort_keys=True).encode()
         try:
             status = await self._poster.post(dest, "alert", body)

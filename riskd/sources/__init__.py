@@ -7,7 +7,8 @@ are the registration lines, and their order is the order of ``VENUES`` everywher
 from __future__ import annotations
 
 from riskd.sources import binance, bybit, hyperliquid, okx  # noqa: F401  (registration, in this order)
-from riskd.sources.base import Clock, Market, VenueSource, utc_now
+from riskd.sources.base import VenueSource
+from riskd.sources.market import Clock, Market, utc_now
 from riskd.sources.registry import VENUES, VenueSpec, venue
 from riskd.sources.retry import RequestHook
 

@@ -13,13 +13,22 @@ import copy
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 
 from riskd.errors import SourceError
 from riskd.sources.guard import VenueGuard
+from riskd.sources.market import (
+    FUNDING_CONTEXT,
+    Clock,
+    Market,
+    Page,
+    interval_hours,
+    ms_ts,
+    to_float,
+    utc_now,
+)
 from riskd.sources.normalize import (
     FUNDING_COLUMNS,
     HOUR,
@@ -39,34 +48,6 @@ from riskd.sources.symbols import canonical, listed_name
 log = logging.getLogger("riskd.sources")
 
 T = TypeVar("T")
-Clock = Callable[[], pd.Timestamp]
-FUNDING_CONTEXT = pd.Timedelta(hours=24)
-"""Prints fetched before a range's start so the first print's interval is inferred as in one piece."""
-
-
-def utc_now() -> pd.Timestamp:
-    """The wall clock, UTC; sources take any other clock for replays and tests."""
-    return pd.Timestamp.now(tz="UTC")
-
-
-@dataclass(frozen=True)
-class Market:
-    """One perpetual as a venue lists it, keyed by riskd's canonical base asset."""
-
-    base: str
-    listed: str
-    symbol: str
-    id: str
-    listed_at: pd.Timestamp | None
-    funding_hours: float | None
-
-
-@dataclass(frozen=True)
-class Page:
-    """Raw rows of one request and whether the venue's row limit may have cut it short."""
-
-    rows: list[Any]
-    full: bool
 
 
 class VenueSource(ABC):
@@ -335,7 +316,7 @@ class VenueSource(ABC):
             market = by_symbol.get(symbol)
             if market is None or item.get("fundingRate") is None:
                 continue
-            hours = _interval_hours(item.get("interval")) or market.funding_hours or self.default_hours
+            hours = interval_hours(item.get("interval")) or market.funding_hours or self.default_hours
             ts = item.get("timestamp")
             records.append(
                 {
@@ -343,19 +324,26 @@ class VenueSource(ABC):
                     "rate": float(item["fundingRate"]),
                     "interval_hours": float(hours),
                     "rate_per_hour": float(item["fundingRate"]) / float(hours),
-                    "next_funding_time": _ms_ts(self._next_funding_ms(item)),
-                    "mark_price": _float(item.get("markPrice")),
-                    "index_price": _float(item.get("indexPrice")),
-                    "ts": _ms_ts(ts) if ts else self._clock(),
+                    "next_funding_time": ms_ts(self._next_funding_ms(item)),
+                    "mark_price": to_float(item.get("markPrice")),
+                    "index_price": to_float(item.get("indexPrice")),
+                    "ts": ms_ts(ts) if ts else self._clock(),
                 }
             )
         frame = pd.DataFrame.from_records(records)
         if frame.empty:
             return pd.DataFrame(
-                columns=["rate", "interval_hours", "rate_per_hour", "next_funding_time",
-                         "mark_price", "index_price", "ts"],
+                columns=[
+                    "rate",
+                    "interval_hours",
+                    "rate_per_hour",
+                    "next_funding_time",
+                    "mark_price",
+                    "index_price",
+                    "ts",
+                ],
                 index=pd.Index([], name="symbol"),
-            )  # fmt: skip
+            )
         return frame.set_index("symbol").sort_index()
 
     # ---- what each venue says ------------------------------------------------------------------
@@ -381,20 +369,3 @@ class VenueSource(ABC):
     async def _oi_page(self, market: Market, start_ms: int, end_ms: int) -> Page:
         """Open-interest snapshots in [start_ms, end_ms] as [ms, amount, value]."""
         return Page([], False)
-
-
-def _interval_hours(value: Any) -> float | None:
-    if isinstance(value, str) and value.endswith("h") and value[:-1].isdigit():
-        return float(value[:-1])
-    return None
-
-
-def _ms_ts(ms: Any) -> pd.Timestamp | None:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC") if ms else None
-
-
-def _float(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from riskd.errors import SourceError
-from riskd.sources.base import Market, Page, VenueSource
+from riskd.sources.base import VenueSource
+from riskd.sources.market import Market, Page
 from riskd.sources.parse import candle, expect_list, millis, number
 from riskd.sources.registry import VenueSpec, register
 from riskd.sources.spec import StreamSpec

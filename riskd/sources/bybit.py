@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from riskd.sources.base import Market, Page, VenueSource
+from riskd.sources.base import VenueSource
+from riskd.sources.market import Market, Page
 from riskd.sources.parse import candle, expect_result_list, millis, number
 from riskd.sources.registry import VenueSpec, register
 from riskd.sources.spec import StreamSpec
@@ -72,8 +73,12 @@ class BybitSource(VenueSource):
 
     async def _oi_page(self, market: Market, start_ms: int, end_ms: int) -> Page:
         params = {
-            "symbol": market.id, "intervalTime": "1h", "startTime": start_ms, "endTime": end_ms, "limit": _OI_LIMIT,
-        }  # fmt: skip
+            "symbol": market.id,
+            "intervalTime": "1h",
+            "startTime": start_ms,
+            "endTime": end_ms,
+            "limit": _OI_LIMIT,
+        }
 
         async def get() -> list[list[float]]:
             items = await self._list(self.exchange.publicGetV5MarketOpenInterest, params, "open-interest")

@@ -108,8 +108,10 @@ class VenueGuard:
                 raise VenueBanned(
                     f"{self.venue} {endpoint}: not sent, the venue asked for {delay:.1f}s more and the cycle "
                     f"has {self.time_left():.1f}s left",
-                    venue=self.venue, endpoint=endpoint, retry_after=delay,
-                )  # fmt: skip
+                    venue=self.venue,
+                    endpoint=endpoint,
+                    retry_after=delay,
+                )
             await asyncio.sleep(delay)
         now = self._clock()
         if self.banned_until is not None and now < self.banned_until:
@@ -117,8 +119,10 @@ class VenueGuard:
             wait = (self.banned_until - now).total_seconds()
             raise VenueBanned(
                 f"{self.venue} {endpoint}: not sent, banned until {_hms(self.banned_until)} ({self.reason})",
-                venue=self.venue, endpoint=endpoint, retry_after=wait,
-            )  # fmt: skip
+                venue=self.venue,
+                endpoint=endpoint,
+                retry_after=wait,
+            )
         if self.state == CLOSED:
             return False
         if self.state == OPEN and self.open_until is not None and now >= self.open_until:
@@ -129,8 +133,10 @@ class VenueGuard:
         raise CircuitOpen(
             f"{self.venue} {endpoint}: not sent, circuit open since {_hms(self.down_since)} "
             f"(next probe {_hms(self.open_until)}): {self.reason}",
-            venue=self.venue, endpoint=endpoint, reason=self.reason,
-        )  # fmt: skip
+            venue=self.venue,
+            endpoint=endpoint,
+            reason=self.reason,
+        )
 
     def sent(self, retry: bool) -> None:
         """Count one request that goes out."""
@@ -194,12 +200,17 @@ class VenueGuard:
         )
         log.warning(
             "%s: the venue asked us to wait %.0fs (until %s); no request goes to it until then",
-            self.venue, wait, _hms(self.banned_until),
-        )  # fmt: skip
+            self.venue,
+            wait,
+            _hms(self.banned_until),
+        )
         return VenueBanned(
             f"{err} (asked to wait {wait:.0f}s, more than the {self.time_left():.0f}s this request may wait)",
-            venue=err.venue, endpoint=err.endpoint, retry_after=wait, until_ms=err.until_ms,
-        )  # fmt: skip
+            venue=err.venue,
+            endpoint=err.endpoint,
+            retry_after=wait,
+            until_ms=err.until_ms,
+        )
 
     def _trip(self) -> None:
         first = self.state == CLOSED
@@ -212,9 +223,13 @@ class VenueGuard:
         self.down_since = self.down_since or now
         level = logging.WARNING if first else logging.DEBUG
         log.log(
-            level, "%s: circuit open for %.0fs after %d failed requests in a row: %s",
-            self.venue, cooldown, self.failures, self.reason,
-        )  # fmt: skip
+            level,
+            "%s: circuit open for %.0fs after %d failed requests in a row: %s",
+            self.venue,
+            cooldown,
+            self.failures,
+            self.reason,
+        )
 
     # ---- what it looks like ----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from riskd.sources.base import Market, Page, VenueSource
+from riskd.sources.base import VenueSource
+from riskd.sources.market import Market, Page
 from riskd.sources.parse import expect_list, millis, number
 from riskd.sources.registry import VenueSpec, register
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from riskd.sources.base import Market, Page, VenueSource
+from riskd.sources.base import VenueSource
+from riskd.sources.market import Market, Page
 from riskd.sources.parse import MalformedReply, expect_list, millis, number
 from riskd.sources.registry import VenueSpec, register
 

@@ -18,9 +18,18 @@ import pandas as pd
 from riskd.store import STEPS, HistoryStore, funding_gap_runs, grid_gaps
 
 SUMMARY_COLUMNS = [
-    "dataset", "venue", "symbol", "first", "last", "rows", "step", "missing", "missing_hours",
-    "gap_count", "largest_gap",
-]  # fmt: skip
+    "dataset",
+    "venue",
+    "symbol",
+    "first",
+    "last",
+    "rows",
+    "step",
+    "missing",
+    "missing_hours",
+    "gap_count",
+    "largest_gap",
+]
 GAP_COLUMNS = ["dataset", "venue", "symbol", "first_missing", "last_missing", "missing", "hours"]
 
 
@@ -79,7 +88,9 @@ def _scan(
         step = expected_step(d, frame.index)
         summary.append(
             {
-                "dataset": d, "venue": v, "symbol": s,
+                "dataset": d,
+                "venue": v,
+                "symbol": s,
                 "first": frame.index.min() if len(frame) else pd.NaT,
                 "last": frame.index.max() if len(frame) else pd.NaT,
                 "rows": len(frame),
@@ -89,12 +100,19 @@ def _scan(
                 "gap_count": len(runs),
                 "largest_gap": max(hours) if hours else pd.Timedelta(0),
             }
-        )  # fmt: skip
+        )
         detail.extend(
-            {"dataset": d, "venue": v, "symbol": s, "first_missing": a, "last_missing": b, "missing": n,
-             "hours": h / pd.Timedelta(hours=1)}
+            {
+                "dataset": d,
+                "venue": v,
+                "symbol": s,
+                "first_missing": a,
+                "last_missing": b,
+                "missing": n,
+                "hours": h / pd.Timedelta(hours=1),
+            }
             for (a, b, _), n, h in zip(runs, sizes, hours, strict=True)
-        )  # fmt: skip
+        )
     return summary, detail
 
 
@@ -134,9 +152,13 @@ def to_json(store: HistoryStore, **where: object) -> dict:
     runs: dict[tuple[str, str, str], list[dict]] = {}
     for g in detail:
         runs.setdefault((g["dataset"], g["venue"], g["symbol"]), []).append(
-            {"first_missing": _iso(g["first_missing"]), "last_missing": _iso(g["last_missing"]),
-             "missing": g["missing"], "hours": g["hours"]}
-        )  # fmt: skip
+            {
+                "first_missing": _iso(g["first_missing"]),
+                "last_missing": _iso(g["last_missing"]),
+                "missing": g["missing"],
+                "hours": g["hours"],
+            }
+        )
     out = []
     for row in summary:
         largest = row.pop("largest_gap")

@@ -35,7 +35,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # killed or failed mid-write: no temporary file is left behind
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)

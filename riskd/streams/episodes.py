@@ -86,15 +86,25 @@ def developing_alert(ep: Episode, feats: pd.Series) -> Alert:
     as_of, fired_at = pd.Timestamp(ep.as_of), pd.Timestamp(ep.fired_at)
     figs = {"to": "developing", "level": ep.level, "minute": ep.fired_at, **figures(feats)}
     lead = (as_of - fired_at) / pd.Timedelta(minutes=1)
-    body = (f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC · minute {fired_at:%H:%M} ({lead:.0f} min before the close)\n"
-            f"{figures_line(figs)}\nProvisional: the hour close confirms or retracts it in this thread.")  # fmt: skip
-    return Alert(kind="cascade_developing", severity="critical" if ep.level == "severe" else "warning",
-                 as_of=as_of.to_pydatetime(), title=f"Cascade developing (provisional, {ep.level})", body=body,
-                 figures=figs, episode_id=ep.episode_id, thread=cascade_thread(as_of.to_pydatetime()))  # fmt: skip
+    body = (
+        f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC · minute {fired_at:%H:%M} ({lead:.0f} min before the close)\n"
+        f"{figures_line(figs)}\nProvisional: the hour close confirms or retracts it in this thread."
+    )
+    return Alert(
+        kind="cascade_developing",
+        severity="critical" if ep.level == "severe" else "warning",
+        as_of=as_of.to_pydatetime(),
+        title=f"Cascade developing (provisional, {ep.level})",
+        body=body,
+        figures=figs,
+        episode_id=ep.episode_id,
+        thread=cascade_thread(as_of.to_pydatetime()),
+    )
 
 
-def settlement(ep: Episode, snap: Snapshot | None, prev: Snapshot | None, now: pd.Timestamp,
-               wait_s: float) -> tuple[str, Alert | None]:  # fmt: skip
+def settlement(
+    ep: Episode, snap: Snapshot | None, prev: Snapshot | None, now: pd.Timestamp, wait_s: float
+) -> tuple[str, Alert | None]:
     """The episode's outcome (confirmed / retracted) and the reply to send (None: the hourly path's own
     cascade alert replies in the thread already)."""
     as_of = pd.Timestamp(ep.as_of).to_pydatetime()
@@ -117,9 +127,16 @@ def settlement(ep: Episode, snap: Snapshot | None, prev: Snapshot | None, now: p
     else:
         why = f"the hour closed without a cascade (level {snap.cascade_level}, state {snap.state})"
     title = "Cascade confirmed at the hour close" if confirmed else "Provisional cascade alert retracted"
-    reply = Alert(kind="cascade_developing", severity="warning" if confirmed else "info", as_of=as_of, title=title,
-                  body=f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC: {why}.",
-                  figures={"to": outcome, "fired_at": ep.fired_at}, episode_id=ep.episode_id, thread=thread)  # fmt: skip
+    reply = Alert(
+        kind="cascade_developing",
+        severity="warning" if confirmed else "info",
+        as_of=as_of,
+        title=title,
+        body=f"Hour ending {as_of:%Y-%m-%d %H:%M} UTC: {why}.",
+        figures={"to": outcome, "fired_at": ep.fired_at},
+        episode_id=ep.episode_id,
+        thread=thread,
+    )
     return outcome, reply
 
 

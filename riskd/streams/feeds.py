@@ -87,8 +87,10 @@ def check_taps(exchange: Any) -> None:
     miss would leave feeds "up" with no liquidations and no candle closes."""
     missing = [name for name in TAPPED if not callable(getattr(exchange, name, None))]
     if missing:
-        raise ConfigError(f"ccxt {getattr(ccxt_pro, '__version__', '?')} {exchange.id}: no {', '.join(missing)}; "
-                          "riskd's minute streams need them (pin the ccxt version riskd was tested with)")  # fmt: skip
+        raise ConfigError(
+            f"ccxt {getattr(ccxt_pro, '__version__', '?')} {exchange.id}: no {', '.join(missing)}; "
+            "riskd's minute streams need them (pin the ccxt version riskd was tested with)"
+        )
 
 
 class Feed:
@@ -174,12 +176,12 @@ class Feed:
                 if not self._stalled:
                     raise
                 self._stalled = False
-                with contextlib.suppress(Exception):
-                    await self.exchange.close()  # drop the silent socket; the next watch dials again
+                with contextlib.suppress(Exception):  # drop the silent socket, however it fails to close
+                    await self.exchange.close()
                 failures += 1
                 await _wait(stop, self.backoff_s(failures))
                 self.reconnects += 1
-            except Exception as err:
+            except Exception as err:  # any failure of the watch is a gap and a reconnect, never the end
                 self.errors += 1
                 self.down(f"{type(err).__name__}: {str(err)[:160]}", since=self.last_message_at)
                 failures += 1

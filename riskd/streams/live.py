@@ -42,6 +42,7 @@ class LivePublisher:
     async def publish(self, doc: LiveRegime) -> bool:
         """Write ``doc``; False when a newer minute is already there."""
         note = LiveEvent(type="live", minute=doc.minute, level=doc.provisional_level).model_dump_json()
-        res = await self._script(keys=[self.key, self.channel],
-                                 args=[doc.to_json(), doc.minute_ms, self._ttl_ms, note])  # fmt: skip
+        res = await self._script(
+            keys=[self.key, self.channel], args=[doc.to_json(), doc.minute_ms, self._ttl_ms, note]
+        )
         return bool(res)

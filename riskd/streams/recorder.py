@@ -42,8 +42,9 @@ DEDUP_MINUTES = 2
 class LiquidationRecorder:
     """Minute accumulators, gaps and the journal of the liquidation streams of ``venues``."""
 
-    def __init__(self, venues: Iterable[str], symbols: Iterable[str], store: HistoryStore | None,
-                 journal: Path) -> None:  # fmt: skip
+    def __init__(
+        self, venues: Iterable[str], symbols: Iterable[str], store: HistoryStore | None, journal: Path
+    ) -> None:
         self.venues = tuple(venues)
         self.symbols = frozenset(symbols)
         self.store = store
@@ -143,8 +144,14 @@ class LiquidationRecorder:
             rows = {}
             for sym in sorted({ALL, *self.symbols}):
                 e, n, lg, sh, mx = acc.get(sym, [0.0] * 5)
-                rows[sym] = {"events": e, "notional_usd": n, "long_usd": lg, "short_usd": sh, "max_usd": mx,
-                             "coverage": cov}  # fmt: skip
+                rows[sym] = {
+                    "events": e,
+                    "notional_usd": n,
+                    "long_usd": lg,
+                    "short_usd": sh,
+                    "max_usd": mx,
+                    "coverage": cov,
+                }
             out[venue] = rows
             self.closed[(venue, minute)] = rows
             lines.append((venue, minute, rows))
@@ -157,8 +164,12 @@ class LiquidationRecorder:
             return
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         with self.journal.open("a") as fh:
-            fh.write("".join(json.dumps({"venue": v, "minute": m, "rows": r}, separators=(",", ":")) + "\n"
-                             for v, m, r in entries))  # fmt: skip
+            fh.write(
+                "".join(
+                    json.dumps({"venue": v, "minute": m, "rows": r}, separators=(",", ":")) + "\n"
+                    for v, m, r in entries
+                )
+            )
 
     def market_total(self, minute: int) -> float:
         """All venues' liquidation notional of a closed minute; NaN unless every venue covered it fully."""
@@ -233,8 +244,11 @@ class LiquidationRecorder:
         return n
 
     def _rewrite_journal(self, before: int) -> None:
-        keep = [json.dumps({"venue": v, "minute": m, "rows": r}, separators=(",", ":"))
-                for (v, m), r in sorted(self.closed.items(), key=lambda kv: kv[0][1]) if m >= before]  # fmt: skip
+        keep = [
+            json.dumps({"venue": v, "minute": m, "rows": r}, separators=(",", ":"))
+            for (v, m), r in sorted(self.closed.items(), key=lambda kv: kv[0][1])
+            if m >= before
+        ]
         write_atomic(self.journal, "".join(line + "\n" for line in keep))  # fsynced, like every riskd file
 
 

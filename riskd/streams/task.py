@@ -122,13 +122,27 @@ class MinuteStreams:
         pairs = [p for p in pairs if p[0] in ex.markets]
         self._candles = ex
         _tap_candle_close(ex, venue, unified_symbol(self.symbols[0], venue), self._on_btc_closed)
-        self._add_feed(f"{venue}:candles_1m", ex, lambda: ex.watch_ohlcv_for_symbols(pairs),
-                       self.s.candle_stall_timeout_s, stop)  # fmt: skip
+        self._add_feed(
+            f"{venue}:candles_1m",
+            ex,
+            lambda: ex.watch_ohlcv_for_symbols(pairs),
+            self.s.candle_stall_timeout_s,
+            stop,
+        )
 
-    def _add_feed(self, name: str, ex: Any, watch: Callable[[], Awaitable[Any]], stall_s: float,
-                  stop: asyncio.Event) -> None:  # fmt: skip
-        feed = Feed(name, ex, watch, clock=self.clock.now, on_gap=self._on_gap, stall_timeout_s=stall_s,
-                    backoff_initial_s=self.s.backoff_initial_s, backoff_max_s=self.s.backoff_max_s)  # fmt: skip
+    def _add_feed(
+        self, name: str, ex: Any, watch: Callable[[], Awaitable[Any]], stall_s: float, stop: asyncio.Event
+    ) -> None:
+        feed = Feed(
+            name,
+            ex,
+            watch,
+            clock=self.clock.now,
+            on_gap=self._on_gap,
+            stall_timeout_s=stall_s,
+            backoff_initial_s=self.s.backoff_initial_s,
+            backoff_max_s=self.s.backoff_max_s,
+        )
         self.feeds[name] = feed
         self._tasks.append(asyncio.create_task(feed.run(stop), name=f"riskd-feed-{name}"))
 
@@ -152,11 +166,11 @@ class MinuteStreams:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(BaseException):  # cancelled just above: how each ended is moot
                 await t
         self._tasks.clear()
         for ex in self.exchanges:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a client already broken still lets the others close
                 await ex.close()
         self.exchanges.clear()
 
@@ -233,7 +247,7 @@ class MinuteStreams:
             return pd.DataFrame()
         idx = pd.DatetimeIndex(pd.to_datetime([m for m, _ in self._bars], unit="ms", utc=True), name="ts")
         btc_sym = self.symbols[0]
-        get = lambda s, i: np.array([b.get(s, (np.nan, np.nan))[i] for _, b in self._bars])  # noqa: E731
+        get = lambda s, i: np.array([b.get(s, (np.nan, np.nan))[i] for _, b in self._bars])  # noqa: E731  (a one-line local helper reads best as a lambda)
         btc = pd.DataFrame({"close": get(btc_sym, 0), "volume": get(btc_sym, 1)}, index=idx)
         alts = pd.DataFrame({s: get(s, 0) for s in self.symbols[1:]}, index=idx)
         liq = pd.Series(list(self._liq), index=idx)
@@ -257,16 +271,23 @@ class MinuteStreams:
         }
         degraded = not all(f.up for f in self.feeds.values()) or not len(row)
         doc = LiveRegime(
-            minute=close.to_pydatetime(), minute_ms=minute + MINUTE_MS,
+            minute=close.to_pydatetime(),
+            minute_ms=minute + MINUTE_MS,
             as_of=pd.Timestamp(hour_end, unit="ms", tz="UTC").to_pydatetime(),
-            computed_at=self.clock.now().to_pydatetime(), provisional_level=level,
-            provisional_level_code=PROVISIONAL_CODES[level], firing=fires(level, self.p),
+            computed_at=self.clock.now().to_pydatetime(),
+            provisional_level=level,
+            provisional_level_code=PROVISIONAL_CODES[level],
+            firing=fires(level, self.p),
             episode_id=ep.episode_id if ep else None,
             fired_at=pd.Timestamp(ep.fired_at).to_pydatetime() if ep else None,
-            features=feats, streams=streams, data_quality="degraded" if degraded else "ok",
-            liquidations=self.recorder.hour_so_far(hour_end - HOUR_MS, (minute + MINUTE_MS - hour_end + HOUR_MS) // MINUTE_MS),
+            features=feats,
+            streams=streams,
+            data_quality="degraded" if degraded else "ok",
+            liquidations=self.recorder.hour_so_far(
+                hour_end - HOUR_MS, (minute + MINUTE_MS - hour_end + HOUR_MS) // MINUTE_MS
+            ),
             last_outcome=self.last_outcome,
-        )  # fmt: skip
+        )
         self.last_doc = doc
         await self.publisher.publish(doc)
         if self._metrics is not None:
@@ -302,16 +323,24 @@ class _StreamMetrics:
     def __init__(self, registry: Any) -> None:
         from prometheus_client import Counter, Gauge
 
-        self.level = Gauge("riskd_provisional_level", "Provisional intra-hour level: 0 none .. 3 severe",
-                           registry=registry)  # fmt: skip
-        self.up = Gauge("riskd_stream_up", "1 while a websocket feed receives, 0 in a gap", ["stream"],
-                        registry=registry)  # fmt: skip
-        self.reconnects = Gauge("riskd_stream_reconnects", "Reconnections of a feed since start", ["stream"],
-                                registry=registry)  # fmt: skip
-        self.stalls = Gauge("riskd_stream_stalls", "Stalls detected on a feed since start", ["stream"],
-                            registry=registry)  # fmt: skip
-        self.liq_usd = Counter("riskd_liquidations_usd", "Liquidation notional recorded (USD)", ["venue", "side"],
-                               registry=registry)  # fmt: skip
+        self.level = Gauge(
+            "riskd_provisional_level", "Provisional intra-hour level: 0 none .. 3 severe", registry=registry
+        )
+        self.up = Gauge(
+            "riskd_stream_up", "1 while a websocket feed receives, 0 in a gap", ["stream"], registry=registry
+        )
+        self.reconnects = Gauge(
+            "riskd_stream_reconnects", "Reconnections of a feed since start", ["stream"], registry=registry
+        )
+        self.stalls = Gauge(
+            "riskd_stream_stalls", "Stalls detected on a feed since start", ["stream"], registry=registry
+        )
+        self.liq_usd = Counter(
+            "riskd_liquidations_usd",
+            "Liquidation notional recorded (USD)",
+            ["venue", "side"],
+            registry=registry,
+        )
 
 
 def _tap_candle_close(exchange: Any, venue: str, btc_symbol: str, on_closed: Callable[[int], None]) -> None:

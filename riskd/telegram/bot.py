@@ -84,9 +84,17 @@ class CommandBot:
     alerts' message ids); ``clock`` is the injected time (acknowledgement stamps, freshness).
     """
 
-    def __init__(self, bot: Bot, tg: TelegramSettings, source: StatusSource, mutes: MuteControl, *,
-                 poll_timeout_s: float = 25.0, links: Links | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bot: Bot,
+        tg: TelegramSettings,
+        source: StatusSource,
+        mutes: MuteControl,
+        *,
+        poll_timeout_s: float = 25.0,
+        links: Links | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.bot = bot
         self.admins = set(tg.admin_ids)
         self.allowed = set(tg.allowed_ids)
@@ -192,8 +200,12 @@ class CommandBot:
             try:
                 await self.handle(Update.de_json(item, self.bot))
             except Exception as exc:  # anything Telegram (or a fake) sends must not stop the bot
-                log.warning("command bot skipped a malformed update id=%s: %s: %s",
-                            update_id, type(exc).__name__, _one_line(exc))  # fmt: skip
+                log.warning(
+                    "command bot skipped a malformed update id=%s: %s: %s",
+                    update_id,
+                    type(exc).__name__,
+                    _one_line(exc),
+                )
             if update_id is not None:
                 with_id += 1
                 self.offset = max(self.offset or 0, update_id + 1)
@@ -242,10 +254,16 @@ class CommandBot:
         """Send a reply (HTML, capped to Telegram's limit); a failure is logged, never raised."""
         try:
             if reply.photo is not None:
-                return await self.bot.send_photo(chat_id, reply.photo, caption=cap_reply(reply.text, 1024),
-                                                 parse_mode=ParseMode.HTML, reply_markup=reply.markup)  # fmt: skip
-            return await self.bot.send_message(chat_id, cap_reply(reply.text), parse_mode=ParseMode.HTML,
-                                               reply_markup=reply.markup)  # fmt: skip
+                return await self.bot.send_photo(
+                    chat_id,
+                    reply.photo,
+                    caption=cap_reply(reply.text, 1024),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=reply.markup,
+                )
+            return await self.bot.send_message(
+                chat_id, cap_reply(reply.text), parse_mode=ParseMode.HTML, reply_markup=reply.markup
+            )
         except TelegramError as exc:
             log.warning("command reply to chat=%s failed: %s", chat_id, _one_line(exc))
             return None

@@ -119,8 +119,13 @@ async def _refresh_alert(bot: ButtonContext, query: CallbackQuery, fingerprint: 
     facts = await bot.outbox.delivery_facts(fingerprint)
     text = as_sent(bot, alert, facts.get(str(query.message.chat.id)), ack=ack)
     text += f"\n🔄 Now ({now:%H:%M} UTC): {state} · {banner(judge(snap, now=now))}"
-    await edit(bot, query.message.chat.id, query.message.message_id, text,
-               alert_keyboard(alert, acknowledged=ack is not None))  # fmt: skip
+    await edit(
+        bot,
+        query.message.chat.id,
+        query.message.message_id,
+        text,
+        alert_keyboard(alert, acknowledged=ack is not None),
+    )
     return "Refreshed."
 
 
@@ -130,8 +135,14 @@ def as_sent(bot: ButtonContext, alert: Alert, facts: Delivery | None, *, ack: Ac
     if facts is None:  # delivered by a riskd that kept no facts: judge the delay at the hour, not now
         return alert_html(alert, links=bot.links, now=alert.as_of, ack=ack)
     at = datetime.fromtimestamp(facts.delivered_ms / 1000, UTC)
-    return alert_html(alert, links=bot.links, now=at, maybe_repeated=facts.maybe_repeated,
-                      escalated_after_min=facts.escalation, ack=ack)  # fmt: skip
+    return alert_html(
+        alert,
+        links=bot.links,
+        now=at,
+        maybe_repeated=facts.maybe_repeated,
+        escalated_after_min=facts.escalation,
+        ack=ack,
+    )
 
 
 async def edit(
@@ -140,13 +151,19 @@ async def edit(
     """Edit a message's text, or its caption when it is a photo; 'not modified' and failures are logged only."""
     try:
         try:
-            await bot.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id,
-                                            parse_mode=ParseMode.HTML, reply_markup=markup)  # fmt: skip
+            await bot.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
         except BadRequest as exc:
             if "no text in the message" not in str(exc).lower():
                 raise
-            await bot.bot.edit_message_caption(chat_id=chat_id, message_id=message_id, caption=text[:1024],
-                                               parse_mode=ParseMode.HTML, reply_markup=markup)  # fmt: skip
+            await bot.bot.edit_message_caption(
+                chat_id=chat_id,
+                message_id=message_id,
+                caption=text[:1024],
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
     except TelegramError as exc:
         if "not modified" not in str(exc).lower():
             log.warning("edit of message %s in chat %s failed: %s", message_id, chat_id, exc)

@@ -94,11 +94,21 @@ def make_bot(tg: TelegramSettings, *, timeout_s: float = 10.0) -> Bot:
     token = tg.token.get_secret_value()
     protect_token(token)
     base = bot_base_url(tg.api_base_url)
-    req = HTTPXRequest(connect_timeout=5.0, read_timeout=timeout_s, write_timeout=timeout_s,
-                       media_write_timeout=timeout_s * 2, pool_timeout=5.0)  # fmt: skip
+    req = HTTPXRequest(
+        connect_timeout=5.0,
+        read_timeout=timeout_s,
+        write_timeout=timeout_s,
+        media_write_timeout=timeout_s * 2,
+        pool_timeout=5.0,
+    )
     poll_req = HTTPXRequest(connect_timeout=5.0, read_timeout=timeout_s, pool_timeout=5.0)
-    return Bot(token, base_url=base, base_file_url=base[: -len("/bot")] + "/file/bot", request=req,
-               get_updates_request=poll_req)  # fmt: skip
+    return Bot(
+        token,
+        base_url=base,
+        base_file_url=base[: -len("/bot")] + "/file/bot",
+        request=req,
+        get_updates_request=poll_req,
+    )
 
 
 def _retry_after_s(exc: RetryAfter) -> float:
@@ -153,14 +163,24 @@ class TelegramChannel:
         """The chats of the alert's severity (``telegram.routes``), else ``chat_ids``."""
         return self.routes.get(alert.severity, self.default_dests)
 
-    def render(self, alert: Alert, *, now: datetime, maybe_repeated: bool = False,
-               escalation: float | None = None) -> str:  # fmt: skip
+    def render(
+        self, alert: Alert, *, now: datetime, maybe_repeated: bool = False, escalation: float | None = None
+    ) -> str:
         """The alert as Telegram HTML (see :func:`riskd.telegram.format.alert_html`)."""
-        return alert_html(alert, links=self.links, now=now, maybe_repeated=maybe_repeated,
-                          escalated_after_min=escalation)  # fmt: skip
+        return alert_html(
+            alert, links=self.links, now=now, maybe_repeated=maybe_repeated, escalated_after_min=escalation
+        )
 
-    async def send(self, dest: str, text: str, *, silent: bool, chart: bytes | None,
-                   alert: Alert | None = None, reply_to: str | None = None) -> str:  # fmt: skip
+    async def send(
+        self,
+        dest: str,
+        text: str,
+        *,
+        silent: bool,
+        chart: bytes | None,
+        alert: Alert | None = None,
+        reply_to: str | None = None,
+    ) -> str:
         """Deliver one message (HTML, with the alert's buttons; a reply to message ``reply_to`` when given,
         which need not exist any more); returns Telegram's message id once confirmed."""
         markup: InlineKeyboardMarkup | None = alert_keyboard(alert) if alert is not None else None
@@ -168,13 +188,24 @@ class TelegramChannel:
         try:
             await self._ensure_ready()
             if chart and len(text) <= CAPTION_LIMIT:
-                msg = await self.bot.send_photo(int(dest), photo=chart, caption=text, disable_notification=silent,
-                                                parse_mode=ParseMode.HTML, reply_markup=markup,
-                                                reply_parameters=reply)  # fmt: skip
+                msg = await self.bot.send_photo(
+                    int(dest),
+                    photo=chart,
+                    caption=text,
+                    disable_notification=silent,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    reply_parameters=reply,
+                )
             else:
-                msg = await self.bot.send_message(int(dest), text[:TEXT_LIMIT], disable_notification=silent,
-                                                  parse_mode=ParseMode.HTML, reply_markup=markup,
-                                                  reply_parameters=reply)  # fmt: skip
+                msg = await self.bot.send_message(
+                    int(dest),
+                    text[:TEXT_LIMIT],
+                    disable_notification=silent,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    reply_parameters=reply,
+                )
         except TelegramError as exc:
             raise self._scrubbed(translate_error(exc)) from None
         return str(msg.message_id)
@@ -187,8 +218,9 @@ class TelegramChannel:
 
     def _scrubbed(self, err: DeliveryError) -> DeliveryError:
         if self._token and self._token in str(err):
-            return DeliveryError(str(err).replace(self._token, "<token>"), definite=err.definite,
-                                 retry_after=err.retry_after)  # fmt: skip
+            return DeliveryError(
+                str(err).replace(self._token, "<token>"), definite=err.definite, retry_after=err.retry_after
+            )
         return err
 
     async def aclose(self) -> None:

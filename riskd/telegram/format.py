@@ -76,8 +76,15 @@ class Ack:
     at: datetime
 
 
-def alert_html(alert: Alert, *, links: Links, now: datetime, maybe_repeated: bool = False,
-               escalated_after_min: float | None = None, ack: Ack | None = None) -> str:  # fmt: skip
+def alert_html(
+    alert: Alert,
+    *,
+    links: Links,
+    now: datetime,
+    maybe_repeated: bool = False,
+    escalated_after_min: float | None = None,
+    ack: Ack | None = None,
+) -> str:
     """An alert: header (severity, title), state · multiplier · what fired, the body, links, ack line."""
     lines = []
     if escalated_after_min is not None:
@@ -162,12 +169,14 @@ def cascade_html(snap: Snapshot | None) -> str:
     if snap is None:
         return "Cascade state unknown (nothing published)."
     figs = figures_of(snap)
-    return "\n".join([
-        f"Cascade level <b>{esc(snap.cascade_level)}</b> at {snap.as_of:%m-%d %H:%M} UTC",
-        f"Episode: {esc(snap.episode_id or 'none')} · multi-asset: {'yes' if snap.multi_asset_cascade else 'no'}",
-        f"BTC 1h {pct(figs['btc_return_1h'])} · 4h {pct(figs['btc_return_4h'])} · vol ratio "
-        f"{esc(num(figs['vol_ratio']))}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"Cascade level <b>{esc(snap.cascade_level)}</b> at {snap.as_of:%m-%d %H:%M} UTC",
+            f"Episode: {esc(snap.episode_id or 'none')} · multi-asset: {'yes' if snap.multi_asset_cascade else 'no'}",
+            f"BTC 1h {pct(figs['btc_return_1h'])} · 4h {pct(figs['btc_return_4h'])} · vol ratio "
+            f"{esc(num(figs['vol_ratio']))}",
+        ]
+    )
 
 
 def history_html(snaps: list[Snapshot]) -> str:

@@ -18,8 +18,10 @@ from riskd.contract.models import Alert
 
 MUTE_SHORT_S = 3600
 MUTE_LONG_S = 24 * 3600
-_DATA = re.compile(r"^(?:(?P<ack>a):(?P<afp>[0-9a-f]{32})|(?P<ref>r):(?P<rfp>[0-9a-f]{32})|"
-                   r"(?P<mute>m):(?P<kind>[a-z_]+):(?P<secs>[0-9]{1,7})|(?P<status>s))$")  # fmt: skip
+_DATA = re.compile(
+    r"^(?:(?P<ack>a):(?P<afp>[0-9a-f]{32})|(?P<ref>r):(?P<rfp>[0-9a-f]{32})|"
+    r"(?P<mute>m):(?P<kind>[a-z_]+):(?P<secs>[0-9]{1,7})|(?P<status>s))$"
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,17 @@ def alert_keyboard(alert: Alert, *, acknowledged: bool = False) -> InlineKeyboar
     """Acknowledge · Mute 1 h (all alerts) · Mute this type 24 h · Refresh; no Acknowledge once acknowledged."""
     fp = alert.fingerprint
     first = [] if acknowledged else [InlineKeyboardButton("✅ Acknowledge", callback_data=f"a:{fp}")]
-    return InlineKeyboardMarkup([
-        [*first, InlineKeyboardButton("🔄 Refresh", callback_data=f"r:{fp}")],
-        [InlineKeyboardButton("🔕 Mute 1 h", callback_data=f"m:all:{MUTE_SHORT_S}"),
-         InlineKeyboardButton(f"🔕 Mute {alert.kind} 24 h", callback_data=f"m:{alert.kind}:{MUTE_LONG_S}")],
-    ])  # fmt: skip
+    return InlineKeyboardMarkup(
+        [
+            [*first, InlineKeyboardButton("🔄 Refresh", callback_data=f"r:{fp}")],
+            [
+                InlineKeyboardButton("🔕 Mute 1 h", callback_data=f"m:all:{MUTE_SHORT_S}"),
+                InlineKeyboardButton(
+                    f"🔕 Mute {alert.kind} 24 h", callback_data=f"m:{alert.kind}:{MUTE_LONG_S}"
+                ),
+            ],
+        ]
+    )
 
 
 def status_keyboard() -> InlineKeyboardMarkup:

@@ -28,9 +28,15 @@ if TYPE_CHECKING:
 class RedisStatusSource:
     """Reads ``{prefix}:regime`` (Snapshot JSON), stream ``{prefix}:regime:history`` and ``{prefix}:funding``."""
 
-    def __init__(self, redis: Redis, key_prefix: str, *, outbox: Any = None,
-                 chart_frame: Callable[[], pd.DataFrame] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: str,
+        *,
+        outbox: Any = None,
+        chart_frame: Callable[[], pd.DataFrame] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._redis = redis
         self._p = key_prefix
         self._outbox = outbox

@@ -38,6 +38,7 @@ from riskd.testing.telegram_wire import (
     command_update,
     error,
     html_error,
+    message_result,
     ok,
     params_of,
     update_id,
@@ -289,8 +290,17 @@ class FakeTelegram:
             if params.get("reply_parameters")
             else None
         )
-        msg = Delivered(method, chat_id, text, silent, photo, msg_id, reply_to=reply,
-                        parse_mode=params.get("parse_mode"), reply_markup=markup)  # fmt: skip
+        msg = Delivered(
+            method,
+            chat_id,
+            text,
+            silent,
+            photo,
+            msg_id,
+            reply_to=reply,
+            parse_mode=params.get("parse_mode"),
+            reply_markup=markup,
+        )
         self.delivered.append(msg)
         self._event(method, msg)
         result: dict[str, Any] = {
@@ -301,8 +311,15 @@ class FakeTelegram:
         }
         if photo is not None:
             result["caption"] = text
-            result["photo"] = [{"file_id": f"p{msg_id}", "file_unique_id": f"u{msg_id}", "width": 600,
-                                "height": 320, "file_size": len(photo)}]  # fmt: skip
+            result["photo"] = [
+                {
+                    "file_id": f"p{msg_id}",
+                    "file_unique_id": f"u{msg_id}",
+                    "width": 600,
+                    "height": 320,
+                    "file_size": len(photo),
+                }
+            ]
         else:
             result["text"] = text
         return result
@@ -318,11 +335,8 @@ class FakeTelegram:
             return error(400, "Bad Request: there is no text in the message to edit")
         if name == "editmessagecaption" and msg.photo is None:
             return error(400, "Bad Request: there is no caption in the message to edit")
-        text = (
-            msg.text
-            if name == "editmessagereplymarkup"
-            else params.get("text") or params.get("caption") or ""
-        )
+        new = params.get("text") or params.get("caption") or ""
+        text = msg.text if name == "editmessagereplymarkup" else new
         if text == msg.text and markup == msg.reply_markup:
             return error(400, "Bad Request: message is not modified")
         if text != msg.text:
@@ -331,22 +345,19 @@ class FakeTelegram:
             msg.parse_mode = params.get("parse_mode", msg.parse_mode)
         msg.reply_markup = markup
         self._event(method, msg)
-        return ok(self._result(msg))
-
-    def _result(self, msg: Delivered) -> dict[str, Any]:
-        chat = {"id": msg.chat_id, "type": "private" if msg.chat_id > 0 else "group", "title": "riskd"}
-        result: dict[str, Any] = {
-            "message_id": msg.message_id,
-            "date": int(msg.at),
-            "chat": chat,
-            "from": BOT_USER,
-        }
-        result["caption" if msg.photo is not None else "text"] = msg.text
-        return result
+        return ok(message_result(msg))
 
     def _event(self, method: str, msg: Delivered) -> None:
-        self.events.append({"method": method, "chat_id": msg.chat_id, "message_id": msg.message_id,
-                            "text": msg.text, "plain": msg.plain, "buttons": msg.buttons})  # fmt: skip
+        self.events.append(
+            {
+                "method": method,
+                "chat_id": msg.chat_id,
+                "message_id": msg.message_id,
+                "text": msg.text,
+                "plain": msg.plain,
+                "buttons": msg.buttons,
+            }
+        )
 
     async def _get_updates(self, params: dict[str, str]) -> list[Any]:
         offset = int(params.get("offset") or 0)

@@ -100,9 +100,16 @@ def _truth(p: Plant, idx: pd.DatetimeIndex, i: int, bar_minutes: int, top: float
     k = np.arange(0, m + 1)
     closes = top * (1 + p.fall) ** (k / m)
     done = int(np.flatnonzero(closes > top - 0.1 * (top - closes[-1]))[-1]) + 1  # monotone: the first below
-    return {"onset_at": idx[i] + bar, "onset10_at": idx[i + done] + bar, "trough_at": idx[i + m] + bar,
-            "onset_close": top, "trough_close": closes[-1], "fall": p.fall, "minutes": p.minutes,
-            "decoy": p.decoy}  # fmt: skip
+    return {
+        "onset_at": idx[i] + bar,
+        "onset10_at": idx[i + done] + bar,
+        "trough_at": idx[i + m] + bar,
+        "onset_close": top,
+        "trough_close": closes[-1],
+        "fall": p.fall,
+        "minutes": p.minutes,
+        "decoy": p.decoy,
+    }
 
 
 def plant_close(p: Plant, truth_row: pd.Series, minutes_after_onset: float) -> float:

@@ -24,8 +24,18 @@ SAMPLE_END = "2021-06-10T23:00:00Z"
 PERP_SYMBOLS: tuple[str, ...] = ("BTC", "ETH", "XRP", "LTC", "ADA")
 """Base assets with perp OHLCV and funding in the sample (the only perps with 2021 history on hand)."""
 SPOT_SYMBOLS: tuple[str, ...] = (
-    "SOL", "DOGE", "BNB", "AVAX", "LINK", "DOT", "UNI", "ATOM", "NEAR", "FIL", "FTM",
-)  # fmt: skip
+    "SOL",
+    "DOGE",
+    "BNB",
+    "AVAX",
+    "LINK",
+    "DOT",
+    "UNI",
+    "ATOM",
+    "NEAR",
+    "FIL",
+    "FTM",
+)
 """Universe alts present in the sample only as Binance spot hourly OHLCV."""
 
 

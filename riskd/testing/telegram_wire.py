@@ -14,8 +14,24 @@ from typing import Any
 
 from aiohttp import web
 
-_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler",
-         "span", "blockquote", "tg-emoji"}  # fmt: skip
+_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "tg-spoiler",
+    "span",
+    "blockquote",
+    "tg-emoji",
+}
 _BARE_AMP = re.compile(r"&(?!(?:lt|gt|amp|quot|#[0-9]+|#x[0-9a-fA-F]+);)")
 
 
@@ -170,3 +186,16 @@ def callback_update(
         },
     }  # fmt: skip  (the Bot API object, one table)
     return {"update_id": update_id, "callback_query": query}
+
+
+def message_result(msg: Delivered) -> dict[str, Any]:
+    """The Bot API's Message object of a delivered message (what sendMessage and the edits return)."""
+    chat = {"id": msg.chat_id, "type": "private" if msg.chat_id > 0 else "group", "title": "riskd"}
+    result: dict[str, Any] = {
+        "message_id": msg.message_id,
+        "date": int(msg.at),
+        "chat": chat,
+        "from": BOT_USER,
+    }
+    result["caption" if msg.photo is not None else "text"] = msg.text
+    return result

@@ -54,8 +54,19 @@ def main() -> None:
             print(f"{name:40s} {rows:6d} rows {dst.stat().st_size / 1024:7.1f} KiB")
     env = {**os.environ, "RISKD_DATA_DIR": str(args.store_dir)}
     out = OUT / "regime.parquet"
-    cmd = [sys.executable, "-m", "riskd", "export", "regime", "--from", str(START), "--to", str(END),
-           "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "riskd",
+        "export",
+        "regime",
+        "--from",
+        str(START),
+        "--to",
+        str(END),
+        "--out",
+        str(out),
+    ]
     subprocess.run(cmd, env=env, check=True)
     print(f"regime.parquet {out.stat().st_size / 1024:.1f} KiB")
 

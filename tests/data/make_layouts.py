@@ -62,7 +62,7 @@ def _feather_rows(src: Path, dst: Path, start: str, n: int) -> None:
 
 
 def main(raw: Path) -> None:
-    ms = lambda t: int(pd.Timestamp(t, tz="UTC").value // 1_000_000)  # noqa: E731
+    ms = lambda t: int(pd.Timestamp(t, tz="UTC").value // 1_000_000)  # noqa: E731  (a one-line local helper reads best as a lambda)
     # long-format funding, three venues in three files; BTC, PEPE and a USDC-margined contract each
     for venue, syms in {
         "binance": ["BTCUSDT", "BTCUSDC"],

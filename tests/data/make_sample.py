@@ -25,13 +25,17 @@ END = pd.Timestamp("2021-06-10T23:00:00Z")  # inclusive
 PERPS = ("BTC", "ETH", "XRP", "LTC", "ADA")
 FILES: list[tuple[str, str]] = [
     *(
-        (f"roshan7869_algotrading/binance/futures/{s}_USDT_USDT-1h-futures.feather",
-         f"futures/{s}_USDT_USDT-1h-futures.feather")
+        (
+            f"roshan7869_algotrading/binance/futures/{s}_USDT_USDT-1h-futures.feather",
+            f"futures/{s}_USDT_USDT-1h-futures.feather",
+        )
         for s in PERPS
     ),
     *(
-        (f"roshan7869_algotrading/binance/futures/{s}_USDT_USDT-1h-funding_rate.feather",
-         f"futures/{s}_USDT_USDT-1h-funding_rate.feather")
+        (
+            f"roshan7869_algotrading/binance/futures/{s}_USDT_USDT-1h-funding_rate.feather",
+            f"futures/{s}_USDT_USDT-1h-funding_rate.feather",
+        )
         for s in PERPS
     ),
     *(
@@ -43,7 +47,7 @@ FILES: list[tuple[str, str]] = [
         (f"mounik_sample_scalping/binance/{s}_USDT-1h.feather", f"{s}_USDT-1h.feather")
         for s in ("UNI", "ATOM", "FIL", "FTM")
     ),
-]  # fmt: skip
+]
 
 
 def cut(src: Path, dst: Path) -> int:

@@ -56,16 +56,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     rows = []
     for row in _ROWS.values():
         survived = {"passed": "yes", "failed": "NO", "skipped": "skipped"}.get(row.get("outcome") or "", "?")
-        rows.append((row["scenario"], survived, *(_cell(row, k) for k in
-                     ("hours_lost", "alerts_lost", "duplicates", "stale_as_fresh"))))  # fmt: skip
+        rows.append(
+            (
+                row["scenario"],
+                survived,
+                *(_cell(row, k) for k in ("hours_lost", "alerts_lost", "duplicates", "stale_as_fresh")),
+            )
+        )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731  (a one-line local helper reads best as a lambda)
     tr.write_line(line(head))
     tr.write_line("-+-".join("-" * w for w in widths))
     for r in sorted(rows):
         tr.write_line(line(r))
     tried = [r for r in rows if r[1] != "skipped"]
-    total = lambda i: sum(int(r[i]) for r in tried if r[i].isdigit())  # noqa: E731
+    total = lambda i: sum(int(r[i]) for r in tried if r[i].isdigit())  # noqa: E731  (a one-line local helper reads best as a lambda)
     tr.write_line(
         f"faults survived {sum(r[1] == 'yes' for r in tried)}/{len(tried)}; hours lost {total(2)}, "
         f"alerts lost {total(3)}, duplicates {total(4)}, stale-as-fresh {total(5)}"

@@ -156,10 +156,20 @@ class DaemonProc:
         self.log_path = base / "daemon.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(LAUNCHER), "--settings", str(self.settings_path),
-             "--clock", str(rig.clock.path), "--ready", str(self.ready_path)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy(),
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(LAUNCHER),
+                "--settings",
+                str(self.settings_path),
+                "--clock",
+                str(rig.clock.path),
+                "--ready",
+                str(self.ready_path),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
         self.metrics_port: int | None = None
         self.exit_code: int | None = None
 
@@ -325,10 +335,14 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "hours_lost": self.hours_lost, "alerts_lost": self.alerts_lost, "duplicates": self.duplicates,
-            "stale_as_fresh": self.stale_as_fresh, "mismatched_hours": self.mismatched_hours,
-            "repeated_resends": self.repeated_resends, "problems": len(self.problems),
-        }  # fmt: skip
+            "hours_lost": self.hours_lost,
+            "alerts_lost": self.alerts_lost,
+            "duplicates": self.duplicates,
+            "stale_as_fresh": self.stale_as_fresh,
+            "mismatched_hours": self.mismatched_hours,
+            "repeated_resends": self.repeated_resends,
+            "problems": len(self.problems),
+        }
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -417,9 +431,12 @@ class FaultRig:
         }
         if self.gate is not None:
             base["telegram"] = {
-                "token": TOKEN, "chat_ids": [CHAT], "allowed_ids": [OPERATOR],
-                "api_base_url": f"http://127.0.0.1:{self.gate.port}", "retry_interval_s": 1.0,
-            }  # fmt: skip
+                "token": TOKEN,
+                "chat_ids": [CHAT],
+                "allowed_ids": [OPERATOR],
+                "api_base_url": f"http://127.0.0.1:{self.gate.port}",
+                "retry_interval_s": 1.0,
+            }
         return deep_merge(base, extra)
 
     def start_daemon(self, name: str = "a", **extra: Any) -> DaemonProc:
@@ -609,8 +626,14 @@ class FaultRig:
             self._judge_alerts(v, window, batch, modes or {}, derive_alerts)
         return v
 
-    def _judge_alerts(self, v: Verdict, window: list[pd.Timestamp], batch: dict[pd.Timestamp, Any],
-                      modes: dict[str, str], derive: Any) -> None:  # fmt: skip
+    def _judge_alerts(
+        self,
+        v: Verdict,
+        window: list[pd.Timestamp],
+        batch: dict[pd.Timestamp, Any],
+        modes: dict[str, str],
+        derive: Any,
+    ) -> None:
         from riskd.settings import load_settings
 
         alert_modes = load_settings(**self.settings(alerts=modes)).alerts
@@ -680,9 +703,13 @@ def market(cascade_at: pd.Timestamp, *, drop: float = 0.07, vol: float = 6.0, ho
     from riskd.testing.synthetic import synthetic_market
 
     return synthetic_market(
-        SYMS, T0 - pd.Timedelta(days=12), hours=12 * 24 + hours_after, seed=3,
-        cascades=[(cascade_at, drop, vol, None)], funding_intervals={"DOGE": 4},
-    )  # fmt: skip
+        SYMS,
+        T0 - pd.Timedelta(days=12),
+        hours=12 * 24 + hours_after,
+        seed=3,
+        cascades=[(cascade_at, drop, vol, None)],
+        funding_intervals={"DOGE": 4},
+    )
 
 
 def explain(v: Verdict, rig_: FaultRig, extra: str = "") -> str:
@@ -692,11 +719,14 @@ def explain(v: Verdict, rig_: FaultRig, extra: str = "") -> str:
         f"--- daemon {d.name} (exit {d.proc.returncode}) ---\n{d.tail(15)}" for d in rig_.daemons
     )
     return (
-        "promises broken:\n  - " + "\n  - ".join(v.problems)
+        "promises broken:\n  - "
+        + "\n  - ".join(v.problems)
         + f"\nexpected alerts: {sorted(getattr(rig_, 'expected_alerts', set()))}"
-        + "\nchat received:\n" + ("\n".join(chat) or "  (nothing)")
-        + (f"\n{extra}" if extra else "") + f"\n{logs}"
-    )  # fmt: skip
+        + "\nchat received:\n"
+        + ("\n".join(chat) or "  (nothing)")
+        + (f"\n{extra}" if extra else "")
+        + f"\n{logs}"
+    )
 
 
 def assert_kept(v: Verdict, rig_: FaultRig, extra: str = "") -> None:

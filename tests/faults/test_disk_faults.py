@@ -78,11 +78,17 @@ def test_data_dir_read_only_or_full_is_contained(
         tracebacks = sum("Traceback" in ln for ln in during)
         if tracebacks:
             v.add(f"{tracebacks} traceback(s) in the log over 4 hours of a {fault} data dir (want none)")
-        errors = [ln for ln in during if re.search(r" (ERROR|WARNING) ", ln) and re.search(
-            r"Read-only|No space|Errno 28|Errno 30|history store|state", ln)]  # fmt: skip
+        errors = [
+            ln
+            for ln in during
+            if re.search(r" (ERROR|WARNING) ", ln)
+            and re.search(r"Read-only|No space|Errno 28|Errno 30|history store|state", ln)
+        ]
         if len(errors) > 2:
-            v.add(f"the {fault} data dir was logged {len(errors)} times over 4 hours (want once per state change "
-                  f"and stage), e.g. {errors[0][-160:]!r}")  # fmt: skip
+            v.add(
+                f"the {fault} data dir was logged {len(errors)} times over 4 hours (want once per state change "
+                f"and stage), e.g. {errors[0][-160:]!r}"
+            )
         failed = [ln for ln in during if "cycle failed" in ln]
         if failed:
             v.add(f"{len(failed)} cycle(s) counted as failed for a disk fault: {failed[0][-160:]!r}")

@@ -105,8 +105,10 @@ def test_ban_through_a_multi_asset_cascade_delivers_it_once_at_critical(
             if known and (
                 body["data_quality"]["coverage"] < 0.5 or body["data_quality"]["status"] == "stale"
             ):
-                v.add(f"entry {entry_id} ({body['as_of']}, rev {body['revision']}) says {body['state']} "
-                      f"from coverage {body['data_quality']['coverage']:.0%}")  # fmt: skip
+                v.add(
+                    f"entry {entry_id} ({body['as_of']}, rev {body['revision']}) says {body['state']} "
+                    f"from coverage {body['data_quality']['coverage']:.0%}"
+                )
             if body["revision"] == 0 and body["state"] == "calm":
                 v.add(f"banned hour {body['as_of']} was first published calm")
         starts = [s for s in r.delivered() if s.key[0] == "cascade_start"]
@@ -174,8 +176,10 @@ def test_offline_healthz_says_degraded_and_logs_one_line_per_venue(
         for venue in ("binance", "bybit", "hyperliquid"):
             said = [ln for ln in lines if re.search(r" (INFO|WARNING) ", ln) and venue in ln.lower()]
             if len(said) > 1:
-                v.add(f"{len(said)} INFO/WARNING lines about {venue} in one offline cycle (want one summary), "
-                      f"e.g. {said[0][-140:]!r}")  # fmt: skip
+                v.add(
+                    f"{len(said)} INFO/WARNING lines about {venue} in one offline cycle (want one summary), "
+                    f"e.g. {said[0][-140:]!r}"
+                )
         assert_kept(v, r)
 
 

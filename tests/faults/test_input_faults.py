@@ -23,17 +23,26 @@ def _env(tmp: Path, redis_url: str, **extra: str) -> dict[str, str]:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing leaves the machine, whatever riskd accepts
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKD_")}
     return {
-        **env, "RISKD_DATA_DIR": str(tmp), "RISKD_REDIS__URL": redis_url, "RISKD_METRICS__PORT": "0",
-        "RISKD_LOG_LEVEL": "WARNING", "RISKD_RETRY__ATTEMPTS": "1",
+        **env,
+        "RISKD_DATA_DIR": str(tmp),
+        "RISKD_REDIS__URL": redis_url,
+        "RISKD_METRICS__PORT": "0",
+        "RISKD_LOG_LEVEL": "WARNING",
+        "RISKD_RETRY__ATTEMPTS": "1",
         **{f"RISKD_VENUES__{v}__API_URL": dead for v in ("BINANCE", "BYBIT", "HYPERLIQUID")},
         **extra,
-    }  # fmt: skip
+    }
 
 
 def _riskd(args: list[str], env: dict[str, str], timeout: float = 30.0) -> tuple[int | None, str, str]:
     """Run ``python -m riskd …``; (exit status or None when it was still running at ``timeout``, out, err)."""
-    proc = subprocess.Popen([sys.executable, "-m", "riskd", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "riskd", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
         return proc.returncode, out, err
@@ -54,21 +63,41 @@ def busy_port() -> Iterator[int]:
 
 CASES: list[tuple[str, dict[str, str], str, str]] = [
     ("redis_url_not_a_url", {"RISKD_REDIS__URL": "not a url"}, "redis.url", "RISKD_REDIS__URL"),
-    ("redis_url_bad_port", {"RISKD_REDIS__URL": "redis://127.0.0.1:99999/0"}, "redis.url", "RISKD_REDIS__URL"),
+    (
+        "redis_url_bad_port",
+        {"RISKD_REDIS__URL": "redis://127.0.0.1:99999/0"},
+        "redis.url",
+        "RISKD_REDIS__URL",
+    ),
     ("metrics_port_in_use", {"RISKD_METRICS__PORT": "{busy}"}, "metrics.port", "RISKD_METRICS__PORT"),
     ("metrics_host_bad", {"RISKD_METRICS__HOST": "no such host!"}, "metrics.host", "RISKD_METRICS__HOST"),
-    ("api_url_not_a_url", {"RISKD_VENUES__BINANCE__API_URL": "not a url"}, "venues.binance.api_url",
-     "RISKD_VENUES__BINANCE__API_URL"),
-    ("symbol_path", {"RISKD_UNIVERSE__SYMBOLS": '["BTC","../../x"]'}, "universe.symbols", "RISKD_UNIVERSE__SYMBOLS"),
+    (
+        "api_url_not_a_url",
+        {"RISKD_VENUES__BINANCE__API_URL": "not a url"},
+        "venues.binance.api_url",
+        "RISKD_VENUES__BINANCE__API_URL",
+    ),
+    (
+        "symbol_path",
+        {"RISKD_UNIVERSE__SYMBOLS": '["BTC","../../x"]'},
+        "universe.symbols",
+        "RISKD_UNIVERSE__SYMBOLS",
+    ),
     ("toml_bad_value", {"RISKD_CONFIG_FILE": "{toml}"}, "daemon.grace_s", "{toml}"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("case", "env_extra", "field", "source"), CASES, ids=[c[0] for c in CASES])
 def test_bad_settings_exit_2_with_one_line_naming_field_and_source(
-    tmp_path: Path, redis_url: str, busy_port: int, record: dict[str, Any],
-    case: str, env_extra: dict[str, str], field: str, source: str,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    redis_url: str,
+    busy_port: int,
+    record: dict[str, Any],
+    case: str,
+    env_extra: dict[str, str],
+    field: str,
+    source: str,
+) -> None:
     """A bad setting stops `riskd run` with exit 2 and one line naming the field and where it came from,
     never a traceback, never a daemon that starts and fails every cycle (finding 10)."""
     record["scenario"] = f"settings_{case}"

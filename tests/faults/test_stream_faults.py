@@ -16,9 +16,12 @@ from faultkit import CHAT, HOUR, T0, FaultRig, assert_kept, market, rig
 
 CASCADE = T0 + 10 * HOUR
 STREAMS = {
-    "enabled": True, "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "tick_s": 0.05,
+    "enabled": True,
+    "backoff_initial_s": 0.05,
+    "backoff_max_s": 0.2,
+    "tick_s": 0.05,
     "detector": {"volume_baseline_minutes": 60, "volume_min_periods": 10, "breadth_min_assets": 3},
-}  # fmt: skip
+}
 SYMS = ("BTC", "ETH", "SOL", "XRP", "DOGE")
 
 

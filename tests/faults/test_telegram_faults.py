@@ -65,10 +65,19 @@ def test_garbage_updates_do_not_stop_the_command_bot(fault_tmp: Path, record: di
         problems: list[str] = []
         garbage = [next(tg._update_ids), next(tg._update_ids)]
         _push_raw(tg, {"update_id": garbage[0], "message": "not an object"})
-        _push_raw(tg, {"update_id": garbage[1], "message": {
-            "message_id": 1, "date": int(time.time()), "text": 12345,
-            "chat": {"id": OPERATOR, "type": "private"}, "from": {"id": OPERATOR, "is_bot": False, "first_name": "op"},
-        }})  # fmt: skip
+        _push_raw(
+            tg,
+            {
+                "update_id": garbage[1],
+                "message": {
+                    "message_id": 1,
+                    "date": int(time.time()),
+                    "text": 12345,
+                    "chat": {"id": OPERATOR, "type": "private"},
+                    "from": {"id": OPERATOR, "is_bot": False, "first_name": "op"},
+                },
+            },
+        )
         tg.push_command(OPERATOR, OPERATOR, "/status")
         if not _wait_reply(tg, 1):
             problems.append("no reply to /status after two garbage updates: the command bot stopped")

@@ -20,9 +20,12 @@ def add_parser(sub: Any) -> None:
     dm.add_argument("--from", dest="start", help="first simulated hour (default 2021-05-16)")
     dm.add_argument("--to", dest="end", help="last simulated hour (default 2021-05-21)")
     dm.add_argument("--hold", action="store_true", help="keep Redis and metrics up at the end until Ctrl-C")
-    dm.add_argument("--minutes", action="store_true",
-                    help="the crash day at minute resolution through the minute streams (real 1 m/5 m bars, "
-                    "synthetic liquidations): the provisional alert before the hour close")  # fmt: skip
+    dm.add_argument(
+        "--minutes",
+        action="store_true",
+        help="the crash day at minute resolution through the minute streams (real 1 m/5 m bars, "
+        "synthetic liquidations): the provisional alert before the hour close",
+    )
 
 
 def cli_demo(settings: Settings, args: argparse.Namespace) -> int:

@@ -46,8 +46,15 @@ def _line(snap: Snapshot) -> str:
     )
 
 
-async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp, hours_per_second: float,
-                   hold: bool, out=sys.stdout) -> int:  # fmt: skip
+async def run_demo(
+    settings: Settings,
+    *,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    hours_per_second: float,
+    hold: bool,
+    out=sys.stdout,
+) -> int:
     """Run the demo; returns the exit status."""
     from riskd.testing.fake_exchange import FakeExchange
 
@@ -80,9 +87,12 @@ async def run_demo(settings: Settings, *, start: pd.Timestamp, end: pd.Timestamp
                     file=out,
                     flush=True,
                 )
-                print(f"  read it yourself: {_redis_cli(rt.url)} GET {cfg.redis.key_prefix}:regime"
-                      + ("" if hold else "   (the demo's keys are deleted at the end; --hold keeps them)"),
-                      file=out, flush=True)  # fmt: skip
+                print(
+                    f"  read it yourself: {_redis_cli(rt.url)} GET {cfg.redis.key_prefix}:regime"
+                    + ("" if hold else "   (the demo's keys are deleted at the end; --hold keeps them)"),
+                    file=out,
+                    flush=True,
+                )
                 await d.run_forever(stop)
                 await _summary(rt, cfg.redis.key_prefix, seen, clock.now().to_pydatetime(warn=False), out)
                 if hold:
@@ -102,9 +112,12 @@ async def _summary(rt: Any, prefix: str, seen: list[Snapshot], finished: Any, ou
     changes = sum(a != b for a, b in itertools.pairwise([s.state for s in seen]))
     sent = sum(_samples(rt, "riskd_alerts_sent_total").values())
     held = sum(_samples(rt, "riskd_alerts_suppressed_total").values())
-    print(f"\n{len(seen)} hours published, {changes} regime changes, {sent:.0f} alerts sent ({held:.0f} suppressed by "
-          f"cooldown/mode); read_regime -> {reading.status} {reading.state} x{reading.risk_multiplier:.2f}",
-          file=out, flush=True)  # fmt: skip
+    print(
+        f"\n{len(seen)} hours published, {changes} regime changes, {sent:.0f} alerts sent ({held:.0f} suppressed by "
+        f"cooldown/mode); read_regime -> {reading.status} {reading.state} x{reading.risk_multiplier:.2f}",
+        file=out,
+        flush=True,
+    )
 
 
 def _redis_cli(url: str) -> str:

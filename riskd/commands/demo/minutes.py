@@ -103,10 +103,16 @@ def minute_settings(settings: Settings, data_dir: Path, base_url: str) -> Settin
     cfg = demo_settings(settings, data_dir, base_url, list(SYMBOLS))
     streams = cfg.streams.model_copy(
         update={
-            "enabled": True, "venues": ["binance"], "candle_venue": "binance", "candle_symbols": list(SYMBOLS),
-            "tick_s": 0.02, "backoff_initial_s": 0.05, "backoff_max_s": 0.5, "close_grace_s": 0.0,
+            "enabled": True,
+            "venues": ["binance"],
+            "candle_venue": "binance",
+            "candle_symbols": list(SYMBOLS),
+            "tick_s": 0.02,
+            "backoff_initial_s": 0.05,
+            "backoff_max_s": 0.5,
+            "close_grace_s": 0.0,
         }
-    )  # fmt: skip
+    )
     return cfg.model_copy(update={"streams": streams})
 
 
@@ -151,11 +157,13 @@ async def run_minute_demo(settings: Settings, *, out: TextIO = sys.stdout) -> in
             client = client_from_settings(cfg.redis, url)
             prefix = cfg.redis.key_prefix
             channel = _Recording(out)
-            pipeline = AlertPipeline.from_settings(client, channel, cfg, poll_s=0.02,
-                                                   clock=lambda: clock.now().timestamp())  # fmt: skip
+            pipeline = AlertPipeline.from_settings(
+                client, channel, cfg, poll_s=0.02, clock=lambda: clock.now().timestamp()
+            )
             pipeline.start()
-            streams = MinuteStreams(cfg, client=client, pipeline=pipeline, clock=clock,
-                                    store=HistoryStore(cfg.store_dir))  # fmt: skip
+            streams = MinuteStreams(
+                cfg, client=client, pipeline=pipeline, clock=clock, store=HistoryStore(cfg.store_dir)
+            )
             stop = asyncio.Event()
             task = asyncio.create_task(streams.run(stop))
             try:
@@ -164,8 +172,9 @@ async def run_minute_demo(settings: Settings, *, out: TextIO = sys.stdout) -> in
                     f"riskd demo --minutes: 2021-05-19 {START:%H:%M}-{END:%H:%M} UTC, real Binance spot bars "
                     f"(1 m: BTC, ETH; 5 m spread to minutes: XRP, LTC, ADA) over ccxt.pro websockets; "
                     f"SYNTHETIC liquidations ({LIQ_RULE}). Redis {url.split('@')[-1]} key {prefix}:regime:live",
-                    file=out, flush=True,
-                )  # fmt: skip
+                    file=out,
+                    flush=True,
+                )
                 report = await _replay(bars, liqs, hours, fx, clock, streams, client, cfg, pipeline, channel)
                 await _drain(pipeline)
             finally:
@@ -198,18 +207,28 @@ async def _replay(
     from riskd.testing.fake_exchange._ws import Liquidation
 
     sink = RedisSink(client, cfg.redis)
-    feed = AlertFeed(client, cfg.redis.key_prefix, pipeline, clock=lambda: clock.now().to_pydatetime(),
-                     lookback=timedelta(hours=6))  # fmt: skip
+    feed = AlertFeed(
+        client,
+        cfg.redis.key_prefix,
+        pipeline,
+        clock=lambda: clock.now().to_pydatetime(),
+        lookback=timedelta(hours=6),
+    )
     await sink.publish(hours[START])  # the hour before the replay: the first one's "previous"
     rows: list[dict[str, Any]] = []
     fired: dict[str, Any] = {}
     for m in pd.date_range(START, END, freq="1min", inclusive="left"):
-        frame = {f"{s}USDT": tuple(float(x) for x in bars[s].loc[m, ["open", "high", "low", "close", "volume"]])
-                 for s in SYMBOLS}  # fmt: skip
+        frame = {
+            f"{s}USDT": tuple(float(x) for x in bars[s].loc[m, ["open", "high", "low", "close", "volume"]])
+            for s in SYMBOLS
+        }
         ms = int(m.value // 1_000_000)
         btc = float(bars["BTC"].loc[m, "close"])
-        events = [Liquidation("BTCUSDT", side, btc, float(liqs.loc[m, col]) / btc, ms + 30_000)
-                  for side, col in (("sell", "long_usd"), ("buy", "short_usd")) if liqs.loc[m, col] > 0]  # fmt: skip
+        events = [
+            Liquidation("BTCUSDT", side, btc, float(liqs.loc[m, col]) / btc, ms + 30_000)
+            for side, col in (("sell", "long_usd"), ("buy", "short_usd"))
+            if liqs.loc[m, col] > 0
+        ]
         clock.set(m + pd.Timedelta(seconds=61))
         await fx.ws.push_minute(m, frame, events)
         await _until(lambda ms=ms: streams.next_minute is not None and streams.next_minute > ms)
@@ -256,8 +275,16 @@ async def _close_hour(
     else:
         line += "  | no provisional alert"
     print(f">> {line}", file=channel.out, flush=True)
-    return {"end": end, "ret": ret, "fired": fired, "lead": lead, "outcome": outcome, "level": snap.cascade_level,
-            "state": snap.state, "sent": sent}  # fmt: skip
+    return {
+        "end": end,
+        "ret": ret,
+        "fired": fired,
+        "lead": lead,
+        "outcome": outcome,
+        "level": snap.cascade_level,
+        "state": snap.state,
+        "sent": sent,
+    }
 
 
 class _Recording(ConsoleChannel):

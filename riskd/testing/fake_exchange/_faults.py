@@ -36,9 +36,12 @@ ERROR_KINDS = ("rate_limit", "ban", "server_error")
 MARKETS = "markets"
 """A ``path`` that scopes a fault to every venue's market-list endpoints (what ccxt's load_markets asks)."""
 MARKET_ENDPOINTS = (
-    "/fapi/v1/exchangeInfo", "/v5/market/instruments-info", "/info:meta", "/info:spotMeta",
+    "/fapi/v1/exchangeInfo",
+    "/v5/market/instruments-info",
+    "/info:meta",
+    "/info:spotMeta",
     "/api/v5/public/instruments",
-)  # fmt: skip
+)
 _DEFAULT_STATUS = {"rate_limit": 429, "ban": 418, "server_error": 503}
 
 

@@ -106,13 +106,33 @@ class Okx:
     def _instrument(inst_id: str, listed_ms: int) -> dict[str, Any]:
         family = inst_id.removesuffix("-SWAP")
         return {
-            "instType": "SWAP", "instId": inst_id, "uly": family, "instFamily": family, "category": "1",
-            "baseCcy": "", "quoteCcy": "", "settleCcy": "USDT", "ctVal": num(_CONTRACT_VALUE), "ctMult": "1",
-            "ctValCcy": family.split("-")[0], "ctType": "linear", "optType": "", "stk": "", "alias": "",
-            "listTime": str(listed_ms), "contTdSwTime": str(listed_ms), "expTime": "", "lever": "100",
-            "tickSz": "0.0001", "lotSz": "1", "minSz": "1", "maxLmtSz": "100000000", "maxMktSz": "10000",
-            "state": "live", "ruleType": "normal",
-        }  # fmt: skip
+            "instType": "SWAP",
+            "instId": inst_id,
+            "uly": family,
+            "instFamily": family,
+            "category": "1",
+            "baseCcy": "",
+            "quoteCcy": "",
+            "settleCcy": "USDT",
+            "ctVal": num(_CONTRACT_VALUE),
+            "ctMult": "1",
+            "ctValCcy": family.split("-")[0],
+            "ctType": "linear",
+            "optType": "",
+            "stk": "",
+            "alias": "",
+            "listTime": str(listed_ms),
+            "contTdSwTime": str(listed_ms),
+            "expTime": "",
+            "lever": "100",
+            "tickSz": "0.0001",
+            "lotSz": "1",
+            "minSz": "1",
+            "maxLmtSz": "100000000",
+            "maxMktSz": "10000",
+            "state": "live",
+            "ruleType": "normal",
+        }
 
     async def funding_history(self, request: web.Request) -> web.Response:
         ctx = request[CONTEXT]

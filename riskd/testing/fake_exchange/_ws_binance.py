@@ -26,17 +26,53 @@ def frames(
     out = []
     for liq in liqs:
         if "!forceOrder@arr" in conn.topics or f"{liq.symbol.lower()}@forceOrder" in conn.topics:
-            out.append(json.dumps({"e": "forceOrder", "E": liq.ts_ms + 2, "o": {
-                "s": liq.symbol, "S": liq.side.upper(), "o": "LIMIT", "f": "IOC", "q": f"{liq.qty}",
-                "p": f"{liq.price}", "ap": f"{liq.price}", "X": "FILLED", "l": f"{liq.qty}",
-                "z": f"{liq.qty}", "T": liq.ts_ms}}))  # fmt: skip
+            out.append(
+                json.dumps(
+                    {
+                        "e": "forceOrder",
+                        "E": liq.ts_ms + 2,
+                        "o": {
+                            "s": liq.symbol,
+                            "S": liq.side.upper(),
+                            "o": "LIMIT",
+                            "f": "IOC",
+                            "q": f"{liq.qty}",
+                            "p": f"{liq.price}",
+                            "ap": f"{liq.price}",
+                            "X": "FILLED",
+                            "l": f"{liq.qty}",
+                            "z": f"{liq.qty}",
+                            "T": liq.ts_ms,
+                        },
+                    }
+                )
+            )
     for symbol, bar in bars:
         if f"{symbol.lower()}@kline_1m" not in conn.topics:
             continue
-        out.append(json.dumps({"e": "kline", "E": bar.open_ms + 60_000, "s": symbol, "k": {
-            "t": bar.open_ms, "T": bar.open_ms + 59_999, "s": symbol, "i": "1m", "o": f"{bar.open}",
-            "c": f"{bar.close}", "h": f"{bar.high}", "l": f"{bar.low}", "v": f"{bar.volume}", "n": 1,
-            "x": closed, "q": f"{bar.volume * bar.close}"}}))  # fmt: skip
+        out.append(
+            json.dumps(
+                {
+                    "e": "kline",
+                    "E": bar.open_ms + 60_000,
+                    "s": symbol,
+                    "k": {
+                        "t": bar.open_ms,
+                        "T": bar.open_ms + 59_999,
+                        "s": symbol,
+                        "i": "1m",
+                        "o": f"{bar.open}",
+                        "c": f"{bar.close}",
+                        "h": f"{bar.high}",
+                        "l": f"{bar.low}",
+                        "v": f"{bar.volume}",
+                        "n": 1,
+                        "x": closed,
+                        "q": f"{bar.volume * bar.close}",
+                    },
+                }
+            )
+        )
     return out
 
 

@@ -27,16 +27,52 @@ def frames(
         topic = f"allLiquidation.{liq.symbol}"
         if topic in conn.topics:
             side = "Sell" if liq.side.lower() == "sell" else "Buy"
-            out.append(json.dumps({"topic": topic, "type": "snapshot", "ts": liq.ts_ms + 2, "data": [
-                {"T": liq.ts_ms, "s": liq.symbol, "S": side, "v": f"{liq.qty}", "p": f"{liq.price}"}]}))  # fmt: skip
+            out.append(
+                json.dumps(
+                    {
+                        "topic": topic,
+                        "type": "snapshot",
+                        "ts": liq.ts_ms + 2,
+                        "data": [
+                            {
+                                "T": liq.ts_ms,
+                                "s": liq.symbol,
+                                "S": side,
+                                "v": f"{liq.qty}",
+                                "p": f"{liq.price}",
+                            }
+                        ],
+                    }
+                )
+            )
     for symbol, bar in bars:
         topic = f"kline.1.{symbol}"
         if topic not in conn.topics:
             continue
-        out.append(json.dumps({"topic": topic, "type": "snapshot", "ts": bar.open_ms + 59_999, "data": [{
-            "start": bar.open_ms, "end": bar.open_ms + 59_999, "interval": "1", "open": f"{bar.open}",
-            "close": f"{bar.close}", "high": f"{bar.high}", "low": f"{bar.low}", "volume": f"{bar.volume}",
-            "turnover": f"{bar.volume * bar.close}", "confirm": closed, "timestamp": bar.open_ms + 59_999}]}))  # fmt: skip
+        out.append(
+            json.dumps(
+                {
+                    "topic": topic,
+                    "type": "snapshot",
+                    "ts": bar.open_ms + 59_999,
+                    "data": [
+                        {
+                            "start": bar.open_ms,
+                            "end": bar.open_ms + 59_999,
+                            "interval": "1",
+                            "open": f"{bar.open}",
+                            "close": f"{bar.close}",
+                            "high": f"{bar.high}",
+                            "low": f"{bar.low}",
+                            "volume": f"{bar.volume}",
+                            "turnover": f"{bar.volume * bar.close}",
+                            "confirm": closed,
+                            "timestamp": bar.open_ms + 59_999,
+                        }
+                    ],
+                }
+            )
+        )
     return out
 
 
@@ -46,11 +82,29 @@ def _control(conn: Conn, msg: Any) -> list[str]:
     op = msg.get("op")
     if op == "subscribe":
         conn.topics.update(str(a) for a in msg.get("args", []))
-        return [json.dumps({"success": True, "ret_msg": "", "conn_id": "fake", "req_id": msg.get("req_id"),
-                            "op": "subscribe"})]  # fmt: skip
+        return [
+            json.dumps(
+                {
+                    "success": True,
+                    "ret_msg": "",
+                    "conn_id": "fake",
+                    "req_id": msg.get("req_id"),
+                    "op": "subscribe",
+                }
+            )
+        ]
     if op == "ping":
-        return [json.dumps({"success": True, "ret_msg": "pong", "conn_id": "fake", "req_id": msg.get("req_id"),
-                            "op": "ping"})]  # fmt: skip
+        return [
+            json.dumps(
+                {
+                    "success": True,
+                    "ret_msg": "pong",
+                    "conn_id": "fake",
+                    "req_id": msg.get("req_id"),
+                    "op": "ping",
+                }
+            )
+        ]
     return []
 
 
