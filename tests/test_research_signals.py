@@ -317,3 +317,20 @@ def test_beta_part_regresses_gross_returns_and_states_the_cost_apart() -> None:
     cost = beta["cost"].set_index("model").loc["base"]
     assert cost["cost"] == pytest.approx(0.003)
     assert cost["alpha_net"] == pytest.approx(cost["alpha_gross"] - 0.003, abs=1e-12)
+
+
+def test_the_label_known_one_hour_after_the_month_start_is_not_used(evaluation) -> None:
+    """The label of hour T is known at T + 25 h: flipping the label of the hour 24 h before a month start
+    (known one hour into the month) changes no probability of that month."""
+    _, scores, crash = evaluation
+    first = pd.Timestamp("2021-01-01", tz=UTC)
+    month = pd.Timestamp("2022-03-01", tz=UTC)
+    altered = crash.copy()
+    altered.loc[month - pd.Timedelta(hours=24)] = 1.0 - altered.loc[month - pd.Timedelta(hours=24)]
+    inside = slice(month, month + pd.Timedelta(days=27))
+    a = signals.rank_calibrated(scores["good"], crash, first_test=first)
+    b = signals.rank_calibrated(scores["good"], altered, first_test=first)
+    pd.testing.assert_series_equal(a.loc[inside], b.loc[inside])
+    pd.testing.assert_series_equal(
+        signals.past_base_rate(crash).loc[inside], signals.past_base_rate(altered).loc[inside]
+    )

@@ -74,14 +74,15 @@ def auc(prob: np.ndarray, label: np.ndarray) -> float:
 
 
 def past_base_rate(crash: pd.Series, *, horizon_h: int = 24) -> pd.Series:
-    """Per hour, the crash share of all hours whose label was known at the start of the hour's month."""
+    """Per hour, the crash share of all hours whose label was known at the start of the hour's month
+    (the label of hour T is known at T + horizon + 1 h, when candle T + horizon has closed)."""
     idx = pd.DatetimeIndex(crash.index)
     month = idx.to_period("M") if idx.tz is None else idx.tz_localize(None).to_period("M")
     out = pd.Series(np.nan, index=idx, name=CLIMATOLOGY)
     values = crash.to_numpy(dtype=float)
     for m in pd.unique(month):
         first = m.start_time.tz_localize(idx.tz)
-        known = (idx + pd.Timedelta(hours=horizon_h) <= first) & ~np.isnan(values)
+        known = (idx + pd.Timedelta(hours=horizon_h + 1) <= first) & ~np.isnan(values)
         if known.any():
             out[month == m] = values[known].mean()
     return out
@@ -101,7 +102,7 @@ def rank_calibrated(
     out = np.full(len(idx), np.nan)
     month_start = idx.floor("D") - pd.to_timedelta(idx.day - 1, unit="D")
     for first in pd.unique(month_start[idx >= first_test]):
-        train = (idx + pd.Timedelta(hours=horizon_h) <= first) & ~np.isnan(x) & ~np.isnan(y)
+        train = (idx + pd.Timedelta(hours=horizon_h + 1) <= first) & ~np.isnan(x) & ~np.isnan(y)
         if train.sum() < min_train or y[train].sum() == 0:
             continue
         past = np.sort(x[train])
