@@ -165,8 +165,8 @@ def test_validation_settings_default_to_the_research_choices_and_reach_the_confi
     each setting, from the environment-style nested keys, reaches the config; CLI flags win."""
     import argparse
 
-    from riskd.research.tailrisk import CrashDefinition
-    from riskd.research.validate import ValidationConfig
+    from riskd.research.config import ValidationConfig
+    from riskd.research.labels import CrashDefinition
     from riskd.settings import load_settings
     from riskd.validation import config_from
 
@@ -183,4 +183,4 @@ def test_validation_settings_default_to_the_research_choices_and_reach_the_confi
         12.5, "loose", 24, 200, 72, 7,
     )  # fmt: skip
     flags = config_from(settings, argparse.Namespace(cost_bps=5.0, reps=50))
-    assert (flags.cost_bps, flags.bootstrap_reps, flags.ic_reps) == (5.0, 50, 50)
+    assert (flags.cost_bps, flags.bootstrap_reps, flags.component_reps) == (5.0, 50, 50)

@@ -39,7 +39,9 @@ from riskd.core.regime import RegimeMemory, reason_text, risk_multiplier, transi
 from riskd.core.timeseries import stage2_lookback
 from riskd.core.windows import pad_front
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+"""3: the stage-1 buffer grew to 722 hours for the crash model's 30-day inputs (a version-2 state is
+rebuilt from the store)."""
 _NO_LIQUIDATIONS = np.array([np.nan, np.nan, 0.0])
 """An hour without a liquidation record: no figures, coverage 0 (as the batch panel's grid has it)."""
 

@@ -10,9 +10,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from riskd.research.components import ComponentStudy
+from riskd.research.evaluation import SignalEvaluation
 from riskd.research.exposure import FilterResult
 from riskd.research.plots import _axes
-from riskd.research.signals import SignalEvaluation
 
 _IN, _OUT = "#1f77b4", "#ff7f0e"
 
