@@ -71,4 +71,7 @@ def test_label_known_one_hour_after_the_last_candle_of_its_window_and_episodes_c
     """The label of T (horizon 24) is known at T + 25 h; crash hours group into runs."""
     idx = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC")
     assert label_known_at(idx, 24)[0] == idx[0] + pd.Timedelta(hours=25)
-    assert episode_count(_series([1, 1, 0, np.nan, 1, 0, 1, 1])) == 3
+    y = _series([1, 1, 0, np.nan, 1, 0, 1, 1])
+    assert episode_count(y, gap_h=1) == 3  # runs
+    assert episode_count(y, gap_h=2) == 2  # crash hours within 2 h of each other are one episode
+    assert episode_count(y) == 1

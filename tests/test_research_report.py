@@ -121,3 +121,49 @@ def test_per_hold_sharpe_basis_matches_the_research_alt_figures():
     per_trade = t / np.sqrt(72)
     assert per_trade * np.sqrt(HOURS_PER_YEAR / 48) == pytest.approx(3.58, abs=0.1)
     assert per_trade * np.sqrt(72 / 5) < 1.5  # on the trades-per-year basis it is about 1
+
+
+def test_signals_parquet_holds_every_scored_hour_and_what_was_published(result, tmp_path: Path):
+    """signals.parquet: one row per out-of-sample hour, hour (UTC), crash (0/1), p_<signal> for every
+    signal and baseline, p_climatology and p_published (the walk-forward crash_prob_24h)."""
+    res, _ = result
+    write_report(res, tmp_path / "rep")
+    frame = pd.read_parquet(tmp_path / "rep" / "signals.parquet")
+    probs = res.signals.probabilities
+    assert len(frame) == len(probs) > 0
+    assert list(frame.columns[:2]) == ["hour", "crash"]
+    assert str(frame["hour"].dt.tz) == "UTC"
+    assert set(frame["crash"].unique()) <= {0, 1}
+    assert {f"p_{c}" for c in probs.columns if c != "crash"} | {"p_published"} == set(frame.columns[2:])
+    np.testing.assert_array_equal(frame["p_published"], frame["p_crash_prob_24h"])
+    brier = ((frame["p_btc_rv_24h"] - frame["crash"]) ** 2).mean()
+    assert brier == pytest.approx(res.signals.table.set_index("signal").loc["btc_rv_24h", "brier"], abs=1e-12)
+
+
+def test_the_signal_section_opens_with_the_computed_verdict(result, tmp_path: Path):
+    """The line under the signals heading is the verdict, with the paired figures at both block lengths."""
+    res, _ = result
+    md = (write_report(res, tmp_path / "rep")[0]).read_text()
+    section = md.split("## Signals out of sample", 1)[1].splitlines()
+    assert section[1].startswith("riskd's published probability beats realised volatility alone: **")
+    assert section[1] == res.signals.verdict.line()
+    assert res.signals.verdict.answer in {"yes", "no", "not distinguishable", "not run"}
+
+
+def test_results_json_writes_an_infinite_bound_as_inf_not_null():
+    """NaN is null; an infinite CI end is the string "inf" (a one-sided bound, not a missing value)."""
+    from riskd.research.report import to_jsonable
+
+    data = to_jsonable({"lo": 1.5, "hi": np.inf, "neg": -np.inf, "nan": np.nan})
+    assert data == {"lo": 1.5, "hi": "inf", "neg": "-inf", "nan": None}
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+
+
+def test_a_quintile_without_hours_is_said_and_long_titles_wrap():
+    """Q5/Q1 whose past-only edges leave Q1 empty says so; a chart title longer than the figure wraps."""
+    from riskd.research.mdtable import ratio_cell
+    from riskd.research.plots import _axes
+
+    assert ratio_cell(np.nan, np.nan, np.nan, 0, q1_hours=0).startswith("no hours in Q1")
+    fig, ax = _axes("a very long title " * 12, (6.0, 4.0))
+    assert max(len(line) for line in ax.get_title().splitlines()) <= 63

@@ -89,9 +89,10 @@ class SignalEvaluation:
     ``table``: ``signal``, ``how`` (``probability`` as given / ``mapped``: walk-forward logistic on the
     past rank / ``base rate``), ``n``, ``crashes``, ``auc`` with ``auc_lo``/``auc_hi``, ``brier``,
     ``brier_clim``, ``bss`` with ``bss_lo``/``bss_hi``, per block length ``b`` ``d_bss_<b>`` with
-    ``d_bss_<b>_lo``/``_hi`` (paired against :data:`REFERENCE`), ``ratio`` (Q5/Q1) with
+    ``d_bss_<b>_lo``/``_hi`` (paired against ``reference``), ``ratio`` (Q5/Q1) with
     ``ci_lo``/``ci_hi``, ``q1_n`` (hours in Q1), ``q1_crashes``, ``q5_crashes``.
-    ``probabilities``: hours × (signals, ``climatology``, ``crash``). ``episodes``: runs of crash hours.
+    ``probabilities``: hours × (signals, ``climatology``, ``crash``). ``episodes``: separate crash
+    episodes (crash hours more than a horizon apart start a new one).
     """
 
     table: pd.DataFrame
@@ -149,6 +150,7 @@ def _score_row(
     raw: pd.Series | None,
     draws: dict[int, Resampling | None],
     min_history_h: int,
+    reference: str,
 ) -> dict[str, object]:
     """One table row: AUC, Brier skill and Q5/Q1 with CIs at the first block, ΔBSS at every block."""
     y = frame["crash"].to_numpy()
@@ -163,8 +165,8 @@ def _score_row(
     row: dict[str, object] = {"signal": name, "n": len(y), "crashes": int(y.sum())}
     row |= {"auc": auc.value, "auc_lo": auc.lo, "auc_hi": auc.hi, "brier": brier, "brier_clim": brier_clim}
     row |= {"bss": bss.value, "bss_lo": bss.lo, "bss_hi": bss.hi}
-    if REFERENCE in frame:
-        ref_err = (frame[REFERENCE].to_numpy() - y) ** 2
+    if reference in frame:
+        ref_err = (frame[reference].to_numpy() - y) ** 2
         point = float((ref_err - err).sum() / clim_err.sum()) if clim_err.sum() > 0 else np.nan
         for block, r in draws.items():
             d = Interval.of(point, None if r is None else paired_skill_draws(err, ref_err, clim_err, r))
@@ -198,8 +200,10 @@ def evaluate_signals(
     seed: int = 0,
     min_history_h: int = 24 * 180,
     published: str = PUBLISHED,
+    reference: str = REFERENCE,
 ) -> SignalEvaluation:
-    """Score every column of ``scores`` out of sample against ``crash`` (1/0/NaN hourly labels)."""
+    """Score every column of ``scores`` out of sample against ``crash`` (1/0/NaN hourly labels); every
+    signal is compared with ``reference`` (paired), and the verdict is ``published`` against it."""
     frame = probabilities_of(
         scores,
         crash,
@@ -211,7 +215,7 @@ def evaluate_signals(
     blocks = tuple(sorted(blocks))
     if frame.empty:  # a history shorter than the training needs: nothing is out of sample
         table = pd.DataFrame({"signal": [*scores.columns, CLIMATOLOGY], "n": 0}).assign(how="", bss=np.nan)
-        verdict = Verdict.decide(published, REFERENCE, ())
+        verdict = Verdict.decide(published, reference, ())
         return SignalEvaluation(
             table, pd.DataFrame(), frame, pd.DataFrame(), verdict, crash_text, reps, blocks
         )
@@ -220,13 +224,13 @@ def evaluate_signals(
     for name in [*scores.columns, CLIMATOLOGY]:
         raw = scores[name].reindex(frame.index) if name in scores else frame[name]
         how = "base rate" if name == CLIMATOLOGY else "probability" if name in probabilities else "mapped"
-        rows.append({**_score_row(name, frame, raw, draws, min_history_h), "how": how})
+        rows.append({**_score_row(name, frame, raw, draws, min_history_h, reference), "how": how})
         if name != CLIMATOLOGY:
             rel.append(
                 reliability_bins(frame[name].to_numpy(), frame["crash"].to_numpy()).assign(signal=name)
             )
     table = pd.DataFrame(rows)
-    verdict = _verdict(table, published, blocks)
+    verdict = _verdict(table, published, reference, blocks)
     years = per_year(frame.drop(columns=["crash"]), frame["crash"], frame[CLIMATOLOGY])
     return SignalEvaluation(
         table,
@@ -237,13 +241,14 @@ def evaluate_signals(
         crash_text,
         reps,
         blocks,
-        episode_count(frame["crash"]),
+        episode_count(frame["crash"], horizon_h),
+        reference,
     )
 
 
-def _verdict(table: pd.DataFrame, published: str, blocks: tuple[int, ...]) -> Verdict:
+def _verdict(table: pd.DataFrame, published: str, reference: str, blocks: tuple[int, ...]) -> Verdict:
     if published not in set(table["signal"]) or f"d_bss_{blocks[0]}" not in table:
-        return Verdict("not run", published, REFERENCE, (), f"no `{published}` or `{REFERENCE}` scored")
+        return Verdict("not run", published, reference, (), f"no `{published}` or `{reference}` scored")
     row = table.set_index("signal").loc[published]
     paired = [(b, Interval(row[f"d_bss_{b}"], row[f"d_bss_{b}_lo"], row[f"d_bss_{b}_hi"])) for b in blocks]
-    return Verdict.decide(published, REFERENCE, paired)
+    return Verdict.decide(published, reference, paired)

@@ -110,8 +110,12 @@ def known_mask(index: pd.DatetimeIndex, horizon_h: int, at: pd.Timestamp) -> np.
     return np.asarray(label_known_at(index, horizon_h) <= at)
 
 
-def episode_count(labels: pd.Series) -> int:
-    """Runs of consecutive crash hours (a crash hour after a calm or unknown one starts a run):
-    the number of separate crash episodes behind the crash hours, the sample's real size."""
-    y = labels.to_numpy(dtype=float) == 1.0
-    return int(y[0] + (y[1:] & ~y[:-1]).sum()) if len(y) else 0
+def episode_count(labels: pd.Series, gap_h: int = 24) -> int:
+    """Separate crash episodes behind the crash hours: a crash hour more than ``gap_h`` hours after the
+    previous one starts a new episode (one fall labels up to ``horizon`` hours before it, so crash hours
+    within a horizon of each other are one event). The sample's real size, far below its crash hours."""
+    hours = pd.DatetimeIndex(labels.index[labels.to_numpy(dtype=float) == 1.0])
+    if not len(hours):
+        return 0
+    gaps = np.diff(hours.as_unit("ns").asi8)
+    return int(1 + (gaps > gap_h * HOUR.value).sum())

@@ -33,6 +33,8 @@ V1_FEATURES: tuple[str, ...] = ("rank_btc_rv_24h", "rank_xs_ret_std_24h", "rank_
 """The model riskd published before (v1): the CFI v2 components' past-only ranks."""
 FUNDING_INPUTS: tuple[str, ...] = ("agg_funding_z", "funding_dispersion_z")
 OFFLINE_RV = "btc_rv5m_24h"
+RV_ONLY = "btc_rv_24h"
+"""The one input of the 24 h-volatility-only model the published one is also compared with."""
 LIQUIDATION_INPUTS: tuple[str, ...] = ("liq_notional_z",)
 
 
@@ -46,6 +48,8 @@ class ModelStudy:
 
     spec: CrashSpec
     prob: pd.Series
+    rv_only: pd.Series
+    """The same walk-forward logistic on ``btc_rv_24h`` alone: the 24 h-volatility-only model."""
     last: CrashModel | None
     fits: int
     contributions: pd.DataFrame
@@ -152,6 +156,7 @@ def model_part(inputs: ValidationInputs, cfg: ValidationConfig, *, contributions
         min_train_crashes=cfg.min_train_crashes,
         first_fit=span_start - pd.offsets.MonthBegin(1),
     )
+    rv_only = _walk(frame, labels, replace(spec, features=(RV_ONLY,)), cfg, first)
     rows: list[dict[str, object]] = []
     notes: list[str] = []
     draws: dict[tuple[int, int], Resampling | None] = {}
@@ -166,7 +171,7 @@ def model_part(inputs: ValidationInputs, cfg: ValidationConfig, *, contributions
     last = wf.models[-1] if wf.models else None
     blocks = (cfg.block_h, cfg.long_block_h)
     notes_all = (*notes, *inputs.notes)
-    return ModelStudy(spec, wf.prob, last, len(wf.models), pd.DataFrame(rows), blocks, notes_all)
+    return ModelStudy(spec, wf.prob, rv_only, last, len(wf.models), pd.DataFrame(rows), blocks, notes_all)
 
 
 def _offline(

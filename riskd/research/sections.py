@@ -137,6 +137,23 @@ def _signal_table(ev: SignalEvaluation) -> pd.DataFrame:
     return out
 
 
+def _per_year_table(years: pd.DataFrame) -> pd.DataFrame:
+    """Signals as rows, calendar years as columns, each cell "AUC / BSS"; a first row of hours and crash
+    hours per year."""
+    cols = sorted(set(years["year"]))
+    counts = years.groupby("year")[["n", "crashes"]].first()
+    rows = [
+        {"signal": "hours (crash hours)"}
+        | {str(y): f"{counts.loc[y, 'n']:,} ({counts.loc[y, 'crashes']:,})" for y in cols}
+    ]
+    for signal, part in years.groupby("signal", sort=False):
+        by = part.set_index("year")
+        rows.append(
+            {"signal": signal} | {str(y): f"{num(by.loc[y, 'auc'])} / {by.loc[y, 'bss']:+.3f}" for y in cols}
+        )
+    return pd.DataFrame(rows)
+
+
 def render_signals(ev: SignalEvaluation, images: Mapping[str, str]) -> list[str]:
     """Section "Signals out of sample": the verdict first, then AUC, Brier skill, the paired differences
     with realised volatility and Q5/Q1 per signal, and the per-year table."""
@@ -151,10 +168,7 @@ def render_signals(ev: SignalEvaluation, images: Mapping[str, str]) -> list[str]
             "",
         ]
     n, crashes = len(ev.probabilities), int(ev.probabilities["crash"].sum())
-    years = ev.per_year.pivot(index="year", columns="signal", values=["auc", "bss"])
-    years.columns = [f"{stat.upper()} {sig}" for stat, sig in years.columns]
-    counts = ev.per_year.groupby("year")[["n", "crashes"]].first()
-    per_year = pd.concat([counts, years], axis=1).reset_index()
+    per_year = _per_year_table(ev.per_year)
     return [
         head,
         ev.verdict.line(),
@@ -172,9 +186,10 @@ def render_signals(ev: SignalEvaluation, images: Mapping[str, str]) -> list[str]
         "",
         md_table(_signal_table(ev)),
         "",
-        "Per calendar year (point estimates; a year is a few crash episodes, so these move a lot):",
+        "Per calendar year, AUC / BSS (point estimates, out of sample; a year holds a few dozen crash "
+        "episodes, so these move a lot):",
         "",
-        md_table(per_year, {"n": integer, "crashes": integer} | {c: num for c in per_year.columns[3:]}),
+        md_table(per_year),
         "",
         f"![reliability]({images['reliability']})",
         "",

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 
+from riskd.core.timeseries import realised_vol
 from riskd.research import evaluation, events, exposure, garch, tiers
 from riskd.research.config import ValidationConfig, ValidationInputs
 from riskd.research.findings import findings_table
@@ -33,6 +33,8 @@ from riskd.research.parts import (
 from riskd.research.results import ValidationResult
 
 Progress = Callable[[str], None]
+RV_LOGIT = "btc_rv_24h_logit"
+"""The crash model's walk-forward logistic on BTC's 24 h realised volatility alone (a baseline)."""
 PARTS = (
     "event study",
     "CFI tail risk",
@@ -49,21 +51,26 @@ PARTS = (
 
 
 def baseline_scores(
-    inputs: ValidationInputs, cfg: ValidationConfig, published: pd.Series | None = None
+    inputs: ValidationInputs, cfg: ValidationConfig, model: ModelStudy | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
-    """riskd's signals present in the features (``crash_prob_24h``: the walk-forward ``published``
-    series), then the baselines: BTC 24 h realised volatility, the GARCH(1,1) crash probability and
-    forecast volatility, funding z alone. Returns the scores and the names that are probabilities."""
+    """riskd's signals present in the features (``crash_prob_24h``: the model study's walk-forward
+    series), then the baselines: BTC 24 h realised volatility (mapped, and the same logistic model on it
+    alone), the GARCH(1,1) crash probability and forecast volatility, funding z alone. Returns the scores
+    and the names that are probabilities."""
     feats, closes = inputs.features, inputs.closes
     first = pd.Timestamp(cfg.oos_start, tz="UTC")
     have = {name: feats[name] for name in cfg.signals if name in feats}
-    if published is not None:
-        have[evaluation.PUBLISHED] = published.reindex(feats.index)
+    if model is not None:
+        have[evaluation.PUBLISHED] = model.prob.reindex(feats.index)
+        have[RV_LOGIT] = model.rv_only.reindex(feats.index)
     out = {n: s for n, s in have.items() if s.notna().any()}
     if "btc_rv_24h" in feats:
         out["btc_rv_24h"] = feats["btc_rv_24h"]
-    else:  # the synthetic markets carry no core features: the same quantity from the closes
-        out["btc_rv_24h"] = closes[events.BTC].pct_change(fill_method=None).rolling(24).std() * np.sqrt(24)
+    else:  # the synthetic markets carry no core features: the core's function over the closes
+        btc = closes[events.BTC]
+        out["btc_rv_24h"] = pd.Series(realised_vol(btc.to_numpy(dtype=float), 24), index=btc.index)
+    if RV_LOGIT in out:  # beside the mapped one
+        out[RV_LOGIT] = out.pop(RV_LOGIT)
     kind = cfg.crash.kind
     g = garch.walk_forward_garch(
         closes[events.BTC],
@@ -75,7 +82,7 @@ def baseline_scores(
         min_train_h=cfg.oos_min_history_h,
         window_h=cfg.garch_window_h or None,
     )
-    probs = [n for n in cfg.probability_signals if n in out]
+    probs = [n for n in (*cfg.probability_signals, RV_LOGIT) if n in out]
     if kind != "cascade":
         out["garch_prob"] = g.forecast["prob"]
         probs.append("garch_prob")
@@ -90,7 +97,7 @@ def signals_part(
 ) -> evaluation.SignalEvaluation:
     """riskd's signals and the baselines scored out of sample, walk-forward from ``oos_start``, with the
     paired comparison against realised volatility at both block lengths and the verdict."""
-    scores, probs = baseline_scores(inputs, cfg, None if model is None else model.prob)
+    scores, probs = baseline_scores(inputs, cfg, model)
     return evaluation.evaluate_signals(
         scores,
         crash_label(inputs, cfg, cfg.crash),
