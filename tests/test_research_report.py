@@ -165,5 +165,5 @@ def test_a_quintile_without_hours_is_said_and_long_titles_wrap():
     from riskd.research.plots import _axes
 
     assert ratio_cell(np.nan, np.nan, np.nan, 0, q1_hours=0).startswith("no hours in Q1")
-    fig, ax = _axes("a very long title " * 12, (6.0, 4.0))
+    _fig, ax = _axes("a very long title " * 12, (6.0, 4.0))
     assert max(len(line) for line in ax.get_title().splitlines()) <= 63
