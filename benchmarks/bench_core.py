@@ -125,20 +125,29 @@ def _rss_now_mb() -> float:
 
 
 MODEL = CrashModel(
-    features=("rank_btc_rv_24h", "rank_xs_ret_std_24h", "rank_agg_funding"),
-    intercept=-2.9,
-    coefficients=(0.58, 0.36, -0.02),
-    means=(0.43, 0.46, 0.41),
-    scales=(0.26, 0.29, 0.27),
+    features=(
+        "btc_rv_24h",
+        "btc_rv_7d",
+        "btc_rv_30d",
+        "btc_drawdown_7d",
+        "btc_ret_24h",
+        "btc_downside_rv_24h",
+    ),
+    intercept=-2.73,
+    coefficients=(0.03, 0.06, 0.34, -0.27, 0.13, 0.37),
+    means=(-3.7, -2.8, -1.9, -0.05, 0.0, -4.4),
+    scales=(0.5, 0.45, 0.4, 0.05, 0.03, 0.6),
     horizon_hours=24,
     threshold=-0.05,
-    train_start="2019-10-10T08:00:00+00:00",
+    train_start="2018-01-31T00:00:00+00:00",
     train_end="2026-05-16T07:00:00+00:00",
     fitted_at="2026-05-17T00:00:00+00:00",
-    n_obs=57840,
-    n_crashes=4023,
+    n_obs=72457,
+    n_crashes=5949,
+    transforms=("log", "log", "log", "identity", "identity", "log"),
 )
-"""A crash model shaped like the one ``riskd calibrate`` fits on the real store: both paths use it."""
+"""A crash model shaped like the v2 one ``riskd calibrate`` fits on the real store (its 30-day input
+needs the 722-hour live buffer): both paths use it."""
 
 
 def worker_batch(n_symbols: int, n_hours: int, seed: int, steps: int) -> dict[str, Any]:
