@@ -113,6 +113,23 @@ def quintile_sums(q: np.ndarray, crashes: np.ndarray) -> np.ndarray:
     return np.hstack([counts, hits]).astype(float)
 
 
+def unit_quintile_sums(q: np.ndarray, crashes: np.ndarray, unit: int) -> np.ndarray:
+    """:func:`quintile_sums` summed over whole units of ``unit`` hours (``units x width``, the same column
+    order), by counting: no hours x width matrix is built."""
+    n_units = -(-len(q) // unit)
+    units = np.arange(len(q)) // unit
+    k = crashes.shape[1]
+    out = np.zeros((n_units, 10 * k))
+    for c in range(k):
+        y = crashes[:, c]
+        sel = ~np.isnan(q) & ~np.isnan(y)
+        key = units[sel] * 5 + (q[sel].astype(np.int64) - 1)
+        out[:, 5 * c : 5 * c + 5] = np.bincount(key, minlength=5 * n_units).reshape(n_units, 5)
+        hits = np.bincount(key, weights=y[sel], minlength=5 * n_units).reshape(n_units, 5)
+        out[:, 5 * k + 5 * c : 5 * k + 5 * c + 5] = hits
+    return out
+
+
 def _ratios(n: np.ndarray, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rates per quintile, Q5/Q1, max/min) along the last axis; x/0 = inf, 0/0 = NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -174,6 +191,19 @@ def tail_from_sums(
             }
         )
     return rows
+
+
+UNIT = 24
+"""Hours per resampling unit (:class:`~riskd.research.resample.BlockResamples`' default: a UTC day)."""
+
+
+def _unit_rank_sums(x: pd.Series, y: pd.Series) -> np.ndarray:
+    """:func:`_rank_sums` summed per unit of :data:`UNIT` hours."""
+    h = _rank_sums(x, y)
+    pad = -len(h) % UNIT
+    if pad:
+        h = np.vstack([h, np.zeros((pad, h.shape[1]))])
+    return h.reshape(-1, UNIT, h.shape[1]).sum(axis=1)
 
 
 def _rank_sums(x: pd.Series, y: pd.Series) -> np.ndarray:
@@ -243,12 +273,15 @@ def component_study(
             "in_sample": pd.Series(quintiles_from_edges(score.to_numpy(), insample_edges(score)), index=idx),
             "out_of_sample": monthly_past_quintiles(score, min_history_h),
         }
-        # one matrix per feature (both samples and the IC): one pass of the bootstrap
+        # one per-unit matrix per feature (both samples and the IC): one product for every resample
         x = np.hstack(
-            [*(quintile_sums(q.to_numpy(), crash_values) for q in qs.values()), _rank_sums(score, fwd)]
+            [
+                *(unit_quintile_sums(q.to_numpy(), crash_values, UNIT) for q in qs.values()),
+                _unit_rank_sums(score, fwd),
+            ]
         )
         total = x.sum(axis=0)
-        boot = res.sums(x) if res is not None else None
+        boot = res.unit_sums(x) if res is not None else None
         for i, (sample, q) in enumerate(qs.items()):
             cols = slice(i * width, (i + 1) * width)
             part = boot[:, cols] if boot is not None else None

@@ -21,7 +21,7 @@ distinguishable*.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,24 +55,32 @@ class Verdict:
     reference: str
     paired: tuple[tuple[int, Interval], ...]
     reason: str = ""
+    against: str = "realised volatility alone"
 
     @classmethod
-    def decide(cls, published: str, reference: str, paired: Sequence[tuple[int, Interval]]) -> Verdict:
+    def decide(
+        cls,
+        published: str,
+        reference: str,
+        paired: Sequence[tuple[int, Interval]],
+        against: str = "realised volatility alone",
+    ) -> Verdict:
         """The rule of the module docstring over the paired ΔBSS at each block length."""
         pairs = tuple(paired)
         if not pairs or any(np.isnan(iv.lo) for _, iv in pairs):
-            return cls("not run", published, reference, pairs, "no paired CI (too few out-of-sample hours)")
+            why = "no paired CI (too few out-of-sample hours)"
+            return cls("not run", published, reference, pairs, why, against)
         if all(iv.above_zero() for _, iv in pairs):
             answer = "yes"
         elif all(iv.below_zero() for _, iv in pairs):
             answer = "no"
         else:
             answer = "not distinguishable"
-        return cls(answer, published, reference, pairs)
+        return cls(answer, published, reference, pairs, "", against)
 
     def line(self) -> str:
         """The report's verdict line, with the figures behind it."""
-        head = f"riskd's published probability beats realised volatility alone: **{self.answer}**"
+        head = f"riskd's published probability beats {self.against}: **{self.answer}**"
         if not self.paired:
             return f"{head} ({self.reason})."
         figs = "; ".join(
@@ -105,6 +113,8 @@ class SignalEvaluation:
     blocks: tuple[int, ...]
     episodes: int = 0
     reference: str = REFERENCE
+    more_verdicts: tuple[Verdict, ...] = ()
+    """The published probability against other baselines (e.g. the logistic on realised volatility)."""
 
     @property
     def span(self) -> str:
@@ -166,14 +176,27 @@ def _score_row(
     row |= {"auc": auc.value, "auc_lo": auc.lo, "auc_hi": auc.hi, "brier": brier, "brier_clim": brier_clim}
     row |= {"bss": bss.value, "bss_lo": bss.lo, "bss_hi": bss.hi}
     if reference in frame:
-        ref_err = (frame[reference].to_numpy() - y) ** 2
-        point = float((ref_err - err).sum() / clim_err.sum()) if clim_err.sum() > 0 else np.nan
-        for block, r in draws.items():
-            d = Interval.of(point, None if r is None else paired_skill_draws(err, ref_err, clim_err, r))
+        for block, d in paired_intervals(frame, name, reference, draws):
             row |= {f"d_bss_{block}": d.value, f"d_bss_{block}_lo": d.lo, f"d_bss_{block}_hi": d.hi}
     if raw is not None and name != CLIMATOLOGY:
         row |= _tail(raw, frame, first, min_history_h)
     return row
+
+
+def paired_intervals(
+    frame: pd.DataFrame, name: str, reference: str, draws: dict[int, Resampling | None]
+) -> list[tuple[int, Interval]]:
+    """ΔBSS of ``name`` over ``reference`` (the Brier difference over the climatology's Brier) with its
+    CI at each block length, the two forecasts on the same resamples."""
+    y = frame["crash"].to_numpy()
+    err = (frame[name].to_numpy() - y) ** 2
+    ref_err = (frame[reference].to_numpy() - y) ** 2
+    clim_err = (frame[CLIMATOLOGY].to_numpy() - y) ** 2
+    point = float((ref_err - err).sum() / clim_err.sum()) if clim_err.sum() > 0 else np.nan
+    return [
+        (block, Interval.of(point, None if r is None else paired_skill_draws(err, ref_err, clim_err, r)))
+        for block, r in draws.items()
+    ]
 
 
 def _tail(raw: pd.Series, frame: pd.DataFrame, r: Resampling | None, min_history_h: int) -> dict[str, object]:
@@ -201,9 +224,11 @@ def evaluate_signals(
     min_history_h: int = 24 * 180,
     published: str = PUBLISHED,
     reference: str = REFERENCE,
+    also: Mapping[str, str] | None = None,
 ) -> SignalEvaluation:
     """Score every column of ``scores`` out of sample against ``crash`` (1/0/NaN hourly labels); every
-    signal is compared with ``reference`` (paired), and the verdict is ``published`` against it."""
+    signal is compared with ``reference`` (paired), and the verdict is ``published`` against it; ``also``
+    (signal → how the line names it) adds a verdict of ``published`` against each of those."""
     frame = probabilities_of(
         scores,
         crash,
@@ -231,6 +256,11 @@ def evaluate_signals(
             )
     table = pd.DataFrame(rows)
     verdict = _verdict(table, published, reference, blocks)
+    more = tuple(
+        Verdict.decide(published, other, paired_intervals(frame, published, other, draws), text)
+        for other, text in (also or {}).items()
+        if other in frame and published in frame
+    )
     years = per_year(frame.drop(columns=["crash"]), frame["crash"], frame[CLIMATOLOGY])
     return SignalEvaluation(
         table,
@@ -243,6 +273,7 @@ def evaluate_signals(
         blocks,
         episode_count(frame["crash"], horizon_h),
         reference,
+        more,
     )
 
 

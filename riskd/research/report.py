@@ -104,6 +104,9 @@ def _signals_json(ev: SignalEvaluation | None) -> dict[str, Any] | None:
         return None
     return {
         "verdict": {"answer": ev.verdict.answer, "line": ev.verdict.line(), "paired": ev.verdict.paired},
+        "more_verdicts": [
+            {"answer": v.answer, "line": v.line(), "paired": v.paired} for v in ev.more_verdicts
+        ],
         "table": ev.table,
         "per_year": ev.per_year,
         "reliability": ev.reliability,

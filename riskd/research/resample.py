@@ -89,16 +89,21 @@ class BlockResamples:
         numerator and the count. One product of the unit counts with the per-unit sums (BLAS).
         """
         arr = np.asarray(x, dtype=float)
-        arr = np.nan_to_num(arr) if np.isnan(arr).any() else arr
         flat = arr.ndim == 1
-        arr = arr[:, None] if flat else arr
-        k = arr.shape[1]
+        out = self.unit_sums(self.per_unit(arr[:, None] if flat else arr))
+        return out[:, 0] if flat else out
+
+    def per_unit(self, x: np.ndarray) -> np.ndarray:
+        """Hourly ``x`` (``hours x k``, NaN as 0) summed per unit: ``n x k``."""
+        arr = np.nan_to_num(x) if np.isnan(x).any() else x
         pad = self.n * self.unit - len(arr)
         if pad:
-            arr = np.vstack([arr, np.zeros((pad, k))])
-        per_unit = arr.reshape(self.n, self.unit, k).sum(axis=1)
-        out = self.counts @ per_unit if self.reps else np.zeros((0, k))
-        return out[:, 0] if flat else out
+            arr = np.vstack([arr, np.zeros((pad, arr.shape[1]))])
+        return arr.reshape(self.n, self.unit, arr.shape[1]).sum(axis=1)
+
+    def unit_sums(self, per_unit: np.ndarray) -> np.ndarray:
+        """Each resample's sum of per-unit sums (``n x k``): ``reps x k``."""
+        return self.counts @ per_unit if self.reps else np.zeros((0, per_unit.shape[1]))
 
     def indices(self, rep: int) -> np.ndarray:
         """The hour indices of one resample (for checking the block sums against a plain resample)."""

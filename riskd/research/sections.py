@@ -173,6 +173,7 @@ def render_signals(ev: SignalEvaluation, images: Mapping[str, str]) -> list[str]
         head,
         ev.verdict.line(),
         "",
+        *[f"{v.line()}\n" for v in ev.more_verdicts],
         f"Walk-forward over {ev.span}, every signal on the same hours (n = {n:,}, {crashes:,} crash hours in "
         f"{ev.episodes:,} separate episodes: the episodes, not the hours, are the sample's real size); crash = "
         f"{ev.crash}. *mapped*: the score becomes a probability by a logistic fit of the crash on its past "

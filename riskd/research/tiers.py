@@ -65,6 +65,10 @@ def regime_variants(
     """The regime's multiplier under every tier signal the frame (and the walk-forward probability) has."""
     out = {}
     for tier, column in SIGNAL_COLUMNS.items():
+        if tier == p.regime.signal and tier != "crash_prob" and "risk_multiplier" in frame:
+            # the core's own multiplier: what the replay gives, bit for bit (tests/test_research_filter.py)
+            out[regime_name(tier)] = frame["risk_multiplier"].astype(float).rename(regime_name(tier))
+            continue
         if tier == "crash_prob":
             values = None if crash_prob is None else crash_prob.reindex(frame.index)
         else:

@@ -109,6 +109,7 @@ def signals_part(
         reps=cfg.bootstrap_reps,
         seed=cfg.seed,
         min_history_h=cfg.oos_min_history_h,
+        also={RV_LOGIT: "the same logistic model on 24 h realised volatility alone"},
     )
 
 
