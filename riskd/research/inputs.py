@@ -117,6 +117,8 @@ def validation_inputs(
         f"{int(crashing.to_numpy().sum())} asset-hours bought"
     )
     history = feature_frame(frame)
+    for name in [c for c in frame.columns if c.startswith("rank_")]:  # the v1 model's inputs
+        history[name] = frame[name].astype(float)
     btc = panel.symbols.index(params.universe.btc_symbol)
     history["btc_close"] = panel.close[:, btc]
     inputs = ValidationInputs(
