@@ -75,7 +75,7 @@ def synthetic_panel(n_symbols: int, n_hours: int, seed: int = 7) -> Panel:
     quote_volume = volume * close
 
     funding = {venue: _funding(rng, n_hours, n_symbols, share, venue == "hyperliquid") for venue, share in
-               VENUE_SHARE.items()}  # fmt: skip
+               VENUE_SHARE.items()}  # fmt: skip # one comprehension on two lines
     for rates in funding.values():
         rates[late] = np.nan
     open_interest = np.cumsum(rng.normal(0.0, 0.004, (n_hours, n_symbols)), axis=0)
@@ -193,7 +193,7 @@ def worker_reference(n_symbols: int, n_hours: int, seed: int) -> dict[str, Any]:
 
     panel = synthetic_panel(n_symbols, n_hours, seed)
     arrays = {"close": panel.close, "volume": panel.volume, "quote_volume": panel.quote_volume,
-              "open_interest": panel.open_interest}  # fmt: skip
+              "open_interest": panel.open_interest}  # fmt: skip # the arrays in the panel's order
     arrays.update({f"funding_{v}": a for v, a in panel.funding.items()})
     frame = long_frame(panel.index, panel.symbols, arrays)
     del panel, arrays
@@ -220,7 +220,7 @@ def _reference_hours(args: argparse.Namespace) -> int:
 
 def _run_worker(kind: str, args: argparse.Namespace, hours: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.bench_core", "--worker", kind, "--symbols", str(args.symbols),
-           "--hours", str(hours), "--seed", str(args.seed), "--steps", str(args.steps)]  # fmt: skip
+           "--hours", str(hours), "--seed", str(args.seed), "--steps", str(args.steps)]  # fmt: skip # flag and value side by side
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -250,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     batch = _run_worker("batch", args, args.hours)
     print(f"batch path      {batch['wall_s']:8.2f} s   peak allocated during the call {batch['extra_mb']:6.0f} MB; "
-          f"process rss {batch['rss_inputs_mb']:.0f} MB with inputs, peak {batch['rss_mb']:.0f} MB")  # fmt: skip
+          f"process rss {batch['rss_inputs_mb']:.0f} MB with inputs, peak {batch['rss_mb']:.0f} MB")  # fmt: skip # one printed line
     print(f"live step       {batch['step_median_ms']:8.2f} ms median, {batch['step_p95_ms']:.2f} ms p95 "
-          f"over {args.steps} hours of {args.symbols} symbols; state {batch['state_kb']:.0f} kB as JSON")  # fmt: skip
+          f"over {args.steps} hours of {args.symbols} symbols; state {batch['state_kb']:.0f} kB as JSON")  # fmt: skip # one printed line
     if args.no_reference:
         return 0
     ref_hours = _reference_hours(args)
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         else f" (measured on {ref_hours} h, scaled ×{args.hours / ref_hours:.2f})"
     )
     print(f"pandas reference{scaled:8.2f} s   process rss {ref['rss_inputs_mb']:.0f} MB with inputs, "
-          f"peak {ref['rss_mb']:.0f} MB{note}")  # fmt: skip
+          f"peak {ref['rss_mb']:.0f} MB{note}")  # fmt: skip # one printed line
     print(
         f"speed-up        {scaled / batch['wall_s']:8.1f} ×   (target ≥ 10 ×; batch target ≤ 5 s, step ≤ 20 ms)"
     )

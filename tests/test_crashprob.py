@@ -255,7 +255,7 @@ def test_missing_model_file_gives_null_probability(tmp_path: Path, caplog: pytes
     assert frame["crash_prob_24h"].isna().all()
     row = frame.iloc[-1].to_dict()
     snap = to_snapshot(frame.index[-1], row, computed_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-                       quality=DataQuality(status="ok", coverage=1.0), live=True)  # fmt: skip
+                       quality=DataQuality(status="ok", coverage=1.0), live=True)  # fmt: skip # the keyword arguments on two lines
     assert snap.crash_prob_24h is None
     assert json.loads(snap.to_json())["crash_prob_24h"] is None
 

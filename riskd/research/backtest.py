@@ -133,7 +133,7 @@ _STAT_KEYS = (
     "mean", "mean_ci_lo", "mean_ci_hi", "median", "std", "win_rate", "t", "p", "sharpe_trade", "trades_per_year",
     "sharpe_ann", "sharpe_hold_ann",
     "total_return", "max_drawdown",
-)  # fmt: skip
+)  # fmt: skip # the column names in reading order, several to a line
 
 
 def sharpe_ci(

@@ -29,7 +29,7 @@ SAMPLES: tuple[str, ...] = ("in_sample", "out_of_sample")
 RATIO_COLUMNS: tuple[str, ...] = (
     "feature", "crash", "sample", "n", "q1_crashes", "q5_crashes", "q1_rate", "q5_rate", "ratio", "ci_lo",
     "ci_hi", "maxmin", "maxmin_lo", "maxmin_hi", "max_q", "min_q", "start", "end",
-)  # fmt: skip
+)  # fmt: skip # the column names in reading order, several to a line
 
 
 @dataclass(frozen=True)

@@ -241,21 +241,10 @@ def evaluate_signals(
     if frame.empty:  # a history shorter than the training needs: nothing is out of sample
         table = pd.DataFrame({"signal": [*scores.columns, CLIMATOLOGY], "n": 0}).assign(how="", bss=np.nan)
         verdict = Verdict.decide(published, reference, ())
-        return SignalEvaluation(
-            table, pd.DataFrame(), frame, pd.DataFrame(), verdict, crash_text, reps, blocks
-        )
+        empty = pd.DataFrame()
+        return SignalEvaluation(table, empty, frame, empty, verdict, crash_text, reps, blocks, 0, reference)
     draws = {b: Resampling.draw(len(frame), b, reps, seed) for b in blocks}
-    rows, rel = [], []
-    for name in [*scores.columns, CLIMATOLOGY]:
-        raw = scores[name].reindex(frame.index) if name in scores else frame[name]
-        how = "base rate" if name == CLIMATOLOGY else "probability" if name in probabilities else "mapped"
-        rows.append({**_score_row(name, frame, raw, draws, min_history_h, reference), "how": how})
-        if name != CLIMATOLOGY:
-            rel.append(
-                reliability_bins(frame[name].to_numpy(), frame["crash"].to_numpy()).assign(signal=name)
-            )
-    table = pd.DataFrame(rows)
-    verdict = _verdict(table, published, reference, blocks)
+    table, reliability = _table(scores, frame, probabilities, draws, min_history_h, reference)
     more = tuple(
         Verdict.decide(published, other, paired_intervals(frame, published, other, draws), text)
         for other, text in (also or {}).items()
@@ -264,10 +253,10 @@ def evaluate_signals(
     years = per_year(frame.drop(columns=["crash"]), frame["crash"], frame[CLIMATOLOGY])
     return SignalEvaluation(
         table,
-        pd.concat(rel, ignore_index=True),
+        reliability,
         frame,
         years,
-        verdict,
+        _verdict(table, published, reference, blocks),
         crash_text,
         reps,
         blocks,
@@ -275,6 +264,26 @@ def evaluate_signals(
         reference,
         more,
     )
+
+
+def _table(
+    scores: pd.DataFrame,
+    frame: pd.DataFrame,
+    probabilities: Sequence[str],
+    draws: dict[int, Resampling | None],
+    min_history_h: int,
+    reference: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table (one row per signal and the climatology) and the reliability bins."""
+    rows, rel = [], []
+    for name in [*scores.columns, CLIMATOLOGY]:
+        raw = scores[name].reindex(frame.index) if name in scores else frame[name]
+        how = "base rate" if name == CLIMATOLOGY else "probability" if name in probabilities else "mapped"
+        rows.append({**_score_row(name, frame, raw, draws, min_history_h, reference), "how": how})
+        if name != CLIMATOLOGY:
+            bins = reliability_bins(frame[name].to_numpy(), frame["crash"].to_numpy())
+            rel.append(bins.assign(signal=name))
+    return pd.DataFrame(rows), pd.concat(rel, ignore_index=True)
 
 
 def _verdict(table: pd.DataFrame, published: str, reference: str, blocks: tuple[int, ...]) -> Verdict:

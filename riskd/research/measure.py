@@ -98,6 +98,11 @@ def event_measurements(es: EventStudy, *, reps: int = 1000, seed: int = 0) -> di
 
 def strategy_measurements(strat: Strategies) -> dict[str, Measurement]:
     """Walk-forward figures: the fade grid's train/OOS gap and the fixed rules' out-of-sample results."""
+    return {**fade_measurements(strat), **rule_measurements(strat)}
+
+
+def fade_measurements(strat: Strategies) -> dict[str, Measurement]:
+    """The BTC fade grid: train Sharpe, and the out-of-sample Sharpe, win rate and mean per trade."""
     fs = strat.fade_summary
     oos = strat.fade.oos
     span = _span(oos.index)
@@ -129,12 +134,18 @@ def strategy_measurements(strat: Strategies) -> dict[str, Measurement]:
             fs.get("oos_mean_ci_hi", np.nan) * 1e4,
         ),
     }
+    return out
+
+
+def rule_measurements(strat: Strategies) -> dict[str, Measurement]:
+    """The fixed rules out of sample: the alt contagion's figures, the spread's test, the cross-section."""
     summary = strat.summary.set_index("strategy")
     alt = summary.loc["alt_contagion"]
     trades = strat.trades["alt_contagion"]
     span = _span(trades.index)
     n = int(alt["n"])
     years = strat.per_year["alt_contagion"]
+    out: dict[str, Measurement] = {}
     out.update(
         {
             "alt_mean": Measurement(alt["mean"], n, span, alt["mean_ci_lo"], alt["mean_ci_hi"]),

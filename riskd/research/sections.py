@@ -13,7 +13,7 @@ import pandas as pd
 from riskd.research.components import ComponentStudy
 from riskd.research.evaluation import SignalEvaluation
 from riskd.research.exposure import FilterResult
-from riskd.research.mdtable import integer, interval, md_table, missing, num, pct, rate, ratio_cell
+from riskd.research.mdtable import Cell, integer, interval, md_table, missing, num, pct, rate, ratio_cell
 from riskd.research.modelstudy import ModelStudy
 from riskd.research.tiers import NESTED, TierChoice
 
@@ -203,10 +203,10 @@ FILTER_CELLS = {
     "mean_exposure": num, "ann_return": pct, "ann_vol": rate, "sharpe": num,
     "max_drawdown": pct, "es99_day": pct, "worst_day": pct,
 }  # fmt: skip # one formatter per measure, kept short to read
-NET_CELLS = {
+NET_CELLS: dict[str, Cell] = {
     "turnover": lambda v: "—" if missing(v) else f"{v:.1f}", "cost": pct, "ann_return_gross": pct,
     "ann_return": pct, "sharpe_gross": num, "sharpe": num, "es99_day": pct,
-}  # fmt: skip # one formatter per column, kept short to read
+}  # fmt: skip # one formatter per column, in the table's order, kept short to read
 FILTER_COLS = [
     "asset",
     "strategy",
@@ -239,39 +239,34 @@ def _paired_filter(fr: FilterResult) -> pd.DataFrame:
     )
 
 
+def _filter_intro(fr: FilterResult) -> str:
+    """What the filter table compares, at which mean exposure, and what the nested rule is."""
+    target = ", ".join(f"{a} {v:.3f}" for a, v in fr.target.items())
+    vols = " and ".join(f"{w} h" for w in fr.vol_windows_h)
+    return (
+        f"Out of sample from {fr.first_test:%Y-%m-%d}: the asset held at exposure = the rule's multiplier set "
+        "at each close, earning the next hour's return (no look-ahead). **Every rule at the same mean "
+        f"exposure** ({target}: the lowest of the regime variants' means; each regime multiplier scaled down "
+        f"to it, *constant* at it, *vol target* = min(c / σ, 1) with σ the realised volatility over {vols} "
+        "and c solved for it); *buy and hold* is exposure 1, shown for scale. "
+        f"**`{NESTED}`** is the rule scored for the choice of tier signal: at each month start, the "
+        "candidate whose out-of-sample probability had the lowest Brier score over the hours whose label "
+        "was known by then (the fixed-signal rows beside it are not a choice: picking the best of them "
+        "here would be picking on the test set). Annual return compounded (CAGR); volatility and Sharpe "
+        "from hourly returns; ES99 = mean of the worst 1% of UTC days. Gross first:"
+    )
+
+
 def render_filter(fr: FilterResult, image: str, choice: TierChoice | None = None) -> list[str]:
     """Section "The filter as bots use it": every rule at one mean exposure, gross; the paired
     differences; net of cost; per year; how the nested choice chose."""
     s = fr.summary
     oos = s[s["period"] == "out of sample"][FILTER_COLS]
     years = s[s["period"] != "out of sample"][["period", *FILTER_COLS]]
-    target = ", ".join(f"{a} {v:.3f}" for a, v in fr.target.items())
-    net = fr.net[
-        [
-            "asset",
-            "strategy",
-            "turnover",
-            "cost",
-            "ann_return_gross",
-            "ann_return",
-            "sharpe_gross",
-            "sharpe",
-            "es99_day",
-        ]
-    ]
-    vols = " and ".join(f"{w} h" for w in fr.vol_windows_h)
+    net = fr.net[["asset", "strategy", *NET_CELLS]]
     out = [
         "## The filter as bots use it",
-        f"Out of sample from {fr.first_test:%Y-%m-%d}: the asset held at exposure = the rule's multiplier set at "
-        "each close, earning the next hour's return (no look-ahead). **Every rule at the same mean exposure** "
-        f"({target}: the lowest of the regime variants' means; each regime multiplier scaled down to it, "
-        f"*constant* at it, *vol target* = min(c / σ, 1) with σ the realised volatility over {vols} and c "
-        "solved for it); *buy and hold* is exposure 1, shown for scale. "
-        f"**`{NESTED}`** is the rule scored for the choice of tier signal: at each month start, the "
-        "candidate whose out-of-sample probability had the lowest Brier score over the hours whose label "
-        "was known by then (the fixed-signal rows beside it are not a choice: picking the best of them "
-        "here would be picking on the test set). Annual return compounded (CAGR); volatility and Sharpe "
-        "from hourly returns; ES99 = mean of the worst 1% of UTC days. Gross first:",
+        _filter_intro(fr),
         "",
         f"![filter equity]({image})",
         "",
