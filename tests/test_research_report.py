@@ -167,3 +167,49 @@ def test_a_quintile_without_hours_is_said_and_long_titles_wrap():
     assert ratio_cell(np.nan, np.nan, np.nan, 0, q1_hours=0).startswith("no hours in Q1")
     _fig, ax = _axes("a very long title " * 12, (6.0, 4.0))
     assert max(len(line) for line in ax.get_title().splitlines()) <= 63
+
+
+def test_every_bootstrap_takes_the_configured_seed():
+    """The same seed gives the same CIs; another seed moves the CIs of every resampled part (events,
+    tail risk, walk-forward Sharpe, components, signals, the filter)."""
+    m = synthetic_market(seed=3, years=2.4, alt_alpha=0.01, n_alts=6, start="2021-01-01")
+    mult = (1.0 - 0.5 * (m.features["cfi"] > 1.0)).rename("risk_multiplier")
+    inputs = ValidationInputs(
+        m.closes,
+        m.features,
+        {"volume_only": m.events, "loose": m.events},
+        m.crashing,
+        multipliers={"r": mult},
+    )
+
+    def cis(seed: int) -> list[float]:
+        cfg = ValidationConfig(
+            bootstrap_reps=40, component_reps=20, oos_years=(2022,), oos_min_history_h=24 * 60, seed=seed
+        )
+        res = run_validation(inputs, cfg)
+        return [
+            float(res.event_study.ic.set_index("ic_name").loc["overshoot", "ci_lo"]),
+            float(
+                res.tail.set_index(["crash", "sample", "bucket"]).loc[
+                    ("drawdown", "in_sample", "Q5/Q1"), "ci_lo"
+                ]
+            ),
+            float(res.strategies.fade_summary["oos_sharpe_ci_lo"]),
+            float(res.components.ic["ci_lo"].iloc[0]),
+            float(res.signals.table["bss_lo"].iloc[0]),
+            float(res.exposure.paired["d_es99_lo"].iloc[0]),
+        ]
+
+    a, b, c = cis(0), cis(0), cis(9)
+    assert a == b
+    assert all(x != y for x, y in zip(a, c, strict=True)), (a, c)
+
+
+def test_the_research_cfi_claims_are_scored_with_the_research_cfi():
+    """With both CFIs in the features, Part 2 and the IC read cfi_v1 (the research's), not riskd's cfi."""
+    from riskd.research.parts import research_cfi
+
+    idx = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC")
+    feats = pd.DataFrame({"cfi": [1.0, 2.0, 3.0], "cfi_v1": [9.0, 8.0, 7.0]}, index=idx)
+    inputs = ValidationInputs(pd.DataFrame({"BTC": [1.0, 1.0, 1.0]}, index=idx), feats, {})
+    assert research_cfi(inputs, ValidationConfig()).tolist() == [9.0, 8.0, 7.0]
