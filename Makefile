@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m mypy
 	bash scripts/promtool-check.sh
 	bash scripts/install-test-deps.sh
+	bash scripts/freqtrade-env.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -41,10 +42,10 @@ dashboards: $(STAMP)
 	$(PY) grafana/build.py
 
 config-docs: $(STAMP)
-	$(PY) -m riskd.configref --write
+	$(PY) -m riskd.commands.reference --write
 
 promtool-check:
 	bash scripts/promtool-check.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-freqtrade .pytest_cache .ruff_cache

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from riskd.backfill import backfill
+from riskd.market.backfill import backfill
 from riskd.settings import DEFAULT_UNIVERSE, load_settings
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange

@@ -31,11 +31,11 @@ from pathlib import Path
 import pandas as pd
 import redis
 
-from riskd.app import runtime
 from riskd.client import read_regime
 from riskd.clock import SimClock
-from riskd.redis_server import RedisServer
-from riskd.replay import replay
+from riskd.commands.replay import replay
+from riskd.daemon.embedded import RedisServer
+from riskd.daemon.wiring import runtime
 from riskd.settings import DEFAULT_UNIVERSE, Settings, load_settings
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.sample import load_sample_store
@@ -130,7 +130,7 @@ def import_floor_mb() -> dict[str, float]:
         "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS:')))"
     )
     out = {}
-    for module in ("pandas", "ccxt.async_support", "riskd.app"):
+    for module in ("pandas", "ccxt.async_support", "riskd.daemon.wiring"):
         kb = subprocess.run([sys.executable, "-c", code, module], capture_output=True, text=True, check=True)
         out[module] = int(kb.stdout) / 1024
     return out

@@ -29,9 +29,9 @@ import pandas as pd
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
-from riskd.redis_server import RedisServer
+from riskd.daemon.embedded import RedisServer
 from riskd.settings import load_settings
-from riskd.streams.orchestrator import MinuteStreams
+from riskd.streams.task import MinuteStreams
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.fake_exchange._ws import Liquidation
 from riskd.testing.synthetic import synthetic_market

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from riskd.arguments import hour_arg
+from riskd.commands._args import hour_arg
 from riskd.core.crashprob import CrashModel
 from riskd.crash_model import crash_model_path, model_columns, write_crash_model
 from riskd.errors import ConfigError, DataError

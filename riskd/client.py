@@ -5,11 +5,12 @@
     size = base_size * reading.risk_multiplier      # 0.5 (configurable) when unknown or stale
     if reading.ok: ...                              # usable state; reading.snapshot has everything
     if reading.degraded: ...                        # usable, but some sources were stale or missing
+    if reading.trading_state == "halted": ...       # active / reducing / halted; the fail-safe when blind
 
 Never an old state as current: a key older than ``max_age`` (or gone, because the daemon died and
 its expiry ran out), or one computed from stale data, comes back as ``status="stale"``/``"unknown"``
-with ``snapshot=None``. The verdict is ``riskd.freshness.judge``, the same one the HTTP API, the status
-page and the Telegram bot use. Fields added by a newer v1 riskd are ignored (``riskd.models.read_snapshot``).
+with ``snapshot=None``. The verdict is ``riskd.contract.freshness.judge``, the same one the HTTP API, the status
+page and the Telegram bot use. Fields added by a newer v1 riskd are ignored (``riskd.contract.models.read_snapshot``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from riskd.freshness import DEFAULT_MAX_AGE, Freshness, judge
-from riskd.models import SCHEMA_VERSION, Keys, Snapshot, read_snapshot
+from riskd.contract.codec import read_snapshot
+from riskd.contract.freshness import DEFAULT_MAX_AGE, Freshness, judge
+from riskd.contract.keys import Keys
+from riskd.contract.models import SCHEMA_VERSION, Snapshot
+from riskd.contract.trading import DEFAULT_TABLE, TradingState
 
 DEFAULT_PREFIX = "riskd:v1"
 __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_PREFIX", "RegimeReading", "aread_regime", "interpret", "read_regime"]
@@ -38,6 +42,7 @@ class RegimeReading:
     age_seconds: float | None
     fallback_multiplier: float
     freshness: Freshness = "unknown"
+    fail_safe: TradingState = DEFAULT_TABLE.fail_safe
 
     @property
     def ok(self) -> bool:
@@ -59,6 +64,12 @@ class RegimeReading:
         """The snapshot's multiplier when fresh, else the caller's fallback."""
         return self.snapshot.risk_multiplier if self.snapshot is not None else self.fallback_multiplier
 
+    @property
+    def trading_state(self) -> TradingState:
+        """The snapshot's ``trading_state`` when fresh, else the fail-safe (``halted`` unless told): the
+        table's first row (``riskd.contract.trading``) applied at read time, when age is known."""
+        return self.snapshot.trading_state if self.snapshot is not None else self.fail_safe
+
 
 def interpret(
     raw: bytes | str | None,
@@ -66,11 +77,12 @@ def interpret(
     now: datetime | None = None,
     max_age: timedelta = DEFAULT_MAX_AGE,
     fallback_multiplier: float = 0.5,
+    fail_safe: TradingState = DEFAULT_TABLE.fail_safe,
 ) -> RegimeReading:
     """Turn the key's raw value into a reading (pure; both read helpers use it)."""
 
     def bad(status: Literal["stale", "unknown"], reason: str) -> RegimeReading:
-        return RegimeReading(status, None, reason, None, fallback_multiplier, status)
+        return RegimeReading(status, None, reason, None, fallback_multiplier, status, fail_safe)
 
     if raw is None:
         return bad("unknown", "no regime key: riskd is not running or has not published for a while")
@@ -91,9 +103,11 @@ def interpret(
     if not verdict.usable:
         status: Literal["stale", "unknown"] = "stale" if verdict.status == "stale" else "unknown"
         return RegimeReading(
-            status, None, verdict.reason, verdict.age_seconds, fallback_multiplier, verdict.status
+            status, None, verdict.reason, verdict.age_seconds, fallback_multiplier, verdict.status, fail_safe
         )
-    return RegimeReading("ok", snap, verdict.reason, verdict.age_seconds, fallback_multiplier, verdict.status)
+    return RegimeReading(
+        "ok", snap, verdict.reason, verdict.age_seconds, fallback_multiplier, verdict.status, fail_safe
+    )
 
 
 def read_regime(
@@ -103,6 +117,7 @@ def read_regime(
     now: datetime | None = None,
     max_age: timedelta = DEFAULT_MAX_AGE,
     fallback_multiplier: float = 0.5,
+    fail_safe: TradingState = DEFAULT_TABLE.fail_safe,
 ) -> RegimeReading:
     """Read ``<prefix>:regime`` with a synchronous ``redis.Redis``; never raises for bad content.
 
@@ -111,8 +126,12 @@ def read_regime(
     try:
         raw = redis_client.get(Keys(prefix).regime)
     except Exception as err:  # any client error means: we do not know the regime
-        return RegimeReading("unknown", None, f"redis error: {err}", None, fallback_multiplier)
-    return interpret(raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier)
+        return RegimeReading(
+            "unknown", None, f"redis error: {err}", None, fallback_multiplier, "unknown", fail_safe
+        )
+    return interpret(
+        raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier, fail_safe=fail_safe
+    )
 
 
 async def aread_regime(
@@ -122,10 +141,15 @@ async def aread_regime(
     now: datetime | None = None,
     max_age: timedelta = DEFAULT_MAX_AGE,
     fallback_multiplier: float = 0.5,
+    fail_safe: TradingState = DEFAULT_TABLE.fail_safe,
 ) -> RegimeReading:
     """The same as ``read_regime`` for ``redis.asyncio.Redis``."""
     try:
         raw = await redis_client.get(Keys(prefix).regime)
     except Exception as err:  # any client error means: we do not know the regime
-        return RegimeReading("unknown", None, f"redis error: {err}", None, fallback_multiplier)
-    return interpret(raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier)
+        return RegimeReading(
+            "unknown", None, f"redis error: {err}", None, fallback_multiplier, "unknown", fail_safe
+        )
+    return interpret(
+        raw, now=now, max_age=max_age, fallback_multiplier=fallback_multiplier, fail_safe=fail_safe
+    )

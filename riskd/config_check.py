@@ -10,9 +10,11 @@ Messages never repeat a value that may hold a secret (a Redis URL carries its pa
 
 from __future__ import annotations
 
+import difflib
 import errno
 import ipaddress
 import json
+import os
 import re
 import socket
 import tomllib
@@ -244,6 +246,82 @@ class Provenance:
                 raise ConfigError(
                     f"invalid setting {'.'.join(path)} ({name}): not JSON; write {example}"
                 ) from None
+
+
+NOT_SETTINGS: dict[str, str] = {
+    "RISKD_CONFIG_FILE": "the TOML file to read (like --config)",
+    "RISKD_TEST_REDIS_URL": "the test suite's Redis (tests/conftest.py), not riskd's",
+}
+"""``RISKD_`` variables that are documented but are not settings, with what they are."""
+
+
+def env_names(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[str]:
+    """Every environment variable that names a setting of ``model`` (sections by ``__``), sorted."""
+    out = []
+    for name, info in model.model_fields.items():
+        var = f"{prefix}{name.upper()}"
+        out.append(var)
+        inner = _unwrap(info.annotation)
+        if _is_model(inner):
+            out += env_names(inner, var + "__")
+    return sorted(out)
+
+
+def unknown_env(environ: Mapping[str, str], model: type[BaseModel]) -> list[str]:
+    """One line per ``RISKD_`` variable that names no setting (pydantic-settings ignores such a variable, so
+    a typo like ``RISKD_REDIS_URL`` would silently change nothing), with the closest real one."""
+    known = env_names(model)
+    lines = []
+    for var in sorted(v for v in environ if v.upper().startswith(ENV_PREFIX)):
+        if var.upper() in NOT_SETTINGS or _names_setting(model, var[len(ENV_PREFIX) :].lower().split("__")):
+            continue
+        close = difflib.get_close_matches(var.upper(), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"environment variable {var} is not a riskd setting and is ignored{hint}")
+    return lines
+
+
+def _names_setting(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether the name parts lead to a setting, or into a mapping setting (any key is allowed there)."""
+    for i in range(len(parts), 0, -1):
+        found = _field_path(model, parts[:i])
+        if found is not None:
+            inner = _unwrap(found[1])
+            return i == len(parts) or (get_origin(inner) or inner) is dict
+    return False
+
+
+def writable_dir(path: Path) -> Path:
+    """A directory riskd can write in: it exists and is writable, or its nearest existing parent is a
+    writable directory (so it can be created). Checked without creating anything."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        if probe == path:
+            raise ValueError(f"{path} exists and is not a directory")
+        raise ValueError(f"{path} cannot be created: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        if probe == path:
+            raise ValueError(f"{path} is not writable")
+        raise ValueError(f"{path} cannot be created: {probe} is not writable")
+    return path
+
+
+def make_writable_dir(path: Path, source: str) -> None:
+    """Create ``path`` (with parents) and prove a file can be written in it, or raise ConfigError naming the
+    setting's source: a data dir riskd cannot write must stop it at start (exit 2), not an hour later."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".riskd-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"invalid setting data_dir ({source}): {path} is not a writable directory: {err.strerror or err}"
+        ) from None
 
 
 def _field_path(model: type[BaseModel], parts: list[str]) -> tuple[tuple[str, ...], Any] | None:

@@ -74,3 +74,18 @@ class CircuitOpen(TemporaryError):
 
 class SinkError(RiskdError):
     """A publishing sink (Redis, metrics, Telegram) failed; the cycle goes on without it."""
+
+
+class Unreachable(RiskdError):
+    """A service riskd needs (Redis) did not answer at start: the one-shot commands stop with
+    :data:`EXIT_UNREACHABLE`; the daemon runs on degraded and says so."""
+
+
+EXIT_FAILED = 1
+"""The work failed (a backfill range could not be fetched, a validation had no data)."""
+EXIT_CONFIG = 2
+"""Bad settings or arguments: one line names the field and its source."""
+EXIT_BLIND = 3
+"""``riskd once`` published a snapshot that is not usable: its state is unknown or its data stale."""
+EXIT_UNREACHABLE = 4
+"""Redis did not answer at the start of a one-shot command (the line names the URL, password redacted)."""

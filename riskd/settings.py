@@ -35,6 +35,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from riskd import config_check as check
+from riskd.contract.trading import TradingState, TradingTable
 from riskd.core.intrahour import IntrahourParams
 from riskd.core.params import FragilityParams, FundingParams
 from riskd.errors import ConfigError
@@ -52,7 +53,7 @@ VENUES: tuple[str, ...] = tuple(VENUE_SPECS)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class VenueSettings(_Section):
@@ -256,8 +257,8 @@ class MetricsSettings(_Section):
     )
     api_token: SecretStr | None = Field(
         None,
-        description="Bearer token required by everything but /healthz, /readyz and /metrics; None: open. "
-        "Secret: never logged.",
+        description="Bearer token required by every route but /healthz, /readyz and /runbooks/, /metrics "
+        "included (Prometheus: authorization.credentials_file); None: open. Secret: never logged.",
     )
     max_age_s: float = Field(
         7200.0,
@@ -491,7 +492,8 @@ class StreamSettings(_Section):
     venues: list[StreamVenue] = Field(
         default_factory=lambda: list(get_args(StreamVenue)),
         description="Venues whose liquidation streams are recorded (Binance: all-market !forceOrder@arr; "
-        "Bybit: allLiquidation per universe symbol). OKX is not a riskd venue yet.",
+        "Bybit: allLiquidation per universe symbol). OKX, an opt-in hourly venue (venues.okx), has no "
+        "liquidation stream in riskd.",
     )
     candle_venue: StreamVenue = Field("binance", description="Venue of the 1-minute candles.")
     candle_symbols: list[str] | None = Field(
@@ -531,6 +533,35 @@ class StreamSettings(_Section):
     )
 
 
+class TradingSettings(_Section):
+    """The trading-state table (``riskd.contract.trading``, docs/redis.md): how a regime, its multiplier and
+    its freshness become ``trading_state`` active / reducing / halted in every snapshot."""
+
+    calm: TradingState = Field("active", description="trading_state of the calm regime.")
+    elevated: TradingState = Field("active", description="…of elevated (risk_multiplier still sizes it).")
+    recovery: TradingState = Field("reducing", description="…of recovery.")
+    fragile: TradingState = Field("reducing", description="…of fragile.")
+    cascade: TradingState = Field("halted", description="…of cascade.")
+    halt_at_or_below: float = Field(
+        0.0, ge=0, le=1, description="A risk_multiplier at or below this halts, whatever the state."
+    )
+    reduce_below: float = Field(
+        0.75, ge=0, le=1, description="A risk_multiplier below this is at least reducing."
+    )
+    fail_safe: Literal["reducing", "halted"] = Field(
+        "halted",
+        description="trading_state when riskd cannot vouch for the regime (state unknown, stale data, no "
+        "or old snapshot); never active.",
+    )
+
+    def table(self) -> TradingTable:
+        """The table these settings make."""
+        states: dict[str, TradingState] = {
+            name: getattr(self, name) for name in ("calm", "elevated", "recovery", "fragile", "cascade")
+        }
+        return TradingTable(states, self.halt_at_or_below, self.reduce_below, self.fail_safe)
+
+
 def _registered(name: str) -> str:
     if name not in VENUE_SPECS:
         raise ValueError(f"unknown venue {name!r}; expected one of {', '.join(VENUES)}")
@@ -567,6 +598,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     data_dir: Path = Field(
@@ -591,6 +623,9 @@ class Settings(BaseSettings):
     )
     streams: StreamSettings = Field(
         default_factory=StreamSettings, description="Minute streams and the provisional detector."
+    )
+    trading: TradingSettings = Field(
+        default_factory=TradingSettings, description="The trading-state table (active/reducing/halted)."
     )
     fragility: _Fragility = Field(
         default_factory=_Fragility,
@@ -623,9 +658,7 @@ class Settings(BaseSettings):
     @field_validator("data_dir")
     @classmethod
     def _data_dir(cls, v: Path) -> Path:
-        if v.exists() and not v.is_dir():
-            raise ValueError(f"{v} exists and is not a directory")
-        return v
+        return check.writable_dir(v)
 
     @property
     def store_dir(self) -> Path:

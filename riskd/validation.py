@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
-from riskd.arguments import hour_arg
+from riskd.commands._args import hour_arg
 from riskd.core import Panel, compute_fragility
 from riskd.core.params import FragilityParams
 from riskd.errors import ConfigError, DataError
@@ -47,7 +49,6 @@ from riskd.research.inputs import InputsReport, realised_vol_5m
 from riskd.research.inputs import validation_inputs as build_inputs
 from riskd.research.labels import CrashDefinition
 from riskd.research.results import ValidationResult
-from riskd.research.timing import Say, Timings
 from riskd.research.validate import PARTS, run_validation
 from riskd.settings import Settings
 from riskd.store import HistoryStore
@@ -191,6 +192,52 @@ def offline_inputs(
 # ---- the run --------------------------------------------------------------------------------------
 
 
+Say = Callable[[str], None]
+"""Told the name of each step as it starts."""
+
+
+@dataclass
+class Timings:
+    """Wall seconds per step, in order (loading, core, inputs, each part, the report)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block under ``name``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    @contextmanager
+    def parts(self, say: Say) -> Iterator[Say]:
+        """A progress callback for ``run_validation`` that times each part from its start to the
+        next one's (the last part ends with the ``with`` block) and passes the name on to ``say``."""
+        current: list[tuple[str, float]] = []
+
+        def close() -> None:
+            if current:
+                name, t0 = current.pop()
+                self.seconds[name] = time.perf_counter() - t0
+
+        def progress(name: str) -> None:
+            close()
+            current.append((name, time.perf_counter()))
+            say(name)
+
+        try:
+            yield progress
+        finally:
+            close()
+
+    @property
+    def total(self) -> float:
+        """Sum of all steps."""
+        return sum(self.seconds.values())
+
+
 def validate_store(
     settings: Settings,
     out_dir: Path,
@@ -289,45 +336,11 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
     return cfg
 
 
-INTRAHOUR_SOURCES = (("ohlcv_5m", "binance", 5), ("ohlcv_1m", "binance", 1), ("spot_ohlcv_1m", "binance", 1))
-"""Minute datasets replayed by ``--intra-hour`` (the importer's timeframe datasets), finest wins per span."""
-
-
-def cli_intrahour(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd validate --intra-hour --out DIR``: replay the provisional detector over every stored minute
-    dataset; writes intrahour.md and prints it."""
-    from riskd.errors import DataError
-    from riskd.research.intrahour import markdown, replay
-    from riskd.store import HistoryStore
-
-    store = HistoryStore(settings.store_dir)
-    symbols = args.symbols or settings.universe.symbols
-    reports = {}
-    for dataset, venue, minutes in INTRAHOUR_SOURCES:
-        try:
-            frames = {s: store.read(dataset, venue, s, args.start, args.end) for s in symbols}
-        except DataError:
-            continue  # the dataset is not known to this store
-        btc = frames.pop(symbols[0])
-        if btc.empty:
-            continue
-        alts = pd.DataFrame({s: f["close"] for s, f in frames.items() if not f.empty})
-        reports[f"{dataset} ({venue}, {minutes}-minute bars)"] = replay(
-            btc, alts, settings.streams.detector, minutes
-        )
-    if not reports:
-        raise ConfigError("invalid argument --intra-hour: the store holds no minute data (riskd data import)")
-    text = markdown(reports, settings.streams.detector)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "intrahour.md").write_text(text + "\n")
-    print(text)
-    return 0
-
-
 def cli_validate(settings: Settings, args: argparse.Namespace) -> int:
     """``riskd validate [--from …] [--to …] --out DIR``: exit 0 when the report was written."""
     if getattr(args, "intra_hour", False):
+        from riskd.commands.intrahour import cli_intrahour  # only the minute replay needs it
+
         return cli_intrahour(settings, args)
     start, end = hour_arg(args.start, "--from"), hour_arg(args.end, "--to")
     if start is not None and end is not None and start > end:

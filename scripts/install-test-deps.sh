@@ -1,10 +1,34 @@
 #!/usr/bin/env bash
-# System packages the test suite uses beyond the virtualenv: Debian's chromium + chromium-driver for the
-# status page's browser test (tests/test_status_page_browser.py drives /usr/bin/chromium through
-# Selenium and /usr/bin/chromedriver; it never downloads a browser). Idempotent: installs only what is
-# missing, and does nothing when everything is there. Needs root or passwordless sudo to install.
+# What the test suite uses beyond the virtualenv, for the status page's browser test
+# (tests/test_status_page_browser.py):
+#   - Debian's chromium + chromium-driver: the test drives /usr/bin/chromium through Selenium and
+#     /usr/bin/chromedriver; it never downloads a browser. Needs root or passwordless sudo to install.
+#   - axe-core (the accessibility checker the test injects into the page), from the npm registry into
+#     .test-deps/ (git-ignored), pinned below; the test reads it from there, so no CDN at test time.
+# Idempotent: installs only what is missing, and does nothing when everything is there.
 #   scripts/install-test-deps.sh
 set -euo pipefail
+
+AXE_VERSION=4.14.1
+root="$(cd "$(dirname "$0")/.." && pwd)"
+deps="$root/.test-deps"
+axe_pkg="$deps/node_modules/axe-core/package.json"
+
+installed_axe() {
+    [ -f "$axe_pkg" ] && grep -q "\"version\": \"$AXE_VERSION\"" "$axe_pkg"
+}
+
+if installed_axe; then
+    echo "install-test-deps: axe-core $AXE_VERSION present"
+elif command -v npm >/dev/null 2>&1; then
+    echo "install-test-deps: installing axe-core $AXE_VERSION into .test-deps/" >&2
+    mkdir -p "$deps"
+    npm install --silent --prefix "$deps" --no-audit --no-fund --no-save "axe-core@$AXE_VERSION" >/dev/null
+    installed_axe
+else
+    echo "install-test-deps: npm not found, axe-core not installed; the browser test will skip" >&2
+    exit 1
+fi
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

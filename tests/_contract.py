@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from riskd.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
+from riskd.contract.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
 
 T0 = datetime(2021, 5, 19, 0, tzinfo=UTC)
 MULTIPLIER = {"calm": 1.0, "elevated": 0.75, "fragile": 0.5, "cascade": 0.2, "recovery": 0.6, "unknown": 0.5}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
-from riskd.redis_server import RedisServer, answers
+from riskd.daemon.embedded import RedisServer, answers
 from riskd.settings import Settings, load_settings
 
 
@@ -32,6 +33,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server per test, for tests that stop and restart it."""
     with RedisServer(data_dir=tmp_path / "redis", persist=True) as server:
         yield server
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """An async client on the session Redis (every test that talks to Redis directly)."""
+    client = Redis.from_url(redis_url, socket_timeout=2)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -4,50 +4,35 @@ whoever leads and whatever failed (real Redis; the console channel records what 
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from riskd.alerting.feed import AlertFeed
+from riskd.alerting.pipeline import AlertPipeline
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
+from riskd.daemon.embedded import RedisServer
 from riskd.errors import SinkError
-from riskd.models import Keys, Snapshot
-from riskd.redis_server import RedisServer
 from riskd.settings import AlertSettings, RedisSettings
-from riskd.sinks.alert_feed import AlertFeed
-from riskd.sinks.alerting import AlertPipeline
 from riskd.sinks.redis import RedisSink
 from riskd.telegram.channel import ConsoleChannel
 from tests.test_alerts import H0, snap
 
 
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix no other test uses."""
-    return f"riskd:test:{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    c = Redis.from_url(redis_url, socket_timeout=2)
-    yield c
-    await c.aclose()
-
-
 class Rig:
     """A sink, a pipeline and a feed on one prefix, sharing a console that records every delivery."""
 
-    def __init__(self, client: Redis, prefix: str, tmp: object, now: datetime, **alerts: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, tmp: object, now: datetime, **alerts: str) -> None:
         self.out = io.StringIO()
         self.now = now
-        self.sink = RedisSink(client, RedisSettings(key_prefix=prefix), spool=None)
-        self.pipeline = AlertPipeline(client, ConsoleChannel(self.out), alerts=AlertSettings(**alerts),
+        self.sink = RedisSink(redis, RedisSettings(key_prefix=prefix), spool=None)
+        self.pipeline = AlertPipeline(redis, ConsoleChannel(self.out), alerts=AlertSettings(**alerts),
                                       key_prefix=prefix, lease_s=2, poll_s=0.05)  # fmt: skip
         self.feed = AlertFeed(
-            client, prefix, self.pipeline, clock=lambda: self.now, lookback=timedelta(hours=48)
+            redis, prefix, self.pipeline, clock=lambda: self.now, lookback=timedelta(hours=48)
         )
 
     async def deliver(self) -> list[str]:
@@ -70,10 +55,10 @@ def hours() -> list[Snapshot]:
 
 
 async def test_each_published_hour_raises_its_alerts_once(
-    client: Redis, prefix: str, tmp_path: object
+    redis: Redis, prefix: str, tmp_path: object
 ) -> None:
     """Publishing then reading the stream raises every alert; reading again (or a new feed) raises none."""
-    rig = Rig(client, prefix, tmp_path, H0 + timedelta(hours=4, seconds=30))
+    rig = Rig(redis, prefix, tmp_path, H0 + timedelta(hours=4, seconds=30))
     for s in hours():
         await rig.sink.publish(s)
     assert await rig.feed.run() == 5
@@ -82,10 +67,10 @@ async def test_each_published_hour_raises_its_alerts_once(
     assert count(titles, "Cascade started") == 1
     assert count(titles, "Cascade episode ended") == 1
     assert await rig.feed.run() == 0
-    again = Rig(client, prefix, tmp_path, rig.now)  # a restarted process: new feed, same cursor
+    again = Rig(redis, prefix, tmp_path, rig.now)  # a restarted process: new feed, same cursor
     assert await again.feed.run() == 0
-    await client.delete(Keys(prefix).alert_cursor)  # a crash between submit and cursor: re-derived
-    third = Rig(client, prefix, tmp_path, rig.now)
+    await redis.delete(Keys(prefix).alert_cursor)  # a crash between submit and cursor: re-derived
+    third = Rig(redis, prefix, tmp_path, rig.now)
     assert await third.feed.run() == 5
     assert await third.deliver() == []  # ... and every one was a duplicate
 
@@ -95,8 +80,8 @@ async def test_hours_published_while_redis_was_down_are_alerted_after(
 ) -> None:
     """Redis killed mid-run: hours wait in the spool, the feed fails without losing its place, and once
     Redis is back every critical alert is delivered (finding 1: both CRITICAL alerts were lost)."""
-    client = Redis.from_url(redis_server.url, socket_timeout=1)
-    rig = Rig(client, prefix, tmp_path, H0 + timedelta(hours=4, seconds=30))
+    redis = Redis.from_url(redis_server.url, socket_timeout=1)
+    rig = Rig(redis, prefix, tmp_path, H0 + timedelta(hours=4, seconds=30))
     await rig.sink.publish(hours()[0])
     await rig.feed.run()
     redis_server.stop()
@@ -113,15 +98,15 @@ async def test_hours_published_while_redis_was_down_are_alerted_after(
     assert sum("CRITICAL" in line for line in rig.out.getvalue().splitlines()) == 3
     assert count(titles, "Cascade started") == 1
     assert count(titles, "Regime fragile → cascade") == 1
-    await client.aclose()
+    await redis.aclose()
 
 
 async def test_a_restated_hour_raises_what_it_implies_marked_late(
-    client: Redis, prefix: str, tmp_path: object
+    redis: Redis, prefix: str, tmp_path: object
 ) -> None:
     """Hour 2 first published stale, then restated as a cascade: the cascade alerts go out, marked late,
     and the unchanged hour after it is re-derived against the restated one (no false 'calm' step)."""
-    rig = Rig(client, prefix, tmp_path, H0 + timedelta(hours=3, seconds=30))
+    rig = Rig(redis, prefix, tmp_path, H0 + timedelta(hours=3, seconds=30))
     first = [snap(0), snap(1), snap(2, dq="stale", state="calm"), snap(3, "cascade", episode="E2")]
     for s in first:
         await rig.sink.publish(s)
@@ -140,10 +125,10 @@ async def test_a_restated_hour_raises_what_it_implies_marked_late(
 
 
 async def test_superseded_revisions_in_one_batch_raise_nothing(
-    client: Redis, prefix: str, tmp_path: object
+    redis: Redis, prefix: str, tmp_path: object
 ) -> None:
     """Two revisions of one hour read in one batch: only the newest one counts."""
-    rig = Rig(client, prefix, tmp_path, H0 + timedelta(hours=3))
+    rig = Rig(redis, prefix, tmp_path, H0 + timedelta(hours=3))
     for s in [snap(0), snap(1), snap(2)]:
         await rig.sink.publish(s)
     wrong = snap(1, "fragile").model_copy(update={"revision": 1, "restated": True})
@@ -155,13 +140,13 @@ async def test_superseded_revisions_in_one_batch_raise_nothing(
 
 
 async def test_stream_refuses_repeats_and_old_first_publications_without_events(
-    client: Redis, prefix: str, tmp_path: object
+    redis: Redis, prefix: str, tmp_path: object
 ) -> None:
     """Only accepted writes announce themselves; a revision is appended after the newest entry and the key
     keeps following the newest hour."""
     k = Keys(prefix)
-    rig = Rig(client, prefix, tmp_path, H0)
-    pubsub = client.pubsub()
+    rig = Rig(redis, prefix, tmp_path, H0)
+    pubsub = redis.pubsub()
     await pubsub.subscribe(k.events)
     await pubsub.get_message(timeout=1)
     for s in [snap(0), snap(1), snap(2)]:
@@ -175,10 +160,10 @@ async def test_stream_refuses_repeats_and_old_first_publications_without_events(
     assert len(events) == 4
     assert '"type":"revision"' in events[-1]
     assert '"as_of":"2021-05-19T14:00:00Z"' in events[-1]
-    ids = [i.decode() for i, _ in await client.xrange(k.history)]
+    ids = [i.decode() for i, _ in await redis.xrange(k.history)]
     assert len(ids) == 4
     assert ids[-1].endswith("-1")
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
-    current = Snapshot.model_validate_json(await client.get(k.regime))
+    current = Snapshot.model_validate_json(await redis.get(k.regime))
     assert current.as_of == snap(2).as_of
     await pubsub.aclose()

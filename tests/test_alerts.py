@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,11 +10,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from riskd.alerts import derive_alerts, format_late, severity_for_transition
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
-from riskd.redis_server import RedisServer
+from riskd.alerting.channel import format_message
+from riskd.alerting.pipeline import AlertPipeline
+from riskd.contract.alerts import derive_alerts, format_late, severity_for_transition
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.daemon.embedded import RedisServer
 from riskd.settings import AlertSettings
-from riskd.sinks.alerting import AlertPipeline, format_message
 from riskd.telegram.channel import ConsoleChannel
 
 H0 = datetime(2021, 5, 19, 13, tzinfo=UTC)
@@ -150,20 +149,6 @@ def test_delivery_long_after_the_hour_is_flagged_delayed() -> None:
 
 
 # -- the policy, against a real Redis -------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix no other test uses."""
-    return f"riskd:test:{uuid.uuid4().hex[:12]}"
 
 
 def pipeline(redis: Redis, prefix: str, out: io.StringIO | None = None, **settings: Any) -> AlertPipeline:

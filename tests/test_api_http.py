@@ -16,11 +16,14 @@ import redis.asyncio as aioredis
 import yaml
 from _contract import T0, make_snapshot
 
-from riskd import contract
+from riskd.contract import schemas as contract
+from riskd.contract.codec import read_snapshot
+from riskd.contract.keys import Keys
+from riskd.contract.models import DataQuality
 from riskd.http.history import RedisHistory
-from riskd.models import DataQuality, Keys, read_snapshot
+from riskd.http.server import MetricsServer
 from riskd.settings import MetricsSettings, RedisSettings
-from riskd.sinks.metrics import Metrics, MetricsServer
+from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink
 
 ROOT = Path(__file__).resolve().parents[1]

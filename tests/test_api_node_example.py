@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from _contract import T0, make_snapshot
 
-from riskd.sinks.metrics import Metrics, MetricsServer
+from riskd.http.server import MetricsServer
+from riskd.sinks.metrics import Metrics
 
 NODE = shutil.which("node")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"

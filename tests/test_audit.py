@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskd.audit import audit, cli_audit, gaps
+from riskd.commands.data import cli_audit
 from riskd.settings import Settings
 from riskd.store import HistoryStore
+from riskd.store.audit import audit, gaps
 from riskd.testing.sample import load_sample_store
 
 

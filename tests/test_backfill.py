@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from riskd.backfill import backfill
+from riskd.market.backfill import backfill
 from riskd.settings import DEFAULT_UNIVERSE, Settings, load_settings
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
@@ -267,7 +267,7 @@ def test_killed_backfill_resumes_to_identical_bytes(tmp_path: Path) -> None:
 
 async def test_current_funding_of_every_symbol_in_one_call_per_venue(tmp_path: Path) -> None:
     """The bulk call (premiumIndex, tickers, metaAndAssetCtxs) gives every symbol's live rate on one basis."""
-    from riskd.sources import make_source
+    from riskd.market.sources import make_source
 
     history = _history(days=5, symbols=["BTC", "ETH", "DOGE"])
     async with _fake(history) as fx:

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from riskd.redis_server import free_port
+from riskd.alerting.pipeline import AlertPipeline
+from riskd.daemon.embedded import free_port
 from riskd.settings import AlertSettings, TelegramSettings
-from riskd.sinks.alerting import AlertPipeline
 from riskd.telegram.bot import MAX_REPLY_CHARS, TRUNCATED, CommandBot, cap_reply
 from riskd.telegram.channel import make_bot
 from riskd.telegram.status import RedisStatusSource
@@ -59,14 +59,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
     """The fake Bot API on a free loopback port."""
     async with FakeTelegram(token=TOKEN) as fake:
         yield fake
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def _settings(tg: FakeTelegram) -> TelegramSettings:

@@ -116,14 +116,30 @@ def test_missing_venue_and_symbols_lower_coverage_and_give_nan() -> None:
     assert last["cfi_coverage"] < 1.0
 
 
-def test_no_btc_makes_btc_features_nan_and_marks_data_degraded() -> None:
-    """Without the BTC column the BTC features are NaN, no level fires, reasons say degraded_data."""
+def test_no_btc_makes_btc_features_nan_and_the_hour_unknown() -> None:
+    """Without the BTC column the BTC features are NaN, no level fires, reasons say degraded_data, and the
+    published regime is unknown at the fail-safe multiplier, never calm."""
     idx = pd.date_range("2024-01-01", periods=50, freq="h", tz="UTC", name="ts")
     panel = Panel(idx, ("ETH", "SOL"), np.full((50, 2), 1.0), np.ones((50, 2)), np.ones((50, 2)))
     out = compute_fragility(panel)
     assert out["btc_ret_1h"].isna().all()
     assert (out["cascade_level"] == 0).all()
     assert out["reasons"].str.contains("degraded_data").all()
+    assert (out["regime"] == "unknown").all()
+    assert (out["risk_multiplier"] == FragilityParams().regime.unknown_multiplier).all()
+
+
+def test_an_hour_below_min_coverage_is_unknown_and_the_rest_are_not() -> None:
+    """Coverage below regime.min_coverage makes exactly those hours unknown (the step, live, agrees)."""
+    idx = pd.date_range("2024-01-01", periods=60, freq="h", tz="UTC", name="ts")
+    close = np.full((60, 4), 100.0)
+    close[30:33, 1:] = np.nan  # BTC alone for three hours: 25 % < 50 %
+    panel = Panel(idx, ("BTC", "ETH", "SOL", "XRP"), close, np.ones((60, 4)), np.ones((60, 4)))
+    out = compute_fragility(panel)
+    blind = out["regime"] == "unknown"
+    assert blind.to_numpy().nonzero()[0].tolist() == [30, 31, 32]
+    assert (out.loc[blind, "risk_multiplier"] == FragilityParams().regime.unknown_multiplier).all()
+    assert not out.loc[~blind, "regime"].isin(["unknown"]).any()
 
 
 def test_at_least_29_features_and_every_column_is_documented() -> None:

@@ -70,6 +70,19 @@ def test_level_combines_the_drop_with_its_confirmations(
     assert provisional_levels(feats, P).iloc[-1] == level
 
 
+@pytest.mark.parametrize(("drop_from_high", "level"), [(None, "none"), (-0.02, "developing")])
+def test_drawdown_from_the_high_reads_a_slow_fall(drop_from_high: float | None, level: str) -> None:
+    """A fall of 0.08 % a minute for 30 minutes on volume stays under every fixed-lag return threshold;
+    with ``drop_from_high`` set, its 2.4 % below the hour's high is a drop."""
+    btc, alts, liq = calm_minutes(300)
+    plant(btc, alts, liq, 270, drop=-0.0008, volume=100.0, alts_fall=False, liq_usd=2e5)
+    p = P.model_copy(update={"drop_from_high": drop_from_high})
+    feats = minute_features(btc, alts, liq, p)
+    assert feats["btc_drawdown"].iloc[-1] == pytest.approx(-0.024, abs=0.003)
+    assert feats["btc_ret_60m"].iloc[-1] > P.drop_60m
+    assert provisional_levels(feats, p).iloc[-1] == level
+
+
 def test_unrecorded_liquidations_never_confirm() -> None:
     """A gap in the liquidation record (NaN minutes) leaves the surge unknown, not zero, and confirms nothing."""
     btc, alts, liq = calm_minutes(300)
@@ -173,7 +186,8 @@ def test_liquidation_features_read_no_future_hour(seed: int, t: int) -> None:
 
 
 def test_replay_scores_a_planted_crash_hour_and_counts_false_alarms() -> None:
-    """On 5-minute bars with one planted crash hour, the replay fires before its close and nowhere else."""
+    """On 5-minute bars with one planted crash hour, the replay times riskd's warning from the onset
+    and counts no false alarm."""
     btc, alts, _ = calm_minutes(12 * 24 * 4)
     idx = pd.date_range(START, periods=len(btc), freq="5min", name="ts")
     btc.index = alts.index = idx
@@ -183,7 +197,12 @@ def test_replay_scores_a_planted_crash_hour_and_counts_false_alarms() -> None:
     btc.iloc[at + 8 :, 0] = btc.iloc[at + 7, 0]
     alts.iloc[at + 8 :] = alts.iloc[at + 7].to_numpy()
     rep = replay(btc, alts, IntrahourParams(), 5)
-    assert list(rep.events["as_of"]) == [START + pd.Timedelta(days=3, hours=11)]
-    assert bool(rep.events["fired"].iloc[0])
-    assert rep.events["lead_minutes"].iloc[0] == 60 - 40  # the 10:35 bar closes 4 % down on 15 minutes
-    assert rep.false_alarms == 0
+    day = START + pd.Timedelta(days=3)
+    assert list(rep.cascades["first_as_of"]) == [day + pd.Timedelta(hours=11)]
+    assert rep.cascades["onset_at"].iloc[0] == day + pd.Timedelta(
+        hours=10, minutes=20
+    )  # the 10:15 bar's close
+    assert rep.cascades["trough_at"].iloc[0] == day + pd.Timedelta(hours=11)
+    riskd = rep.scores["riskd"]
+    assert riskd.events["latency_min"].iloc[0] == 20  # the 10:35 bar closes 4 % down on 15 minutes
+    assert len(riskd.false_hours) == 0

@@ -97,13 +97,13 @@ def test_batch_loop_is_the_transition_applied_hour_by_hour() -> None:
 
 
 @pytest.mark.parametrize("state", range(5))
-def test_risk_multiplier_is_the_states_setting_capped_when_degraded(state: int) -> None:
-    """Each state's multiplier lies in [0, 1]; degraded data caps it at degraded_multiplier_cap."""
+def test_risk_multiplier_is_the_states_setting_and_the_fail_safe_when_blind(state: int) -> None:
+    """Each state's multiplier lies in [0, 1]; a blind hour gets unknown_multiplier, whatever the state."""
     expected = getattr(P.multipliers, STATES[state])
     s = np.array([state, state], dtype=np.int8)
     out = risk_multiplier(s, np.array([False, True]), P)
     assert out[0] == expected
-    assert out[1] == min(expected, P.degraded_multiplier_cap)
+    assert out[1] == P.unknown_multiplier
     assert ((out >= 0) & (out <= 1)).all()
 
 

@@ -6,26 +6,25 @@ import asyncio
 import contextlib
 import math
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 import pandas as pd
-import pytest
 import redis.asyncio as aioredis
 
-from riskd.app import Runtime, drain_outbox, runtime
 from riskd.clock import SimClock
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
+from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
+from riskd.daemon.embedded import RedisServer
+from riskd.daemon.wiring import Runtime, drain_outbox, runtime
 from riskd.live import store_panel
-from riskd.models import Keys, Snapshot
-from riskd.redis_server import RedisServer
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition
 from riskd.sinks.redis import read_history
-from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market
@@ -121,11 +120,6 @@ def _assert_matches_batch(snaps: list[Snapshot], settings: Settings, venues: tup
         assert _close(s.cfi_percentile, b.cfi_percentile), s.as_of
         for name, value in b.features.items():
             assert _close(s.features[name], value), (s.as_of, name, s.features[name], value)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"riskd-test-{uuid.uuid4().hex[:8]}:v1"
 
 
 async def test_live_hours_equal_the_batch_computation(tmp_path: Path, redis_url: str, prefix: str) -> None:

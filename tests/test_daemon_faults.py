@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from riskd.app import drain_outbox, runtime
 from riskd.clock import SimClock
-from riskd.models import Keys
+from riskd.contract.keys import Keys
+from riskd.daemon.wiring import drain_outbox, runtime
 from riskd.sinks.redis import read_history
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import (

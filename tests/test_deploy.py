@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from riskd import configref
-from riskd.models import LEVEL_CODES, STATE_CODES
+from riskd.commands import reference as configref
+from riskd.contract.models import LEVEL_CODES, STATE_CODES
 from riskd.settings import Settings, redacted
 from riskd.testing.promql import (
     base_metric,
@@ -265,7 +265,7 @@ def test_systemd_accepts_the_unit_and_rates_its_exposure_ok(tmp_path: Path) -> N
 
 def test_generated_config_files_are_up_to_date() -> None:
     """deploy/riskd.env.example, docs/operations.md and docs/redis.md match the Settings and Snapshot models
-    (else run: python -m riskd.configref --write)."""
+    (else run: python -m riskd.commands.reference --write)."""
     assert configref.stale_files(ROOT) == []
 
 

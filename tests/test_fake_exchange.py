@@ -332,9 +332,9 @@ async def test_hand_made_frames_are_served_as_given() -> None:
 
 async def test_paths_no_venue_serves_are_404_and_logged(fx: FakeExchange) -> None:
     """A call the fake does not implement fails loudly and shows in the log (so gaps get noticed)."""
-    async with aiohttp.ClientSession() as session, session.get(f"{fx.base_url}/fapi/v1/depth") as resp:
+    async with aiohttp.ClientSession() as session, session.get(f"{fx.base_url}/fapi/v1/aggTrades") as resp:
         assert resp.status == 404
-    assert fx.count(venue="binance", path="/fapi/v1/depth", status=404) == 1
+    assert fx.count(venue="binance", path="/fapi/v1/aggTrades", status=404) == 1
 
 
 # --- the clock ------------------------------------------------------------------------------------

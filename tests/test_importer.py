@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskd.importer import cli_import, import_path
+from riskd.commands.data import cli_import
+from riskd.importer import import_path
 from riskd.settings import Settings
 from riskd.store import HistoryStore
 from riskd.testing.sample import PERP_SYMBOLS, SPOT_SYMBOLS, load_sample_store, sample_dir

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from riskd.models import DataQuality, Snapshot, read_snapshot
-from riskd.sinks.metrics import Metrics, MetricsServer, health, parse_exposition
+from riskd.contract.codec import read_snapshot
+from riskd.contract.models import DataQuality, Snapshot
+from riskd.http.server import MetricsServer, health
+from riskd.sinks.metrics import Metrics, parse_exposition
 
 AS_OF = datetime(2021, 5, 19, 14, tzinfo=UTC)
 

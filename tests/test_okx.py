@@ -15,17 +15,17 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from riskd.app import Runtime, runtime
-from riskd.backfill import backfill
 from riskd.clock import SimClock
+from riskd.contract.models import Snapshot
+from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
+from riskd.daemon.wiring import Runtime, runtime
 from riskd.errors import RateLimited
 from riskd.live import store_panel
-from riskd.models import Snapshot
+from riskd.market.backfill import backfill
+from riskd.market.sources import make_source
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition
-from riskd.snapshot import snapshots_of
-from riskd.sources import make_source
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market

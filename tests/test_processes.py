@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 import redis
 
-from riskd.app import resolve_redis
 from riskd.client import read_regime
+from riskd.commands.replay import replay
+from riskd.contract.keys import Keys
+from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
+from riskd.daemon.embedded import answers, free_port
+from riskd.daemon.wiring import resolve_redis
 from riskd.live import store_panel
-from riskd.models import Keys
-from riskd.redis_server import answers, free_port
-from riskd.replay import replay
 from riskd.settings import load_settings
-from riskd.snapshot import snapshots_of
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.sample import load_sample_store
@@ -193,6 +193,13 @@ def test_demo_minutes_warns_before_the_crash_hour_closes(redis_url: str) -> None
     assert int(crash.group(3)) + int(crash.group(4)) == 60
     assert ">> 08:00-09:00 UTC" in out.stdout  # every hour is reported
     assert "Cascade developing (provisional" in out.stdout  # the alert itself, on the console
+    # The crash hour's own alert is sent, not held by the cooldown of the 11:27 one (issue 17, finding 6).
+    sent = re.search(
+        r"Hour ending 2021-05-19 13:00 UTC · minute 12:(\d\d) \((\d+) min before the close\)", out.stdout
+    )
+    assert sent, out.stdout[-4000:]
+    assert int(sent.group(2)) >= 10
+    assert re.search(r"hour ending 13:00 UTC \(BTC -9\.0%.*\(alert sent\)", out.stdout), out.stdout[-2000:]
     assert "Liquidations in this demo are SYNTHETIC" in out.stdout
 
 
@@ -213,7 +220,7 @@ def test_embedded_redis_starts_when_none_answers(tmp_path: Path) -> None:
 
 _HUNG_SHUTDOWN = """
 import asyncio, time
-from riskd.app import install_signal_handlers
+from riskd.daemon.shutdown import install_signal_handlers
 
 def stuck_in_shutdown() -> None:
     time.sleep(60)  # a synchronous call that never returns, as a hung C library would

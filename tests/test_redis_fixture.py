@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from riskd.redis_server import RedisServer, answers
+from riskd.daemon.embedded import RedisServer, answers
 
 
 def test_session_redis_answers_real_commands(redis_url: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +13,11 @@ import redis
 import redis.asyncio as aioredis
 
 from riskd.client import aread_regime, read_regime
+from riskd.contract.keys import Keys
+from riskd.contract.models import DataQuality, Snapshot
+from riskd.daemon.embedded import RedisServer, free_port, redis_binary
+from riskd.daemon.lease import LeaderLease
 from riskd.errors import SinkError
-from riskd.lease import LeaderLease
-from riskd.models import DataQuality, Keys, Snapshot
-from riskd.redis_server import RedisServer, free_port, redis_binary
 from riskd.settings import RedisSettings
 from riskd.sinks.redis import RedisSink, client_from_settings, read_history
 
@@ -39,11 +39,6 @@ def snap(hour: int, state: str = "calm", mult: float = 1.0) -> Snapshot:
         cascade_level_code=0,
         data_quality=DataQuality(status="ok", coverage=1.0),
     )
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"riskd-test-{uuid.uuid4().hex[:8]}:v1"
 
 
 async def test_publish_writes_key_stream_and_event(redis_url: str, prefix: str) -> None:

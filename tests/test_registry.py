@@ -9,14 +9,15 @@ import sys
 import ccxt.async_support as ccxt_async
 import pytest
 
+from riskd.contract.snapshot import features_of
 from riskd.errors import ConfigError
+from riskd.market.sources import make_source
 from riskd.settings import Settings, load_settings
 from riskd.sinks import metrics
-from riskd.snapshot import features_of
-from riskd.sources import VENUES, make_source
+from riskd.sources import VENUES
 from riskd.sources.endpoints import CCXT_CLASSES
 from riskd.sources.registry import gap_venues, primary_venue, with_role
-from riskd.symbols import base_of, listed_name, raw_id, unified_symbol
+from riskd.sources.symbols import base_of, listed_name, raw_id, unified_symbol
 
 
 @pytest.fixture(autouse=True)

@@ -22,10 +22,11 @@ import pytest
 import redis
 
 from riskd.cli import main
+from riskd.commands.replay import replay, replay_prefix, replay_range, replay_settings
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
+from riskd.daemon.embedded import free_port
 from riskd.errors import ConfigError
-from riskd.models import Keys, Snapshot
-from riskd.redis_server import free_port
-from riskd.replay import replay, replay_prefix, replay_range, replay_settings
 from riskd.settings import Settings, load_settings
 from riskd.testing.sample import load_sample_store
 

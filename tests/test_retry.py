@@ -129,8 +129,8 @@ def test_each_venue_bursts_within_its_own_rate_limit_window(
     hour's requests go out as one burst inside the published budget instead of one per rate limit
     (with the leaky bucket a 50-symbol hour waits ~25 s on Hyperliquid alone: the daemon benchmark).
     Overriding another field of the venue keeps its window; 0 brings the leaky bucket back."""
+    from riskd.market.sources import make_source
     from riskd.settings import load_settings
-    from riskd.sources import make_source
 
     monkeypatch.setenv(f"RISKD_VENUES__{venue.upper()}__TIMEOUT_S", "5")
     throttle = make_source(venue, load_settings()).exchange.throttler.config
@@ -145,8 +145,8 @@ async def test_requests_pass_through_the_rolling_window() -> None:
     """Real requests to the fake exchange are counted in the limiter's window, weighted by ccxt's costs."""
     import pandas as pd
 
+    from riskd.market.sources import make_source
     from riskd.settings import load_settings
-    from riskd.sources import make_source
     from riskd.testing.fake_exchange import FakeExchange
     from riskd.testing.synthetic import synthetic_market
 

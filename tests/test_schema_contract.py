@@ -17,9 +17,10 @@ from _contract import T0, make_snapshot
 from pydantic import ValidationError
 from referencing import Registry, Resource
 
-from riskd import contract
 from riskd.client import interpret
-from riskd.models import SCHEMA_VERSION, Alert, RegimeEvent, Snapshot, read_snapshot
+from riskd.contract import schemas as contract
+from riskd.contract.codec import read_snapshot
+from riskd.contract.models import SCHEMA_VERSION, Alert, RegimeEvent, Snapshot
 
 NOW = T0 + timedelta(minutes=30)
 
@@ -58,7 +59,7 @@ def test_every_schema_ships_with_an_id_and_matches_the_models() -> None:
         assert schema["$id"] == contract.schema_id(name)
         assert re.fullmatch(r"urn:riskd:schema:[a-z-]+:v1", schema["$id"])
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-        assert schema == built[name], f"{name} drifted: run python -m riskd.configref --write"
+        assert schema == built[name], f"{name} drifted: run python -m riskd.commands.reference --write"
         jsonschema.Draft202012Validator.check_schema(schema)
 
 

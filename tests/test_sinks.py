@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 from aiohttp import web
 
-from riskd.app import drain_outbox, runtime
 from riskd.clock import SimClock
-from riskd.models import Keys, Snapshot
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
+from riskd.daemon.wiring import drain_outbox, runtime
 from riskd.settings import load_settings
 from riskd.sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from riskd.testing.fake_exchange import FakeExchange

@@ -228,8 +228,9 @@ def test_crash_during_write_keeps_old_file_and_leaves_no_temp(store: HistoryStor
 _KILLED_WRITER = """
 import os, sys, time
 import pandas as pd, numpy as np
-import riskd.store as st
-st._CHUNK = 256
+import riskd.store.files as files
+from riskd.store import HistoryStore
+files._CHUNK = 256
 real_write, calls = os.write, [0]
 def stalled(fd, data):
     calls[0] += 1
@@ -240,7 +241,7 @@ os.write = stalled
 idx = pd.date_range("2021-06-01", periods=2000, freq="h", tz="UTC", name="ts")
 x = np.random.default_rng(1).random(len(idx))
 frame = pd.DataFrame({c: x for c in ["open", "high", "low", "close", "volume", "quote_volume"]}, index=idx)
-st.HistoryStore(sys.argv[1]).append("ohlcv", "binance", "BTC", frame)
+HistoryStore(sys.argv[1]).append("ohlcv", "binance", "BTC", frame)
 """
 
 

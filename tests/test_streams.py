@@ -16,14 +16,14 @@ from typing import Any
 import pandas as pd
 import redis.asyncio as aioredis
 
+from riskd.alerting.feed import AlertFeed
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
-from riskd.models import STATE_CODES, DataQuality, Snapshot
+from riskd.contract.models import STATE_CODES, DataQuality, Snapshot
 from riskd.settings import Settings, load_settings
-from riskd.sinks.alert_feed import AlertFeed
-from riskd.sinks.alerting import AlertPipeline
 from riskd.sinks.redis import RedisSink
 from riskd.store import HistoryStore
-from riskd.streams.orchestrator import MinuteStreams
+from riskd.streams.task import MinuteStreams
 from riskd.telegram.channel import TelegramChannel
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.fake_exchange._ws import Liquidation
@@ -292,7 +292,9 @@ async def test_restart_after_a_crash_resends_nothing_and_loses_no_minute(
         r.streams = again
         r.task = asyncio.create_task(again.run(r.stop))
         await until(lambda: len(again.feeds) == 3 and all(f.up for f in again.feeds.values()))
-        assert HOUR + pd.Timedelta(hours=1) in {pd.Timestamp(h, unit="ms", tz="UTC") for h in again.episodes}
+        assert HOUR + pd.Timedelta(hours=1) in {
+            pd.Timestamp(h, unit="ms", tz="UTC") for h in again.episodes.open
+        }
         for i in range(44, 60):
             await r.minute(i, drop=-0.01, volume=120.0, liq_usd=8_000_000.0)
         await asyncio.sleep(0.5)
@@ -344,7 +346,7 @@ async def test_live_key_and_its_pings_validate_against_the_shipped_schemas(
     import jsonschema
     from referencing import Registry, Resource
 
-    from riskd import contract
+    from riskd.contract import schemas as contract
 
     schemas = contract.shipped_schemas()
     registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +19,11 @@ import pandas as pd
 import pytest
 from redis.asyncio import Redis
 
-from riskd.alerts import derive_alerts
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.alerting.chart import render_chart
+from riskd.alerting.pipeline import AlertPipeline
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
-from riskd.sinks.alerting import AlertPipeline
-from riskd.sinks.chart import render_chart
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import ConsoleChannel, TelegramChannel, build_channel, make_bot
 from riskd.telegram.commands import parse_duration
@@ -82,20 +81,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
     """The fake Bot API on a free loopback port."""
     async with FakeTelegram(token=TOKEN) as fake:
         yield fake
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix no other test uses."""
-    return f"riskd:test:{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -198,7 +183,7 @@ def spawn_delivery(tg: FakeTelegram, redis_url: str, prefix: str, log_path: Path
         "RISKD_TELEGRAM__RETRY_INTERVAL_S": "0.5", "RISKD_LOG_LEVEL": "DEBUG",
         "RISKD_DATA_DIR": str(log_path.parent),
     })  # fmt: skip
-    code = "from riskd.telegram.channel import delivery_main; delivery_main(lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
+    code = "from riskd.daemon.wiring import delivery_main; delivery_main(lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
 

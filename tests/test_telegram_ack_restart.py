@@ -9,17 +9,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
-from riskd.alerts import derive_alerts
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.alerting.pipeline import AlertPipeline
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.settings import AlertSettings
-from riskd.sinks.alerting import AlertPipeline
 from riskd.testing.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:AAE-secret-TOKEN-never-logged_xyz"
@@ -66,19 +64,11 @@ def spawn(tg: FakeTelegram, redis_url: str, prefix: str, log: Path) -> subproces
         "RISKD_TELEGRAM__ESCALATE_AFTER": str(ESCALATE_MIN), "RISKD_LOG_LEVEL": "INFO", "RISKD_DATA_DIR": str(log.parent),
     })  # fmt: skip
     code = (
-        "from riskd.telegram.channel import delivery_main; "
+        "from riskd.daemon.wiring import delivery_main; "
         "delivery_main(with_bot=True, escalation_interval_s=0.2, lease_s=2, initial_backoff_s=0.2, poll_s=0.05)"
     )
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def press(tg: FakeTelegram, user: int, chat: int, message_id: int, data: str, username: str) -> str:

@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 from redis.asyncio import Redis
 
-from riskd.alerts import derive_alerts
+from riskd.alerting.escalation import EscalationLoop
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
-from riskd.lease import LeaderLease
-from riskd.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
+from riskd.daemon.lease import LeaderLease
 from riskd.settings import AlertSettings, TelegramSettings
-from riskd.sinks.alerting import AlertPipeline
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import TelegramChannel
-from riskd.telegram.escalation import EscalationLoop
 from riskd.telegram.format import Links
 from riskd.telegram.status import RedisStatusSource
 from riskd.testing.fake_telegram import Delivered, FakeTelegram
@@ -102,14 +102,6 @@ def settings(tg: FakeTelegram, **kw: Any) -> TelegramSettings:
                             "api_base_url": tg.base_url, "escalation_chat_ids": [ESC_CHAT],
                             "escalate_after": 15, "grafana_url": "https://grafana.example.com/d/riskd"}  # fmt: skip
     return TelegramSettings(**{**base, **kw})
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An async client on the session Redis."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -317,3 +309,89 @@ def test_default_routing_keeps_every_alert_on_chat_ids() -> None:
         alert = Alert(kind="regime_change", severity=severity, as_of=datetime(2026, 1, 1, tzinfo=UTC), title="t",
                       body="b")  # fmt: skip
         assert channel.destinations_for(alert) == [str(CHAT), str(CRIT_CHAT)]
+
+
+def cascade_start(hour: int, *, strict: bool) -> Alert:
+    """The hour's cascade_start alert: WARNING on BTC's level alone, CRITICAL with the multi-asset detector."""
+    level = "medium" if strict else "volume_only"
+    cur = snap(hour, "cascade", cascade_level=level, cascade_level_code=3 if strict else 1,
+               multi_asset_cascade=strict, episode_id="btc-E1")  # fmt: skip
+    (alert,) = [
+        a for a in derive_alerts(snap(hour - 1, "cascade"), cur, now=cur.as_of) if a.kind == "cascade_start"
+    ]
+    return alert
+
+
+async def test_a_correction_that_raises_severity_is_delivered_as_an_upgrade_threaded_to_the_first(
+    desk: Desk,
+) -> None:
+    """A restated hour turns a WARNING cascade alert into a CRITICAL one: the CRITICAL goes out, says it is an
+    upgrade, and replies to the WARNING (before: dropped as a duplicate); a later weaker one is not sent."""
+    weak, strong = cascade_start(0, strict=False), cascade_start(0, strict=True)
+    assert weak.identity == strong.identity
+    assert (weak.severity, strong.severity) == ("warning", "critical")
+    (first,) = await desk.deliver([weak], 1)
+    (upgrade,) = await desk.deliver([strong], 1)
+    assert upgrade.plain.splitlines()[0] == "🔴 CRITICAL · ⬆ Cascade started (upgraded from warning)"
+    assert "Upgrade: corrected data raise this from WARNING to CRITICAL" in upgrade.plain
+    assert upgrade.reply_to == first.message_id
+    assert await desk.pipeline.submit([weak]) == ["duplicate"]
+    assert await desk.pipeline.submit([weak.model_copy(update={"figures": {**weak.figures, "x": 1}})]) == [
+        "duplicate"
+    ]
+    lower = cascade_start(0, strict=True).model_copy(update={"severity": "warning"})
+    assert await desk.pipeline.submit([lower]) == ["downgrade"]
+    await asyncio.sleep(0.2)
+    assert len(desk.tg.delivered) == 2
+
+
+async def test_an_acknowledgement_hours_later_adds_no_delay_banner(desk: Desk) -> None:
+    """Acknowledged and refreshed 3 h after an on-time delivery, the alert still reads as delivered on time:
+    no "[DELAYED …]" banner (before: every edit more than 1 h after the hour claimed a held-up delivery)."""
+    (msg,) = await desk.deliver([critical()], 1)
+    assert "DELAYED" not in msg.plain
+    desk.advance(180)
+    assert await desk.press(ADMIN, msg, "Acknowledge") == "Acknowledged."
+    assert "Acknowledged by user7 (7)" in msg.plain
+    assert "DELAYED" not in msg.plain
+    assert await desk.press(ADMIN, msg, "Refresh") == "Refreshed."
+    assert "DELAYED" not in msg.plain
+    assert msg.plain.splitlines()[0] == "🔴 CRITICAL · Regime elevated → cascade"
+
+
+async def test_an_escalated_confirmation_keeps_its_escalation_header_first(desk: Desk) -> None:
+    """A cascade alert confirming a provisional one, escalated and then acknowledged: the escalation header
+    stays the first line of the copy and the confirmation sits below the headers (before: "Confirmed at the
+    hour close" was put above "⏫ ESCALATION")."""
+    alert = critical()
+    provisional = Alert(kind="cascade_developing", severity="warning", as_of=alert.as_of,
+                        title="Cascade developing (provisional, developing)", body="minute 09:43",
+                        figures={"to": "developing", "level": "developing"}, thread=alert.thread)  # fmt: skip
+    (root,) = await desk.deliver([provisional], 1)
+    (msg,) = await desk.deliver([alert.model_copy(update={"thread": provisional.thread})], 1)
+    assert msg.reply_to == root.message_id
+    assert msg.plain.splitlines()[0] == "🔴 CRITICAL · Regime elevated → cascade"
+    assert "Confirmed at the hour close (provisional alert above)" in msg.plain
+    desk.advance(15.1)
+    assert [o for _, o in await EscalationLoop(desk.pipeline, None).tick()] == ["escalated"]
+    await desk.tg.wait_for(lambda: len(desk.tg.messages_to(ESC_CHAT)) == 1)
+    (esc,) = desk.tg.messages_to(ESC_CHAT)
+    assert esc.plain.startswith("⏫ ESCALATION: not acknowledged within 15 min\n🔴 CRITICAL")
+    assert esc.plain.count("Confirmed at the hour close") == 1
+    desk.advance(90)
+    assert await desk.press(ADMIN, esc, "Acknowledge") == "Acknowledged."
+    assert esc.plain.startswith("⏫ ESCALATION: not acknowledged within 15 min\n🔴 CRITICAL")
+    assert "DELAYED" not in esc.plain + msg.plain
+
+
+async def test_no_confirmation_line_without_a_provisional_alert(desk: Desk) -> None:
+    """A cascade alert whose thread has no provisional message (the first of the thread is itself) does not
+    claim a "provisional alert above" (issue 21's demo finding)."""
+    alert = critical()
+    assert alert.thread is not None
+    (first,) = await desk.deliver([alert], 1)
+    (second,) = await desk.deliver(
+        [cascade_start(0, strict=True).model_copy(update={"thread": alert.thread})], 1
+    )
+    assert second.reply_to == first.message_id
+    assert "provisional alert above" not in first.plain + second.plain

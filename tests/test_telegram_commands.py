@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from telegram.error import BadRequest
 
 import riskd
+from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
-from riskd.models import STATE_CODES, DataQuality, Snapshot
+from riskd.contract.models import STATE_CODES, DataQuality, Snapshot
 from riskd.settings import AlertSettings, TelegramSettings
-from riskd.sinks.alerting import AlertPipeline
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import make_bot
 from riskd.telegram.commands import COMMANDS

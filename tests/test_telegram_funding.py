@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 
-from riskd.app import runtime
 from riskd.clock import SimClock
+from riskd.daemon.wiring import runtime
 from riskd.live import funding_table
 from riskd.settings import load_settings
 from riskd.sinks.funding import funding_key

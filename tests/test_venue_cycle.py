@@ -20,9 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from riskd.core.params import FragilityParams
 from riskd.live import FetchReport, MarketCache, fetch_recent
+from riskd.market.sources import make_source
 from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import Metrics
-from riskd.sources import VenueSource, make_source
+from riskd.sources import VenueSource
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market
@@ -217,7 +218,8 @@ def test_riskd_once_offline_answers_within_a_minute_naming_each_venue(
     tmp_path: Path, redis_url: str, history: MarketHistory, kind: str
 ) -> None:
     """`riskd once` with every venue unreachable (a closed port, or a fake that hangs) answers within a
-    minute with a stale snapshot, and names each venue it could not reach in its log and its notes."""
+    minute with a stale, unknown snapshot (exit 3), and names each venue it could not reach in its log and
+    its notes."""
     fx = None
     if kind == "hang":
         fx = FakeExchange(history, now=NOW).start_in_thread()
@@ -228,12 +230,13 @@ def test_riskd_once_offline_answers_within_a_minute_naming_each_venue(
     finally:
         if fx is not None:
             fx.stop()
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 3, out.stderr[-3000:]  # EXIT_BLIND: the snapshot printed is not usable
     assert took < 60
     snapshot = json.loads(out.stdout.strip().splitlines()[-1])
     assert snapshot["data_quality"]["status"] == "stale"
+    assert snapshot["state"] == "unknown"
     notes = " ".join(snapshot["data_quality"]["notes"])
     for venue in VENUES:
         assert f"{venue} funding:" in notes
-        line = next(x for x in out.stderr.splitlines() if f"riskd.live: {venue}: " in x)
+        line = next(x for x in out.stderr.splitlines() if f"riskd.market: {venue}: " in x)
         assert ("ConnectionRefusedError" if kind == "closed-port" else "cut by the deadline") in line

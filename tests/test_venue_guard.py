@@ -17,8 +17,9 @@ import pytest
 from riskd.core.params import FragilityParams
 from riskd.errors import CircuitOpen, SourceError, TemporaryError, VenueBanned
 from riskd.live import MarketCache, fetch_recent
+from riskd.market.sources import make_source
 from riskd.settings import Settings, load_settings
-from riskd.sources import VenueSource, make_source
+from riskd.sources import VenueSource
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market

@@ -3,7 +3,9 @@
 A cascade unfolds in minutes while the hourly path sees it at the hour close. On every closed minute
 this detector combines four signals, each computed from data up to and including that minute only:
 
-- BTC's drop over the last 5, 15 and 60 minutes (``btc_ret_5m`` … fractions, close to close);
+- BTC's drop over the last 5, 15 and 60 minutes (``btc_ret_5m`` … fractions, close to close) and, when
+  ``drop_from_high`` is set, below its highest close of the last ``high_window_minutes`` (``btc_drawdown``:
+  a fall that started 40 minutes ago reads in full here, where a fixed-lag return sees part of it);
 - the volume surge: BTC volume of the last ``volume_window_minutes`` against its own trailing mean
   scaled to the same window length ("the same minute-of-hour scale": a 15-minute sum is compared with
   15 average minutes of the trailing day, never with a whole hour);
@@ -30,19 +32,25 @@ PROVISIONAL_LEVELS: tuple[ProvisionalLevel, ...] = ("none", "watch", "developing
 PROVISIONAL_CODES: dict[str, int] = {name: i for i, name in enumerate(PROVISIONAL_LEVELS)}
 MINUTE = pd.Timedelta(minutes=1)
 FEATURE_COLUMNS = (
-    "btc_close", "btc_ret_5m", "btc_ret_15m", "btc_ret_60m", "vol_surge", "breadth", "alts_seen",
-    "liq_usd_window", "liq_surge",
+    "btc_close", "btc_ret_5m", "btc_ret_15m", "btc_ret_60m", "btc_drawdown", "vol_surge", "breadth",
+    "alts_seen", "liq_usd_window", "liq_surge",
 )  # fmt: skip
 
 
 class IntrahourParams(BaseModel):
     """Thresholds of the provisional detector (settings section ``streams.detector``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     drop_5m: float = Field(-0.02, lt=0, description="BTC 5-minute return at or below this is a drop.")
     drop_15m: float = Field(-0.03, lt=0, description="BTC 15-minute return at or below this is a drop.")
     drop_60m: float = Field(-0.03, lt=0, description="BTC 60-minute return at or below this is a drop.")
+    drop_from_high: float | None = Field(
+        None,
+        lt=0,
+        description="BTC close this far below its high of high_window_minutes is a drop (None: off).",
+    )
+    high_window_minutes: int = Field(60, ge=5, le=240, description="Window of that high, minutes.")
     volume_window_minutes: int = Field(15, ge=1, le=60, description="Window of the volume surge, minutes.")
     volume_baseline_minutes: int = Field(
         1440, ge=10, description="Trailing minutes whose mean volume is the baseline (before the window)."
@@ -104,6 +112,7 @@ def minute_features(
     out["btc_close"] = close
     for k in (5, 15, 60):
         out[f"btc_ret_{k}m"] = close / close.shift(bars(k)) - 1.0
+    out["btc_drawdown"] = close / close.rolling(bars(p.high_window_minutes) + 1, min_periods=1).max() - 1.0
     window = bars(p.volume_window_minutes)
     base, min_periods = bars(p.volume_baseline_minutes), bars(p.volume_min_periods)
     out["vol_surge"] = _surge(volume, window, base, min_periods)
@@ -151,6 +160,10 @@ def provisional_levels(features: pd.DataFrame, params: IntrahourParams | None = 
     with np.errstate(invalid="ignore"):
         drop = (r5 <= p.drop_5m) | (r15 <= p.drop_15m) | (r60 <= p.drop_60m)
         deep = (r5 <= 2 * p.drop_5m) | (r15 <= 2 * p.drop_15m) | (r60 <= 2 * p.drop_60m)
+        if p.drop_from_high is not None:
+            drawdown = features["btc_drawdown"].to_numpy()
+            drop |= drawdown <= p.drop_from_high
+            deep |= drawdown <= 2 * p.drop_from_high
         confirms = (
             (features["vol_surge"].to_numpy() >= p.volume_surge).astype(int)
             + (features["breadth"].to_numpy() >= p.breadth_share).astype(int)

@@ -34,7 +34,7 @@ STAGE2 = ("liq_notional_z", "liq_imbalance_z")
 class LiquidationParams(BaseModel):
     """Hourly liquidation features (settings section ``fragility.liquidations``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = Field(
         False,

@@ -21,12 +21,15 @@ from riskd.core.params import FragilityParams
 from riskd.core.regime import REASONS, STATES
 from riskd.core.timeseries import CRASH_INPUTS, stage2
 
+UNKNOWN = "unknown"
+"""The published ``regime`` of a blind hour (``degraded``: coverage below ``regime.min_coverage`` or no BTC
+price): too little data to say; its ``risk_multiplier`` is ``regime.unknown_multiplier``."""
 PASS_THROUGH: frozenset[str] = frozenset({"btc_close", "btc_volume"})
 COVERAGE_PREFIXES: tuple[str, ...] = ("coverage", "funding_coverage_", "oi_coverage", "spot_standin_share")
 
 
 def derive(s1: Mapping[str, np.ndarray], p: FragilityParams) -> dict[str, np.ndarray]:
-    """Stage 2, CFI, cascade flags and the degraded-data flag from the stage-1 series."""
+    """Stage 2, CFI, cascade flags and the blind-hour flag (``degraded``) from the stage-1 series."""
     out = dict(s1)
     out.update(stage2(s1, p))
     out["cfi_v1"], out["cfi_v1_coverage"] = cfi(out, p.cfi)
@@ -172,8 +175,9 @@ def assemble(index: pd.DatetimeIndex, d: Mapping[str, np.ndarray], s1_names: lis
     for name in STATE_COLUMNS:
         if name == "cascade_level_name":
             cols[name] = np.asarray(LEVEL_NAMES, dtype=object)[d["cascade_level"].astype(np.int64)]
-        elif name == "regime":
-            cols[name] = np.asarray(STATES, dtype=object)[d["regime_code"].astype(np.int64)]
+        elif name == "regime":  # a blind hour is published as unknown; the machine runs on beneath it
+            states = np.asarray(STATES, dtype=object)[d["regime_code"].astype(np.int64)]
+            cols[name] = np.where(d["degraded"], UNKNOWN, states)
         else:
             cols[name] = d[name]
     if f"rank_{LIQ_RANKED}" in d:

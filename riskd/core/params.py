@@ -22,7 +22,9 @@ Venue = str
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False
+    )  # inf/NaN: a typo, never a setting
 
     @model_validator(mode="before")
     @classmethod
@@ -305,10 +307,18 @@ class RegimeParams(_Params):
         default_factory=RegimeMultipliers, description="risk_multiplier of each state."
     )
     min_coverage: float = Field(
-        0.5, ge=0, le=1, description="Below this share of symbols with a price (or no BTC) data is degraded."
+        0.5,
+        ge=0,
+        le=1,
+        description="An hour with a price for less than this share of the universe, or with no BTC price, is "
+        "blind: published as state 'unknown' with unknown_multiplier, never as a regime.",
     )
-    degraded_multiplier_cap: float = Field(
-        0.5, ge=0, le=1, description="risk_multiplier is capped at this while data is degraded."
+    unknown_multiplier: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="risk_multiplier of a blind ('unknown') hour: the fail-safe. 0.5 treats blindness like "
+        "'fragile' (danger cannot be ruled out) without flattening books on every venue outage; 0 halts.",
     )
 
     @model_validator(mode="after")

@@ -11,8 +11,12 @@ Each hour the machine works out the state the inputs *want*:
   else ``calm`` (hysteresis: entering needs more than staying). The reason bits keep their names
   ``cfi_fragile``/``cfi_elevated`` whatever the signal.
 A more severe wanted state is taken at once; a less severe one only after the current state has lasted
-``min_dwell_hours`` (so it does not flap). ``risk_multiplier`` is the state's setting, capped while
-data is degraded. The reasons (which rules fired) travel with the state as a bit mask and a string.
+``min_dwell_hours`` (so it does not flap). ``risk_multiplier`` is the state's setting.
+
+A blind hour (too little data: ``min_coverage``) is published as ``unknown`` with the fail-safe
+``unknown_multiplier``; the machine itself keeps running underneath (a NaN signal keeps its tier), so
+the state resumes where the data says once it returns. The reasons (which rules fired) travel with the
+state as a bit mask and a string.
 
 The same :func:`transition` runs in the batch loop and in the live step, so both agree exactly.
 """
@@ -114,11 +118,11 @@ def run(
     return states, dwell, why, memory
 
 
-def risk_multiplier(states: np.ndarray, degraded: np.ndarray, p: RegimeParams) -> np.ndarray:
-    """Each state's multiplier, capped at ``degraded_multiplier_cap`` where data is degraded."""
+def risk_multiplier(states: np.ndarray, blind: np.ndarray, p: RegimeParams) -> np.ndarray:
+    """Each state's multiplier; ``unknown_multiplier`` (the fail-safe) where the hour is blind."""
     table = np.array([getattr(p.multipliers, name) for name in STATES])
     mult = table[states.astype(np.int64)]
-    return np.where(degraded, np.minimum(mult, p.degraded_multiplier_cap), mult)
+    return np.where(blind, p.unknown_multiplier, mult)
 
 
 def reason_text(bits: np.ndarray) -> np.ndarray:

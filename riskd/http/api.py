@@ -1,6 +1,6 @@
 """The HTTP API: /regime, /history, /healthz, /readyz, /schema/…, /openapi.json, /runbooks/…, and /.
 
-Every verdict comes from ``riskd.freshness`` (the same one ``riskd.client`` and the Telegram bot use), so
+Every verdict comes from ``riskd.contract.freshness`` (the same one ``riskd.client`` and the Telegram bot use), so
 the API never serves a stale snapshot as current: /regime answers 503 with ``state: unknown`` and the
 last snapshot under ``last_snapshot`` instead. An optional bearer token (``metrics.api_token``) protects
 everything but the probes and the runbooks (which a pager must be able to open).
@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from riskd import contract
-from riskd.freshness import Probe, Verdict, judge, probe
+from riskd.contract import schemas as contract
+from riskd.contract.freshness import Probe, Verdict, judge, probe
+from riskd.contract.models import rfc3339
+from riskd.contract.trading import DEFAULT_TABLE, TradingState
 from riskd.http import openapi, runbooks
 from riskd.http.history import MAX_SPAN, HistorySource
-from riskd.models import rfc3339
 
 if TYPE_CHECKING:
     from riskd.settings import MetricsSettings
@@ -48,6 +49,8 @@ class ApiContext:
     wall_clock: Callable[[], float] = time.time
     grace_s: float = 120.0
     max_silence_s: float = 2.5 * HOUR_S
+    fail_safe: TradingState = DEFAULT_TABLE.fail_safe
+    """``trading_state`` served when the regime is not current (``trading.fail_safe``)."""
 
     @property
     def max_age(self) -> timedelta:
@@ -68,6 +71,8 @@ class ApiContext:
             venue_health=getattr(self.state, "venue_health", {}),
             max_age=self.max_age,
             max_silence_s=self.max_silence_s,
+            services_down=getattr(self.state, "down", {}),
+            started=self.state.last_cycle_ok is not None,
         )
 
 
@@ -78,7 +83,8 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
 
 
 def regime_response(ctx: ApiContext) -> web.Response:
-    """200 with the snapshot plus ``freshness`` when usable; 503 with ``state: unknown`` otherwise.
+    """200 with the snapshot plus ``freshness`` when usable; 503 with ``state: unknown`` and the fail-safe
+    ``trading_state`` otherwise (a stale snapshot's own ``trading_state`` is history, not advice).
 
     The 200 body is a valid v1 snapshot (``freshness`` is an added field readers ignore). ``Age`` is the
     seconds since riskd computed it; ``Cache-Control: max-age`` runs to when the next hour is due, so a
@@ -88,6 +94,7 @@ def regime_response(ctx: ApiContext) -> web.Response:
     if snap is None or not verdict.usable:
         body = {
             "state": "unknown",
+            "trading_state": ctx.fail_safe,
             "freshness": verdict_json(verdict),
             "last_snapshot": json.loads(snap.to_json()) if snap is not None else None,
         }

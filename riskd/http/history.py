@@ -12,10 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
-from riskd.models import Keys, Snapshot, read_snapshot
-from riskd.sinks.redis import latest_revisions
+from riskd.contract.codec import latest_revisions, read_entry
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
 
 log = logging.getLogger("riskd.http")
 
@@ -34,10 +33,9 @@ def parse_entries(entries: Iterable[tuple[Any, dict[Any, Any]]]) -> list[Snapsho
     out = []
     bad = 0
     for _id, fields in entries:
-        raw = fields.get(b"json", fields.get("json")) or b""  # no field: unreadable, like bad JSON
         try:
-            out.append(read_snapshot(raw))
-        except (ValidationError, ValueError, TypeError):
+            out.append(read_entry(fields))
+        except (ValueError, TypeError):
             bad += 1
     if bad:
         log.warning("history: %d stream entr(ies) are not valid v1 snapshots; skipped", bad)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from riskd import __version__, contract
+from riskd import __version__
+from riskd.contract import schemas as contract
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -43,9 +44,13 @@ def document(base_url: str) -> dict[str, Any]:
     }
     unknown = {
         "type": "object",
-        "required": ["state", "freshness"],
+        "required": ["state", "trading_state", "freshness"],
         "properties": {
             "state": {"const": "unknown"},
+            "trading_state": {
+                "enum": ["reducing", "halted"],
+                "description": "the fail-safe (trading.fail_safe)",
+            },
             "freshness": verdict,
             "last_snapshot": {"anyOf": [regime_ref, {"type": "null"}]},
         },

@@ -1,10 +1,11 @@
 """The built-in status page at ``/``, for teams without Grafana.
 
-One self-contained HTML page (inline CSS, a server-rendered SVG chart, no script, no CDN: riskd often runs
-without internet) that refreshes itself every minute and reads on a phone. It shows the regime, the
+One self-contained HTML page (inline CSS, a server-rendered SVG chart, no CDN: riskd often runs without
+internet; one inline script, the minute refresh a reader can pause) that reads on a phone and with a
+screen reader (WCAG 2.1 AA: the test runs axe-core on it). It shows the regime, the
 risk multiplier and the freshness verdict (a banner when the regime must not be used), how fresh each
 venue's datasets are, a 7-day chart of CFI, crash probability and state, the current cascade episode and
-the recent alerts (derived from the history with ``riskd.alerts.derive_alerts``, the daemon's own rule).
+the recent alerts (derived from the history with ``riskd.contract.alerts.derive_alerts``, the daemon's own rule).
 :func:`render` is pure; :func:`build` gathers its inputs from the API context.
 """
 
@@ -17,26 +18,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from riskd.alerts import derive_alerts
-from riskd.freshness import Verdict
-from riskd.models import Alert, Snapshot
+from riskd.contract.alerts import derive_alerts
+from riskd.contract.freshness import Verdict
+from riskd.contract.models import Alert, Snapshot
+from riskd.http.chart import STATES, WINDOW, chart_svg
 
 if TYPE_CHECKING:
     from riskd.http.api import ApiContext
 
 log = logging.getLogger("riskd.http")
 
-WINDOW = timedelta(days=7)
+_LEAD = timedelta(hours=1)
+"""Read one hour before the window: the first hour drawn is derived against it (see :func:`recent_alerts`)."""
 REFRESH_S = 60
-COLORS = {
-    "calm": "#2e7d32",
-    "elevated": "#f9a825",
-    "fragile": "#ef6c00",
-    "cascade": "#c62828",
-    "recovery": "#1565c0",
-    "unknown": "#757575",
-}
-_W, _H, _PAD, _BAND = 720, 220, 36, 14
 
 
 @dataclass(frozen=True)
@@ -58,11 +52,11 @@ async def build(ctx: ApiContext) -> str:
     history: list[Snapshot] = []
     if ctx.history is not None:
         try:
-            history = await ctx.history.between(now - WINDOW, now)
+            history = await ctx.history.between(now - WINDOW - _LEAD, now)
         except Exception as err:  # the page still shows the live state without its history
             log.warning("status page: history not read: %s", err)
-    wall = ctx.wall_clock()
-    ages = {k: max(0.0, wall - v) for k, v in ctx.state.newest_data.items()}
+    data_now = now.timestamp()  # data ages on the data clock (simulated in the demo and replay), not the wall
+    ages = {k: max(0.0, data_now - v) for k, v in ctx.state.newest_data.items()}
     view = PageView(now, ctx.state.snapshot, ctx.verdict(), history, ages,
                     dict(getattr(ctx.state, "venue_health", {})), ctx.state.leader)  # fmt: skip
     return render(view)
@@ -115,8 +109,7 @@ def _headline(view: PageView) -> str:
     if snap is not None and snap.crash_prob_24h is not None:
         crash = f" · crash probability 24 h {snap.crash_prob_24h:.0%}"
     return (
-        f'<section class="head"><div id="state" class="state" style="background:{COLORS[state]}">'
-        f"{_e(state.upper())}</div>"
+        f'<section class="head"><div id="state" class="state box-{state}">{_e(state.upper())}</div>'
         f'<div><div class="mult">risk multiplier <b id="multiplier">{_e(mult)}</b></div>'
         f'<div id="freshness" class="muted">data {_e(v.status)} · {_e(last)}</div>'
         f'<div class="muted">{_e(cfi)}{_e(crash)}</div></div></section>'
@@ -148,64 +141,6 @@ def _data_table(view: PageView) -> str:
     )
 
 
-def _y(value: float, lo: float, hi: float) -> float:
-    return _PAD / 2 + (_H - _PAD - _BAND) * (1 - (value - lo) / (hi - lo or 1.0))
-
-
-def chart_svg(history: list[Snapshot], end: datetime) -> str:
-    """The 7-day chart: CFI (left axis), crash probability (right axis, 0..1), the state as a colour band."""
-    start = end - WINDOW
-    span = WINDOW.total_seconds()
-
-    def x(ts: datetime) -> float:
-        return _PAD + (_W - 2 * _PAD) * min(1.0, max(0.0, (ts - start).total_seconds() / span))
-
-    pts = [(s.as_of, s.cfi) for s in history if s.cfi is not None]
-    parts = [
-        f'<rect x="{_PAD}" y="{_PAD / 2}" width="{_W - 2 * _PAD}" height="{_H - _PAD - _BAND}" fill="#fafafa"/>'
-    ]
-    if pts:
-        lo, hi = min(0.0, *(v for _, v in pts)), max(0.0, *(v for _, v in pts))
-        lo, hi = lo - 0.1 * (hi - lo or 1), hi + 0.1 * (hi - lo or 1)
-        zero = _y(0.0, lo, hi)
-        parts.append(f'<line x1="{_PAD}" x2="{_W - _PAD}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#bbb"/>')
-        for v in (lo, hi):
-            parts.append(f'<text x="{_PAD - 4}" y="{_y(v, lo, hi) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
-        line = " ".join(f"{x(t):.1f},{_y(v, lo, hi):.1f}" for t, v in pts)
-        parts.append(
-            f'<polyline class="cfi-line" points="{line}" fill="none" stroke="#1a237e" stroke-width="2"/>'
-        )
-    probs = [(s.as_of, s.crash_prob_24h) for s in history if s.crash_prob_24h is not None]
-    if probs:
-        line = " ".join(f"{x(t):.1f},{_y(p, 0.0, 1.0):.1f}" for t, p in probs)
-        parts.append(
-            f'<polyline class="crash-line" points="{line}" fill="none" stroke="#c62828" stroke-dasharray="4 3"/>'
-        )
-        parts.append(f'<text x="{_W - _PAD + 4}" y="{_PAD / 2 + 4}">100%</text>')
-    band_y = _H - _PAD / 2 - _BAND
-    hour_w = (_W - 2 * _PAD) * 3600 / span
-    for s in history:
-        left = x(s.as_of - timedelta(hours=1))
-        parts.append(
-            f'<rect class="state-band" x="{left:.1f}" y="{band_y:.1f}" width="{hour_w + 0.3:.2f}" '
-            f'height="{_BAND}" fill="{COLORS[s.state]}"><title>{_e(s.state)} {_when(s.as_of)}</title></rect>'
-        )
-    for day in range(8):
-        t = start + timedelta(days=day)
-        parts.append(f'<text x="{x(t):.1f}" y="{_H - 4}" text-anchor="middle">{t:%d %b}</text>')
-    if not history:
-        parts.append(f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle">no history in Redis yet</text>')
-    legend = (
-        "CFI (line)"
-        + (" · crash probability 24 h (dashed, right 0–100%)" if probs else "")
-        + " · state (band)"
-    )
-    return (
-        f'<svg id="chart" viewBox="0 0 {_W} {_H}" role="img" aria-label="7-day CFI and state chart" '
-        f'font-size="11" font-family="sans-serif">{"".join(parts)}</svg><p class="muted">{_e(legend)}</p>'
-    )
-
-
 def _episode(view: PageView) -> str:
     snap = view.snapshot
     if snap is None or snap.episode_id is None:
@@ -222,17 +157,24 @@ def _episode(view: PageView) -> str:
             f"was in cascade episode {_e(snap.episode_id)}, since {_when(began)}.</p></section>"
         )
     return (
-        f'<section><h2>Cascade</h2><p id="episode" class="cascade"><b>Cascade episode {_e(snap.episode_id)} in '
+        f'<section><h2>Cascade</h2><p id="episode" class="ink-{snap.state}"><b>Cascade episode '
+        f"{_e(snap.episode_id)} in "
         f"progress</b> since {_when(began)} ({max(1, len(hours))} h): level now {_e(snap.cascade_level)}, "
         f"peak level {peak} of 4{multi}.</p></section>"
     )
 
 
-def recent_alerts(history: list[Snapshot], limit: int = 15) -> list[Alert]:
-    """The alerts the daemon's rule raises over the history, newest first."""
+def recent_alerts(history: list[Snapshot], since: datetime, limit: int = 15) -> list[Alert]:
+    """The alerts the daemon's rule raises over the hours after ``since``, newest first: market alerts and
+    the operational ones (data stale, data recovered).
+
+    Each hour is derived against the hour before it, as the alert feed does; the first hour read has none
+    (a first start, or an hour before the window that was not read), and is derived against None too, as
+    the feed derives its first hour: a daemon that starts blind sends "Data stale" for that hour."""
     out: list[Alert] = []
-    for prev, cur in itertools.pairwise(history):
-        out += derive_alerts(prev, cur, now=cur.computed_at)
+    for prev, cur in itertools.pairwise([None, *history]):
+        if cur is not None and cur.as_of > since:
+            out += derive_alerts(prev, cur, now=cur.computed_at)
     return list(reversed(out))[:limit]
 
 
@@ -240,21 +182,34 @@ def _alerts(view: PageView) -> str:
     items = "".join(
         f'<li class="sev-{_e(a.severity)}"><b>{_e(a.title)}</b> <span class="muted">{_when(a.as_of)} · '
         f"{_e(a.severity)}</span></li>"
-        for a in recent_alerts(view.history)
+        for a in recent_alerts(view.history, view.now - WINDOW)
     )
-    return f'<section><h2>Recent alerts</h2><ul id="alerts">{items or "<li>none in the past 7 days</li>"}</ul></section>'
+    note = (
+        '<p class="muted">Every alert the daemon\'s rule raised over the past 7 days: market alerts and '
+        "data alerts (data stale, data recovered, …). Alert modes and the cooldown may have kept some out of "
+        "the chat.</p>"
+    )
+    return (
+        f'<section><h2>Recent alerts</h2>{note}<ul id="alerts">'
+        f"{items or '<li>none in the past 7 days</li>'}</ul></section>"
+    )
 
 
-_CSS = (
+_CSS = "".join(
+    f".box-{name}{{background:{look.box};color:{look.on_box}}}.ink-{name}{{color:{look.ink}}}"
+    for name, look in STATES.items()
+) + (
     "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:760px;padding:.6em;color:#222}"
     "h1{font-size:1.2em;margin:.2em 0}h2{font-size:1.05em;margin:1.1em 0 .3em}"
     ".head{display:flex;gap:1em;align-items:center;flex-wrap:wrap}"
-    ".state{color:#fff;font-weight:700;font-size:1.8em;padding:.25em .6em;border-radius:.3em}"
+    ".state{font-weight:700;font-size:1.8em;padding:.25em .6em;border-radius:.3em}"
     ".mult{font-size:1.3em}.muted{color:#666;font-size:.9em}"
     ".banner{padding:.6em;border-radius:.3em;margin:.5em 0}.bad{background:#ffebee;border:2px solid #c62828}"
     ".warn{background:#fff8e1;border:2px solid #f9a825}table{border-collapse:collapse;width:100%}"
     "td,th{text-align:left;padding:.2em .4em;border-bottom:1px solid #eee}.h-down{color:#c62828;font-weight:700}"
-    ".h-degraded{color:#ef6c00}svg{width:100%;height:auto}.cascade{color:#c62828}"
+    f".h-degraded{{color:{STATES['fragile'].ink}}}#chart{{width:100%;height:auto}}"
+    ".legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.2em 1.2em;font-size:.9em}"
+    ".swatch{vertical-align:middle}button{font:inherit}"
     ".sev-critical b{color:#c62828}ul{padding-left:1.2em}footer{margin-top:1.5em}"
 )
 
@@ -265,16 +220,30 @@ def render(view: PageView) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta http-equiv="refresh" content="{REFRESH_S}"><title>riskd: {_e(_title(view))}</title>'
-        f"<style>{_CSS}</style></head><body>"
+        f"<title>riskd: {_e(_title(view))}</title><style>{_CSS}</style></head><body><main>"
         f'<h1>riskd · market regime <span class="muted">({role}, {_when(view.now)})</span></h1>'
         f"{_banner(view)}{_headline(view)}"
         f"<section><h2>Past 7 days</h2>{chart_svg(view.history, view.now)}</section>"
-        f"{_episode(view)}{_alerts(view)}{_data_table(view)}"
+        f"{_episode(view)}{_alerts(view)}{_data_table(view)}</main>"
         '<footer class="muted"><a href="/regime">/regime</a> · <a href="/history">/history</a> · '
         '<a href="/openapi.json">/openapi.json</a> · <a href="/schema/">/schema</a> · '
-        f'<a href="/runbooks/">runbooks</a> · refreshes every {REFRESH_S} s</footer></body></html>'
+        f'<a href="/runbooks/">runbooks</a> · {_REFRESH}</footer></body></html>'
     )
+
+
+_REFRESH = (
+    f'<span id="refresh">reload the page for news</span> <button id="pause" type="button" hidden>pause</button>'
+    "<script>(()=>{const k='riskd-refresh-paused',b=document.getElementById('pause'),"
+    "r=document.getElementById('refresh');let t,p=false;try{p=localStorage.getItem(k)==='1'}catch(e){}"
+    "const set=()=>{clearTimeout(t);b.hidden=false;b.setAttribute('aria-pressed',String(p));"
+    "b.textContent=p?'resume auto-refresh':'pause auto-refresh';"
+    f"r.textContent=p?'auto-refresh paused':'reloads every {REFRESH_S} s';"
+    f"if(!p)t=setTimeout(()=>location.reload(),{REFRESH_S * 1000})}};"
+    "b.onclick=()=>{p=!p;try{localStorage.setItem(k,p?'1':'0')}catch(e){}set()};set()})()</script>"
+)
+"""The minute refresh, which a reader can pause (WCAG 2.2.1: a page that reloads itself must let the
+reader stop it; a ``<meta http-equiv=refresh>`` cannot be stopped, and axe-core fails it as critical).
+Without script the page does not reload and says so."""
 
 
 def _title(view: PageView) -> str:

@@ -31,7 +31,8 @@ def source_text() -> str:
 def docs_section() -> str:
     """What docs/operations.md carries between its runbook markers: the sections, without the header."""
     text = source_text()
-    return text[text.index("### ") :]
+    first = _SECTION.search(text)  # the first real heading: the header comment mentions "### AlertName"
+    return text[first.start() :] if first else text
 
 
 @cache

@@ -20,15 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from riskd.errors import DataError
 from riskd.importer import overrides as _overrides
+from riskd.importer.files import data_name
 from riskd.importer.flat import split_flat_tail
-from riskd.importer.layouts import data_name, read_file
+from riskd.importer.layouts import read_file
 from riskd.importer.model import FlatRun, ImportReport, Piece, SeriesReport, SkipFile
 from riskd.importer.stitch import stitch
-from riskd.importer.summary import cli_import, print_report
+from riskd.importer.summary import print_report
 from riskd.store import HistoryStore
 
 __all__ = [
-    "FlatRun", "ImportReport", "Piece", "SeriesReport", "SkipFile", "cli_import", "import_path",
+    "FlatRun", "ImportReport", "Piece", "SeriesReport", "SkipFile", "import_path",
     "print_report", "read_file", "stitch",
 ]  # fmt: skip
 

@@ -3,9 +3,7 @@ timezone conversions, flat funding tails and disagreements between overlapping s
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,8 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from riskd.importer.model import ImportReport, SeriesReport
-from riskd.settings import Settings
-from riskd.store import HistoryStore
 
 
 def _fmt(ts: pd.Timestamp | None) -> str:
@@ -129,21 +125,3 @@ def print_report(report: ImportReport, console: Console) -> None:
         f"{sum(s.rows for s in report.series):,} rows, {report.rows_written:,} new or changed in the store, "
         f"{report.disagreeing:,} disagreeing overlap rows, {report.elapsed_s:.1f} s"
     )
-
-
-def cli_import(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd data import PATH``: exit 0 when something was imported, 1 when nothing was."""
-    from riskd.importer import import_path
-
-    store = HistoryStore(settings.store_dir)
-    report = import_path(
-        Path(args.path),
-        store,
-        renames=settings.universe.renames,
-        progress=not getattr(args, "no_progress", False),
-    )
-    print_report(report, Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160))
-    if not report.series:
-        print(f"riskd: nothing importable found under {args.path}", file=sys.stderr)
-        return 1
-    return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from riskd.models import Snapshot
+from riskd.contract.models import Snapshot
 
 
 @runtime_checkable

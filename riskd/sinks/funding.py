@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
 from riskd.live import funding_table
-from riskd.models import Keys, Snapshot
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

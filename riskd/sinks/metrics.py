@@ -1,4 +1,7 @@
-"""Prometheus metrics (docs/metrics.md) and the HTTP server that also carries the API (``riskd.http``).
+"""Prometheus metrics (docs/metrics.md): the registry, the regime collector and what the daemon reports.
+
+The HTTP server that exposes them with the API is :mod:`riskd.http.server`; this module knows nothing of
+HTTP beyond the exposition bytes.
 
 Gauges of the regime come from a custom collector that reads the latest published snapshot: a scrape
 never triggers a fetch or a computation, and before the first cycle it simply yields fewer samples.
@@ -12,20 +15,13 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from riskd import __version__
-from riskd.http import page
-from riskd.http.api import Api, ApiContext, auth_middleware, probe_json
-from riskd.http.history import HistorySource
-from riskd.models import LEVEL_CODES, STATE_CODES, Snapshot
-from riskd.settings import MetricsSettings
+from riskd.contract.models import LEVEL_CODES, STATE_CODES, Snapshot
 from riskd.sources.registry import primary_venue, with_role
 from riskd.sources.retry import OUTCOMES
 
@@ -65,6 +61,7 @@ class LiveState:
     started_at: float = field(default_factory=time.time)
     last_cycle_ok: float | None = None
     venue_health: dict[str, str] = field(default_factory=dict)  # venue -> "ok" | "degraded" | "down"
+    down: dict[str, str] = field(default_factory=dict)  # service ("redis") -> why it is unreachable now
 
 
 class SnapshotCollector(Collector):
@@ -207,7 +204,7 @@ class Metrics:
         for channel in ("telegram", "console"):
             for severity in ("info", "warning", "critical"):
                 self.alerts_sent.labels(channel, severity)
-        for reason in ("duplicate", "cooldown", "muted", "off"):
+        for reason in ("duplicate", "downgrade", "cooldown", "muted", "off"):
             self.alerts_suppressed.labels(reason)
         for stage in ("fetch", "store", "state", "redis", "alerts"):
             self.stage_failures.labels(stage)
@@ -259,84 +256,23 @@ class Metrics:
         """Count one failure of a stage (the stage's last success stops moving too)."""
         self.stage_failures.labels(stage).inc()
 
+    def service_down(self, service: str, why: str) -> bool:
+        """A service riskd needs (``redis``) stopped answering: counted once per outage under its stage,
+        shown by /healthz as degraded until :meth:`service_up`. True when the outage just began (the caller
+        logs it then, once)."""
+        began = service not in self.state.down
+        if began:
+            self.failure(service)
+        self.state.down[service] = why
+        return began
+
+    def service_up(self, service: str) -> bool:
+        """The service answers again; True when an outage just ended."""
+        return self.state.down.pop(service, None) is not None
+
     def exposition(self) -> bytes:
         """The text format a scrape returns."""
         return generate_latest(self.registry)
-
-
-def health(state: LiveState, now: float, max_silence_s: float = 2.5 * 3600) -> tuple[int, dict[str, object]]:
-    """/healthz: 200 while cycles complete (``status`` ok, or degraded when a venue is down or the data is
-    stale), 503 ``failing`` when none completed for ``max_silence_s``; a fresh process gets one silence
-    period to finish its first. The verdicts are ``riskd.freshness.probe``'s."""
-    ctx = ApiContext(state, MetricsSettings(), data_clock=lambda: datetime.fromtimestamp(now, UTC),
-                     wall_clock=lambda: now, max_silence_s=max_silence_s)  # fmt: skip
-    p = ctx.probe()
-    return (200 if p.live else 503), probe_json(ctx, p)
-
-
-class MetricsServer:
-    """aiohttp app serving /metrics and the API (``riskd.http``: /regime, /history, /healthz, /readyz,
-    /schema/…, /openapi.json, /runbooks/…, the status page at /) on the configured address."""
-
-    def __init__(
-        self,
-        metrics: Metrics,
-        host: str,
-        port: int,
-        clock: Callable[[], float] = time.time,
-        *,
-        settings: MetricsSettings | None = None,
-        history: HistorySource | None = None,
-        grace_s: float = 120.0,
-    ) -> None:
-        self.metrics = metrics
-        self.host = host
-        self.port = port
-        self.api = ApiContext(
-            metrics.state,
-            settings or MetricsSettings(host=host, port=port),
-            history=history,
-            data_clock=lambda: datetime.fromtimestamp(metrics.clock(), UTC),
-            wall_clock=clock,
-            grace_s=grace_s,
-        )
-        self._runner: web.AppRunner | None = None
-
-    def app(self) -> web.Application:
-        """The routes (exposed for tests that want the app without a socket)."""
-        token = self.api.settings.api_token
-        app = web.Application(middlewares=[auth_middleware(token.get_secret_value() if token else None)])
-        app.router.add_get("/metrics", self._metrics)
-        Api(self.api, page=page.build).add_routes(app)
-        return app
-
-    async def start(self) -> MetricsServer:
-        """Listen; with port 0 the chosen port is stored in ``self.port``."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[attr-defined]
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-            if self.api.settings.external_url is None:  # links name the port actually bound
-                self.api.settings = self.api.settings.model_copy(update={"port": self.port})
-        log.info(
-            "http on http://%s:%d/ (status page; also /metrics, /regime, /healthz, /readyz)",
-            self.host,
-            self.port,
-        )
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        body = self.metrics.exposition()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def parse_exposition(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -350,4 +286,4 @@ def parse_exposition(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]],
     return out
 
 
-__all__ = ["LiveState", "Metrics", "MetricsServer", "SnapshotCollector", "health", "parse_exposition"]
+__all__ = ["LiveState", "Metrics", "SnapshotCollector", "parse_exposition"]

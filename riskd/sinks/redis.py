@@ -11,19 +11,19 @@ are flushed before anything newer: the stream ends up with every hour.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from riskd.contract.codec import latest_revisions, read_entry, read_snapshot
+from riskd.contract.keys import Keys
+from riskd.contract.models import RegimeEvent, Snapshot, rfc3339
 from riskd.errors import SinkError
-from riskd.models import Keys, RegimeEvent, Snapshot, read_snapshot
 from riskd.settings import RedisSettings
+from riskd.store.files import write_durably
 
 log = logging.getLogger("riskd.redis")
 
@@ -137,19 +137,18 @@ class RedisSink:
         one yet (SET NX, no expiry), else the one set. Raises SinkError when Redis is unreachable.
 
         CFI v2 ranks each component against its whole past, so two replicas agree only if their past
-        starts at the same hour; a standby started later would otherwise rank against a shorter past."""
-        key = self._keys.history_origin
+        starts at the same hour; a standby started later would otherwise rank against a shorter past.
+        Only a replica whose store holds data claims (an empty store must not pin the history)."""
         try:
-            await self._client.set(key, candidate.isoformat(), nx=True)
-            raw = await self._client.get(key)
+            await self._client.set(self._keys.history_origin, rfc3339(candidate.to_pydatetime()), nx=True)
         except (RedisError, OSError) as err:
             raise SinkError(f"history origin not shared (redis unavailable): {err}") from err
-        if raw is None:  # deleted between the two calls: ours stands
-            return candidate
-        try:
-            return pd.Timestamp(raw.decode() if isinstance(raw, bytes) else raw).tz_convert("UTC")
-        except (ValueError, TypeError) as err:
-            raise SinkError(f"{key} holds {raw!r}, not an ISO time: {err}") from err
+        return await self.shared_origin() or candidate  # deleted between the two calls: ours stands
+
+    async def shared_origin(self) -> pd.Timestamp | None:
+        """The history origin the replicas share (None: none set yet). Raises SinkError when Redis is
+        unreachable or the key holds something that is not a time."""
+        return await read_origin(self._client, self._keys)
 
     async def flush(self) -> int:
         """Write the queue in order; stop at the first failure and keep the rest."""
@@ -186,7 +185,7 @@ class RedisSink:
         out = []
         for line in self._spool.read_text().splitlines():
             if line.strip():
-                out.append(Snapshot.model_validate_json(line))
+                out.append(read_snapshot(line))
         if out:
             log.warning("%d unpublished hour(s) found in %s; they go out first", len(out), self._spool)
         return out
@@ -215,30 +214,29 @@ class RedisSink:
 async def read_history(client: aioredis.Redis, prefix: str, count: int) -> list[Snapshot]:
     """The last ``count`` hours from the history stream, oldest first, each at its highest revision."""
     rows = await client.xrevrange(Keys(prefix).history, count=count * 2) or []
-    return latest_revisions(read_snapshot(fields[b"json"]) for _, fields in rows if fields)[-count:]
+    return latest_revisions(read_entry(fields) for _, fields in rows if fields)[-count:]
 
 
-def latest_revisions(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
-    """One snapshot per hour, its highest revision, oldest hour first (how to read the stream)."""
-    best: dict[datetime, Snapshot] = {}
-    for snap in snapshots:
-        held = best.get(snap.as_of)
-        if held is None or snap.revision >= held.revision:  # on a tie, the later entry
-            best[snap.as_of] = snap
-    return [best[t] for t in sorted(best)]
-
-
-def write_durably(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically and fsynced (file and folder), or raise OSError."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
+async def read_origin(client: aioredis.Redis, keys: Keys) -> pd.Timestamp | None:
+    """``<prefix>:history:origin`` as a UTC hour (None when unset); SinkError when Redis is unreachable or
+    the key is not a time (RFC 3339; an older riskd wrote ``+00:00``, read too)."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        raw = await client.get(keys.history_origin)
+    except (RedisError, OSError) as err:
+        raise SinkError(f"history origin not readable (redis unavailable): {err}") from err
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        return pd.Timestamp(text).tz_convert("UTC")
+    except (ValueError, TypeError) as err:
+        raise SinkError(f"{keys.history_origin} holds {text!r}, not an RFC 3339 time: {err}") from err
+
+
+async def write_origin(client: aioredis.Redis, keys: Keys, origin: pd.Timestamp) -> None:
+    """Move the shared history origin (``riskd origin --set``): every replica rebuilds from it at its next
+    cycle. Raises SinkError when Redis is unreachable."""
+    try:
+        await client.set(keys.history_origin, rfc3339(origin.to_pydatetime()))
+    except (RedisError, OSError) as err:
+        raise SinkError(f"history origin not written (redis unavailable): {err}") from err

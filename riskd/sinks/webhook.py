@@ -9,7 +9,7 @@ and rejects an old timestamp to stop replays.
   in-memory queue and a background worker that retries with exponential back-off: ``publish`` only
   enqueues, so a slow or dead receiver never delays the cycle or the Redis key. If the queue is full the
   oldest snapshot is dropped and counted (the newest state matters most).
-- Alerts (:class:`WebhookChannel`, an alert :class:`~riskd.sinks.alerting.Channel`) go through their own
+- Alerts (:class:`WebhookChannel`, an alert :class:`~riskd.alerting.pipeline.Channel`) go through their own
   Redis outbox like Telegram's, so they get the same exactly-once delivery, retries and de-duplication.
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from riskd.models import Alert, Snapshot
-from riskd.sinks.alerting import DeliveryError
+from riskd.alerting.channel import DeliveryError
+from riskd.contract.models import Alert, Snapshot
 
 log = logging.getLogger("riskd.webhook")
 

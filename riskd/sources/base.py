@@ -14,7 +14,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 
@@ -31,12 +31,10 @@ from riskd.sources.normalize import (
     oi_frame,
     to_ms,
 )
+from riskd.sources.options import RetryOptions, VenueOptions
 from riskd.sources.retry import RequestHook, call_with_retry, capture_retry_after
-from riskd.symbols import canonical, listed_name
-
-if TYPE_CHECKING:  # settings import the registry, which imports this module: types only here
-    from riskd.settings import RetrySettings, VenueSettings
-    from riskd.sources.registry import VenueSpec
+from riskd.sources.spec import VenueSpec
+from riskd.sources.symbols import canonical, listed_name
 
 log = logging.getLogger("riskd.sources")
 
@@ -97,8 +95,8 @@ class VenueSource(ABC):
 
     def __init__(
         self,
-        settings: VenueSettings,
-        retry: RetrySettings,
+        settings: VenueOptions,
+        retry: RetryOptions,
         *,
         renames: Mapping[str, str] | None = None,
         clock: Clock = utc_now,

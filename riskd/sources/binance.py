@@ -10,6 +10,7 @@ from riskd.errors import SourceError
 from riskd.sources.base import Market, Page, VenueSource
 from riskd.sources.parse import candle, expect_list, millis, number
 from riskd.sources.registry import VenueSpec, register
+from riskd.sources.spec import StreamSpec
 
 log = logging.getLogger("riskd.sources")
 
@@ -103,6 +104,20 @@ class BinanceSource(VenueSource):
         return Page(rows, len(rows) >= _OI_LIMIT)
 
 
+def candle_closed(message: Any, market_id: str) -> list[int]:
+    """Binance's ``kline`` frame: ``k.x`` marks the candle of ``k.s`` closed; its open time is ``k.t``."""
+    k = message.get("k") if isinstance(message, dict) else None
+    return [int(k["t"])] if isinstance(k, dict) and k.get("s") == market_id and k.get("x") is True else []
+
+
+STREAM = StreamSpec(
+    ws_shape=("linear",),
+    fake_ws_path="/_ws/binance/ws",
+    liquidations="all_market",  # !forceOrder@arr: every symbol in one subscription
+    candle_closed=candle_closed,
+    completeness="sampled",  # at most the latest liquidation per symbol per second
+)
+
 SPEC = register(
     VenueSpec(
         name="binance",
@@ -115,5 +130,7 @@ SPEC = register(
         datasets=frozenset({"ohlcv", "funding", "open_interest", "current_funding"}),
         funding_role="primary",
         rate_limit_window_s=60.0,
+        stream=STREAM,
+        liquidation_completeness="sampled",
     )
 )

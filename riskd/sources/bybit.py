@@ -8,6 +8,7 @@ from typing import Any
 from riskd.sources.base import Market, Page, VenueSource
 from riskd.sources.parse import candle, expect_result_list, millis, number
 from riskd.sources.registry import VenueSpec, register
+from riskd.sources.spec import StreamSpec
 
 _KLINE_LIMIT = 1000
 _FUNDING_LIMIT = 200
@@ -89,6 +90,25 @@ class BybitSource(VenueSource):
         return Page(rows, len(rows) >= _OI_LIMIT)
 
 
+def candle_closed(message: Any, market_id: str) -> list[int]:
+    """Bybit's ``kline.1.<id>`` frame: each data row's ``confirm`` marks it closed; its open time is ``start``."""
+    if not isinstance(message, dict) or not str(message.get("topic", "")).endswith(f".{market_id}"):
+        return []
+    return [
+        int(d["start"]) for d in message.get("data", []) if isinstance(d, dict) and d.get("confirm") is True
+    ]
+
+
+STREAM = StreamSpec(
+    ws_shape=("public", "linear"),
+    fake_ws_path="/_ws/bybit/v5/public/linear",
+    liquidations="per_symbol",
+    liquidation_topic="allLiquidation.{id}",
+    candle_closed=candle_closed,
+    completeness="complete",  # allLiquidation: every liquidation
+    ccxt_options=(("fetchMarkets", {"types": ["linear"]}),),
+)
+
 SPEC = register(
     VenueSpec(
         name="bybit",
@@ -101,5 +121,7 @@ SPEC = register(
         datasets=frozenset({"ohlcv", "funding", "open_interest", "current_funding"}),
         funding_role="gap",
         rate_limit_window_s=5.0,  # Bybit's IP limit counts requests per 5 s
+        stream=STREAM,
+        liquidation_completeness="complete",
     )
 )

@@ -24,14 +24,12 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
 
 from riskd.errors import CircuitOpen, RateLimited, SourceError, TemporaryError, VenueBanned
-
-if TYPE_CHECKING:  # settings import the venue registry, which imports this module
-    from riskd.settings import RetrySettings
+from riskd.sources.options import RetryOptions
 
 log = logging.getLogger("riskd.sources")
 
@@ -55,7 +53,7 @@ class Tally:
 class VenueGuard:
     """The circuit breaker, ban, pause, deadline and cycle tally of one venue (see the module docstring)."""
 
-    def __init__(self, venue: str, policy: RetrySettings, clock: Clock) -> None:
+    def __init__(self, venue: str, policy: RetryOptions, clock: Clock) -> None:
         self.venue = venue
         self._policy = policy
         self._clock = clock

@@ -67,5 +67,6 @@ SPEC = register(
         funding_role="gap",
         rate_limit_window_s=60.0,
         scaled_prefixes=("1000000", "10000", "1000", "k"),  # kPEPE: 1,000 tokens per contract
+        import_quotes=("USDC", ""),  # its own exports name the coin alone
     )
 )

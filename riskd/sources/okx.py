@@ -96,5 +96,6 @@ SPEC = register(
         funding_role="gap",
         rate_limit_window_s=2.0,  # OKX's public limits count requests per 2 s
         enabled_by_default=False,
+        liquidation_completeness="sampled",  # its stream: at most one order per contract per second
     )
 )

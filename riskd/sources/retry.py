@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -30,9 +30,7 @@ from tenacity.stop import stop_base
 
 from riskd.errors import CircuitOpen, RateLimited, SourceError, TemporaryError, VenueBanned
 from riskd.sources.guard import VenueGuard, utc_clock
-
-if TYPE_CHECKING:  # settings import the venue registry, which imports this module
-    from riskd.settings import RetrySettings
+from riskd.sources.options import RetryOptions
 
 log = logging.getLogger("riskd.sources")
 
@@ -130,7 +128,7 @@ def _retryable(err: BaseException) -> bool:
 class _Wait:
     """Exponential back-off with jitter, never shorter than the wait a venue asked for."""
 
-    def __init__(self, policy: RetrySettings, guard: VenueGuard) -> None:
+    def __init__(self, policy: RetryOptions, guard: VenueGuard) -> None:
         self._exp = wait_exponential_jitter(
             multiplier=policy.initial_backoff_s, max=policy.max_backoff_s, jitter=policy.jitter_s
         )
@@ -160,7 +158,7 @@ async def call_with_retry(
     *,
     venue: str,
     endpoint: str,
-    policy: RetrySettings,
+    policy: RetryOptions,
     hook: RequestHook | None = None,
     guard: VenueGuard | None = None,
     slot: contextlib.AbstractAsyncContextManager[Any] | None = None,

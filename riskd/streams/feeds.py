@@ -25,8 +25,11 @@ from typing import Any
 import ccxt.pro as ccxt_pro
 import pandas as pd
 
+from riskd.errors import ConfigError
 from riskd.settings import Settings
 from riskd.sources.endpoints import CCXT_CLASSES, api_urls
+from riskd.sources.registry import venue as venue_spec
+from riskd.sources.spec import StreamSpec
 
 log = logging.getLogger("riskd.streams")
 
@@ -34,32 +37,58 @@ GapSink = Callable[[str, pd.Timestamp, pd.Timestamp], None]
 """(feed name, first missing instant, end) of a closed gap."""
 
 
+def stream_spec(venue: str) -> StreamSpec:
+    """The venue's stream facts from the registry; ConfigError when it streams nothing to riskd."""
+    spec = venue_spec(venue).stream
+    if spec is None:
+        raise ConfigError(f"invalid setting streams.venues: {venue} has no stream riskd records")
+    return spec
+
+
 def ws_base(venue: str, settings: Settings) -> str | None:
     """The websocket base URL of ``venue``: the setting, else derived from an overridden REST URL (the
-    fake exchange serves both on one port), else None (ccxt's production URL)."""
+    fake exchange serves both on one port, at the path the registry names), else None (ccxt's own)."""
     if venue in settings.streams.ws_urls:
         return settings.streams.ws_urls[venue]
     rest = settings.venues.get(venue).api_url
     if not rest:
         return None
     base = rest.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
-    return f"{base}/_ws/binance/ws" if venue == "binance" else f"{base}/_ws/bybit/v5/public/linear"
+    return f"{base}{stream_spec(venue).fake_ws_path}"
 
 
 def make_client(venue: str, settings: Settings) -> Any:
-    """A ccxt.pro client for ``venue`` (REST for its markets, websocket for the streams)."""
-    vs = settings.venues.get(venue)
+    """A ccxt.pro client for ``venue`` (REST for its markets, websocket for the streams), configured from
+    the venue's registry entry; the ccxt methods riskd taps are checked to exist."""
+    spec, vs = stream_spec(venue), settings.venues.get(venue)
     exchange = getattr(ccxt_pro, CCXT_CLASSES[venue])(
         {"enableRateLimit": True, "timeout": int(vs.timeout_s * 1000)}
     )
-    if venue == "bybit":
-        exchange.options["fetchMarkets"] = {"types": ["linear"]}
+    for key, value in spec.ccxt_options:
+        exchange.options[key] = value
     if vs.api_url:
         exchange.urls["api"] = api_urls(venue, vs.api_url)
     ws = ws_base(venue, settings)
     if ws:
-        exchange.urls["api"]["ws"] = {"linear": ws} if venue == "binance" else {"public": {"linear": ws}}
+        shaped: Any = ws
+        for key in reversed(spec.ws_shape):
+            shaped = {key: shaped}
+        exchange.urls["api"]["ws"] = shaped
+    check_taps(exchange)
     return exchange
+
+
+TAPPED = ("handle_message", "handle_ohlcv", "parse_ws_liquidation")
+"""The ccxt.pro methods riskd wraps (every frame, every candle frame, every parsed liquidation)."""
+
+
+def check_taps(exchange: Any) -> None:
+    """Fail loudly, naming the ccxt version, when a ccxt release renamed a method riskd wraps: a silent
+    miss would leave feeds "up" with no liquidations and no candle closes."""
+    missing = [name for name in TAPPED if not callable(getattr(exchange, name, None))]
+    if missing:
+        raise ConfigError(f"ccxt {getattr(ccxt_pro, '__version__', '?')} {exchange.id}: no {', '.join(missing)}; "
+                          "riskd's minute streams need them (pin the ccxt version riskd was tested with)")  # fmt: skip
 
 
 class Feed:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 from riskd.core.liquidations import MINUTE_COLUMNS
-from riskd.store import HistoryStore
-from riskd.symbols import base_of
+from riskd.sources.symbols import base_of
+from riskd.store import HistoryStore, write_atomic
 
 log = logging.getLogger("riskd.streams")
 
@@ -236,10 +235,7 @@ class LiquidationRecorder:
     def _rewrite_journal(self, before: int) -> None:
         keep = [json.dumps({"venue": v, "minute": m, "rows": r}, separators=(",", ":"))
                 for (v, m), r in sorted(self.closed.items(), key=lambda kv: kv[0][1]) if m >= before]  # fmt: skip
-        tmp = self.journal.with_suffix(".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.journal)
+        write_atomic(self.journal, "".join(line + "\n" for line in keep))  # fsynced, like every riskd file
 
 
 def _ms(ts: pd.Timestamp) -> int:

@@ -34,8 +34,8 @@ from riskd.telegram.commands import BY_NAME, MuteControl, Reply, StatusSource, h
 from riskd.telegram.format import Links, esc
 
 if TYPE_CHECKING:
+    from riskd.alerting.outbox import Outbox
     from riskd.settings import TelegramSettings
-    from riskd.sinks.outbox import Outbox
 
 log = logging.getLogger("riskd.commands")
 # We poll getUpdates raw on purpose (see CommandBot._poll); PTB suggests its parsing wrapper each call.
@@ -99,6 +99,7 @@ class CommandBot:
         self.poll_timeout_s = poll_timeout_s
         self.offset: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._batch: asyncio.Future[int] | None = None  # the updates being answered (a stop lets it finish)
 
     def now(self) -> datetime:
         """The injected clock's time (UTC)."""
@@ -118,12 +119,17 @@ class CommandBot:
         return self._task
 
     async def stop(self) -> None:
-        """Cancel the loop and confirm the last update to Telegram, so a restart does not re-answer."""
+        """Cancel the loop, let the batch in hand finish (an update is never left half-answered, so its
+        offset moves), and confirm the last update to Telegram, so a restart does not re-answer."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._batch is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._batch, 10)
+            self._batch = None
         if self.offset is not None:  # raw, like polling: the next update may be one PTB cannot parse
             confirm = {"offset": self.offset, "timeout": 0, "limit": 1}
             with contextlib.suppress(TelegramError, TimeoutError, ValueError):
@@ -148,7 +154,12 @@ class CommandBot:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30)
                 continue
-            if await self.process(raw) == 0 and raw:  # only updates without an id: nothing to confirm
+            self._batch = asyncio.ensure_future(
+                self.process(raw)
+            )  # a stop waits for it: no half-answered update
+            handled = await asyncio.shield(self._batch)
+            self._batch = None
+            if handled == 0 and raw:  # only updates without an id: nothing to confirm
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30)
 

@@ -10,25 +10,37 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import Protocol
 
-from telegram import CallbackQuery, InlineKeyboardMarkup
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from riskd.freshness import judge
-from riskd.telegram.commands import status_reply
+from riskd.alerting.outbox import Delivery, Outbox
+from riskd.contract.freshness import judge
+from riskd.contract.models import Alert
+from riskd.telegram.commands import Context, status_reply
 from riskd.telegram.format import Ack, alert_html, banner, esc
 from riskd.telegram.keyboards import Press, alert_keyboard, parse_press
 
-if TYPE_CHECKING:
-    from riskd.telegram.bot import CommandBot
+
+class ButtonContext(Context, Protocol):
+    """What a button press may use beyond a command's context: the Bot (to edit and answer), the outbox
+    (acknowledgements, delivered alerts) and the roles. :class:`riskd.telegram.bot.ButtonContext` is one."""
+
+    bot: Bot
+    outbox: Outbox | None
+
+    def may_read(self, user_id: int | None, chat_id: int | None) -> bool: ...
+
+    def may_act(self, user_id: int | None) -> bool: ...
+
 
 log = logging.getLogger("riskd.commands")
 
 
-async def handle_press(bot: CommandBot, query: CallbackQuery) -> str | None:
+async def handle_press(bot: ButtonContext, query: CallbackQuery) -> str | None:
     """Answer one button press; returns what was answered (None: ignored)."""
     user = query.from_user.id if query.from_user else None
     msg = query.message
@@ -57,7 +69,7 @@ async def handle_press(bot: CommandBot, query: CallbackQuery) -> str | None:
     return text
 
 
-async def _honour(bot: CommandBot, query: CallbackQuery, press: Press) -> str:
+async def _honour(bot: ButtonContext, query: CallbackQuery, press: Press) -> str:
     if press.action == "ack":
         return await acknowledge(bot, press.fingerprint, _who(query))
     if press.action == "mute":
@@ -71,7 +83,7 @@ async def _honour(bot: CommandBot, query: CallbackQuery, press: Press) -> str:
     return await _refresh_alert(bot, query, press.fingerprint)
 
 
-async def acknowledge(bot: CommandBot, fingerprint: str, who: str) -> str:
+async def acknowledge(bot: ButtonContext, fingerprint: str, who: str) -> str:
     """Store the acknowledgement (first wins) and edit every copy of the alert to show it."""
     if bot.outbox is None:
         return "Acknowledgements need the alert outbox."
@@ -81,10 +93,9 @@ async def acknowledge(bot: CommandBot, fingerprint: str, who: str) -> str:
     alert, copies = await bot.outbox.delivered(fingerprint)
     if alert is None:
         return "Acknowledged (the alert itself has expired)."
-    esc_dests, minutes = getattr(bot.mutes, "escalation", None) or ([], None)
+    facts = await bot.outbox.delivery_facts(fingerprint)
     for dest, message_id in copies.items():
-        waited = minutes if dest in esc_dests else None  # an escalation copy keeps its header
-        text = alert_html(alert, links=bot.links, now=bot.now(), ack=ack, escalated_after_min=waited)
+        text = as_sent(bot, alert, facts.get(dest), ack=ack)  # the copy's own banners, nothing added
         await edit(bot, int(dest), int(message_id), text, alert_keyboard(alert, acknowledged=True))
     log.info("alert %s acknowledged by %s", fingerprint, ack.by)
     if json.loads(mine)["by"] != ack.by or stored["at"] != json.loads(mine)["at"]:
@@ -92,7 +103,7 @@ async def acknowledge(bot: CommandBot, fingerprint: str, who: str) -> str:
     return "Acknowledged."
 
 
-async def _refresh_alert(bot: CommandBot, query: CallbackQuery, fingerprint: str) -> str:
+async def _refresh_alert(bot: ButtonContext, query: CallbackQuery, fingerprint: str) -> str:
     """The alert as delivered, its acknowledgement if any, and the regime now, in place."""
     if bot.outbox is None or query.message is None:
         return "Nothing to refresh."
@@ -105,15 +116,26 @@ async def _refresh_alert(bot: CommandBot, query: CallbackQuery, fingerprint: str
     state = (
         f"Regime <b>{esc(snap.state.upper())}</b> · ×{snap.risk_multiplier:g}" if snap else "Regime UNKNOWN"
     )
-    text = alert_html(alert, links=bot.links, now=now, ack=ack)
+    facts = await bot.outbox.delivery_facts(fingerprint)
+    text = as_sent(bot, alert, facts.get(str(query.message.chat.id)), ack=ack)
     text += f"\n🔄 Now ({now:%H:%M} UTC): {state} · {banner(judge(snap, now=now))}"
     await edit(bot, query.message.chat.id, query.message.message_id, text,
                alert_keyboard(alert, acknowledged=ack is not None))  # fmt: skip
     return "Refreshed."
 
 
+def as_sent(bot: ButtonContext, alert: Alert, facts: Delivery | None, *, ack: Ack | None) -> str:
+    """The alert's HTML as that copy was delivered: its delay, "possibly repeated" and escalation banners
+    are the delivery's (an edit an hour later must not claim the delivery was held up), plus ``ack``."""
+    if facts is None:  # delivered by a riskd that kept no facts: judge the delay at the hour, not now
+        return alert_html(alert, links=bot.links, now=alert.as_of, ack=ack)
+    at = datetime.fromtimestamp(facts.delivered_ms / 1000, UTC)
+    return alert_html(alert, links=bot.links, now=at, maybe_repeated=facts.maybe_repeated,
+                      escalated_after_min=facts.escalation, ack=ack)  # fmt: skip
+
+
 async def edit(
-    bot: CommandBot, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
+    bot: ButtonContext, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
 ) -> None:
     """Edit a message's text, or its caption when it is a photo; 'not modified' and failures are logged only."""
     try:
@@ -130,7 +152,7 @@ async def edit(
             log.warning("edit of message %s in chat %s failed: %s", message_id, chat_id, exc)
 
 
-async def _answer(bot: CommandBot, query: CallbackQuery, text: str | None) -> None:
+async def _answer(bot: ButtonContext, query: CallbackQuery, text: str | None) -> None:
     try:
         await bot.bot.answer_callback_query(query.id, text=text)
     except TelegramError as exc:

@@ -3,7 +3,7 @@
 The channel formats alerts as HTML (:mod:`riskd.telegram.format`) with their inline keyboard, routes
 them by severity (``telegram.routes``, default every alert to ``chat_ids``) and names the escalation
 chats. It transports: text plus an optional PNG, silent or not, and translates PTB's errors
-into :class:`~riskd.sinks.alerting.DeliveryError` with the one fact the outbox needs — was the
+into :class:`~riskd.alerting.pipeline.DeliveryError` with the one fact the outbox needs — was the
 message surely *not* delivered (the server answered with an error, or we never connected), or is it
 unknown (the connection broke or timed out after the request left)? Retries, backoff, 429 pauses
 and the rate limit live in the channel-agnostic pipeline.
@@ -15,7 +15,6 @@ records of riskd's, PTB's and httpx's loggers, so no log line carries it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import warnings
@@ -28,15 +27,15 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from riskd.models import Alert
-from riskd.sinks.alerting import AlertPipeline, DeliveryError
+from riskd.alerting.channel import DeliveryError
+from riskd.contract.models import Alert
 from riskd.telegram.format import Links, alert_html
 from riskd.telegram.keyboards import alert_keyboard
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from riskd.settings import Settings, TelegramSettings
+    from riskd.settings import TelegramSettings
 
 log = logging.getLogger("riskd.telegram")
 
@@ -237,54 +236,3 @@ def build_channel(tg: TelegramSettings, links: Links | None = None) -> TelegramC
     channel = TelegramChannel(tg, links=links)
     log.info("Telegram alerts to %d chat(s) via %s", len(tg.chat_ids), bot_base_url(tg.api_base_url))
     return channel
-
-
-async def run_delivery(
-    settings: Settings,
-    *,
-    stop: asyncio.Event | None = None,
-    with_bot: bool = False,
-    escalation_interval_s: float = 5.0,
-    **pipeline_kw: float,
-) -> None:
-    """Deliver the alert outbox of ``settings`` until stopped, escalating what nobody acknowledged; with
-    ``with_bot`` also answer commands and buttons: a standalone Telegram process (one replica: no lease)."""
-    from riskd.sinks.redis import client_from_settings
-    from riskd.telegram.bot import CommandBot
-    from riskd.telegram.escalation import EscalationLoop
-    from riskd.telegram.status import RedisStatusSource
-
-    stop = stop or asyncio.Event()
-    url = settings.redis.url.get_secret_value() if settings.redis.url else "redis://127.0.0.1:6379/0"
-    redis = client_from_settings(settings.redis, url)
-    links = Links.from_settings(settings)
-    channel = build_channel(settings.telegram, links)
-    pipeline = AlertPipeline.from_settings(redis, channel, settings, **pipeline_kw)
-    bot = None
-    if with_bot and isinstance(channel, TelegramChannel):
-        source = RedisStatusSource(redis, settings.redis.key_prefix, outbox=pipeline)
-        bot = CommandBot(channel.bot, settings.telegram, source, pipeline, links=links, poll_timeout_s=1)
-        bot.start()
-    escalation = asyncio.create_task(
-        EscalationLoop(pipeline, None, interval_s=escalation_interval_s).run(stop)
-    )
-    try:
-        await pipeline.run(stop)
-    finally:
-        stop.set()
-        await escalation
-        if bot is not None:
-            await bot.stop()
-        await channel.aclose()
-        await redis.aclose()
-
-
-def delivery_main(*, with_bot: bool = False, escalation_interval_s: float = 5.0, **pipeline_kw: Any) -> None:
-    """Entry point of a standalone delivery process (settings from the environment, as ``riskd``)."""
-    from riskd.logs import setup_logging
-    from riskd.settings import load_settings
-
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    asyncio.run(run_delivery(settings, with_bot=with_bot, escalation_interval_s=escalation_interval_s,
-                             **pipeline_kw))  # fmt: skip

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from telegram import BotCommand, InlineKeyboardMarkup
 
 import riskd
-from riskd.freshness import judge
-from riskd.models import Snapshot
-from riskd.sinks.outbox import MUTE_TYPES
+from riskd.alerting.outbox import MUTE_TYPES
+from riskd.contract.freshness import judge
+from riskd.contract.models import Snapshot
 from riskd.telegram import format as fmt
 from riskd.telegram.keyboards import status_keyboard
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from riskd.alerts import LATE_AFTER_S, figures_line, figures_of, format_late
-from riskd.freshness import Verdict
-from riskd.models import Alert, Snapshot
+from riskd.contract.alerts import LATE_AFTER_S, figures_line, figures_of, format_late
+from riskd.contract.freshness import Verdict
+from riskd.contract.models import Alert, Snapshot
 
 if TYPE_CHECKING:
     from riskd.settings import Settings

@@ -2,7 +2,7 @@
 
 Telegram caps ``callback_data`` at 64 bytes, so a button carries a one-letter action and the alert's
 32-character fingerprint (or a mute's kind and duration), never the alert itself; what the fingerprint
-stands for is in Redis (:mod:`riskd.sinks.outbox`), so a button still works after a restart or on
+stands for is in Redis (:mod:`riskd.alerting.outbox`), so a button still works after a restart or on
 another replica.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from riskd.models import Alert
-from riskd.sinks.outbox import MUTE_TYPES
+from riskd.alerting.outbox import MUTE_TYPES
+from riskd.contract.models import Alert
 
 MUTE_SHORT_S = 3600
 MUTE_LONG_S = 24 * 3600

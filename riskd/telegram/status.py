@@ -8,6 +8,7 @@ own recent hours (BTC close and CFI), when it has them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from riskd.models import Keys, Snapshot
+from riskd.contract.codec import latest_revisions, read_entry, read_snapshot
+from riskd.contract.keys import Keys
+from riskd.contract.models import Snapshot
 from riskd.sinks.funding import funding_key
 
 if TYPE_CHECKING:
@@ -37,17 +40,16 @@ class RedisStatusSource:
     async def latest(self) -> Snapshot | None:
         """The published snapshot, or None when the key is absent (expired: riskd is not publishing)."""
         raw = await self._redis.get(Keys(self._p).regime)
-        return Snapshot.model_validate_json(raw) if raw else None
+        return read_snapshot(raw) if raw else None
 
     async def history(self, n: int) -> list[Snapshot]:
         """The last ``n`` hours from the stream, oldest first."""
         entries = await self._redis.xrevrange(Keys(self._p).history, count=n)
         out = []
         for _id, fields in reversed(entries or []):
-            raw = (fields or {}).get(b"json") or (fields or {}).get("json")
-            if raw:
-                out.append(Snapshot.model_validate_json(raw))
-        return out
+            with contextlib.suppress(ValueError):  # an entry riskd cannot read is left out, never fatal
+                out.append(read_entry(fields))
+        return latest_revisions(out)
 
     async def health(self) -> dict[str, Any]:
         """Key presence and TTL, snapshot age and data quality, outbox size."""
@@ -76,6 +78,6 @@ class RedisStatusSource:
         frame = self._chart_frame()
         if frame.dropna(how="all").empty:
             return None
-        from riskd.sinks.chart import render_chart  # matplotlib only when a chart is asked for
+        from riskd.alerting.chart import render_chart  # matplotlib only when a chart is asked for
 
         return await asyncio.to_thread(render_chart, frame, hours=hours)

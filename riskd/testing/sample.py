@@ -29,15 +29,21 @@ SPOT_SYMBOLS: tuple[str, ...] = (
 """Universe alts present in the sample only as Binance spot hourly OHLCV."""
 
 
-def sample_dir() -> Path:
-    """Folder of the bundled sample inside the repository checkout."""
-    path = Path(__file__).resolve().parents[2] / "tests" / "data" / SAMPLE_NAME
-    if not path.is_dir():
+def bundled(name: str, made_by: str) -> Path:
+    """A file or folder of ``tests/data`` in the source checkout (the demos' samples ship there only);
+    DataError naming the script that regenerates it when it is missing."""
+    path = Path(__file__).resolve().parents[2] / "tests" / "data" / name
+    if not path.exists():
         raise DataError(
             f"the bundled sample is missing: {path} (it ships with the source checkout only; "
-            "regenerate it with tests/data/make_sample.py)"
+            f"regenerate it with tests/data/{made_by})"
         )
     return path
+
+
+def sample_dir() -> Path:
+    """Folder of the bundled hourly sample inside the repository checkout."""
+    return bundled(SAMPLE_NAME, "make_sample.py")
 
 
 def load_sample_store(root: Path) -> HistoryStore:

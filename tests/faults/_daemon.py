@@ -18,7 +18,7 @@ from typing import Any
 
 from faultkit import FileClock
 
-from riskd.app import run
+from riskd.commands.run import run
 from riskd.logs import setup_logging
 from riskd.settings import load_settings
 

@@ -267,6 +267,8 @@ class SeenAlert:
     late: bool
     silent: bool
     text: str
+    upgrade: bool = False
+    """An upgrade of an earlier, weaker alert of the same event (corrected data raised it)."""
 
 
 def parse_alert(text: str, silent: bool = False) -> SeenAlert | None:
@@ -289,11 +291,12 @@ def parse_alert(text: str, silent: bool = False) -> SeenAlert | None:
         late=bool(re.search(r"LATE|late|restat", head + text.split("\n", 2)[0])),
         silent=silent,
         text=text,
+        upgrade="(upgraded from " in head,
     )
 
 
 def alert_key(alert: Any) -> AlertKey:
-    """The same identity for a derived ``riskd.models.Alert``."""
+    """The same identity for a derived ``riskd.contract.models.Alert``."""
     detail = ""
     if alert.kind == "regime_change":
         detail = str(alert.figures.get("to", ""))
@@ -367,7 +370,7 @@ class FaultRig:
     def __init__(
         self, tmp: Path, history: Any, *, telegram: bool = True, redis_port: int | None = None
     ) -> None:
-        from riskd.redis_server import RedisServer
+        from riskd.daemon.embedded import RedisServer
         from riskd.testing.fake_exchange import FakeExchange
         from riskd.testing.fake_telegram import FakeTelegram
 
@@ -469,7 +472,7 @@ class FaultRig:
 
     def published(self) -> dict[pd.Timestamp, Any]:
         """The published stream: per ``as_of`` the entry with the highest revision."""
-        from riskd.models import Snapshot
+        from riskd.contract.models import Snapshot
 
         best: dict[pd.Timestamp, tuple[int, dict[str, Any]]] = {}
         for _, body in self.stream_entries():
@@ -526,10 +529,10 @@ class FaultRig:
 
     def batch(self, last_as_of: pd.Timestamp) -> dict[pd.Timestamp, Any]:
         """The batch path over the daemon's store, per ``as_of`` through ``last_as_of``."""
+        from riskd.contract.snapshot import snapshots_of
         from riskd.core import compute_fragility
         from riskd.live import store_panel
         from riskd.settings import load_settings
-        from riskd.snapshot import snapshots_of
         from riskd.store import HistoryStore
 
         settings = load_settings(**self.settings(data_dir=str(self.oracle_data_dir)))
@@ -565,8 +568,8 @@ class FaultRig:
         ``stale_hours``: as_of of hours computed while the primary venue was unreachable or stalled;
         their first publication must not say ``ok``.
         """
-        from riskd.alerts import derive_alerts
         from riskd.client import interpret
+        from riskd.contract.alerts import derive_alerts
 
         self.stop_all()
         v = Verdict()
@@ -611,28 +614,33 @@ class FaultRig:
         from riskd.settings import load_settings
 
         alert_modes = load_settings(**self.settings(alerts=modes)).alerts
+        from riskd.contract.alerts import blind
+
         expected: set[AlertKey] = set()
-        prev = None
+        prev = known = None
         for h in window:
             cur = batch.get(h)
             if cur is None:
                 continue
-            for a in derive(prev, cur, now=cur.as_of):
+            for a in derive(prev, cur, now=cur.as_of, known=known):
                 if a.kind.startswith("data_") or getattr(alert_modes, a.kind) == "off":
                     continue
                 expected.add(alert_key(a))
             prev = cur
+            known = cur if not blind(cur) else known
         self.expected_alerts = expected
         seen = [s for s in self.delivered() if pd.Timestamp(s.key[1], tz="UTC") in set(window)]
         counts = Counter(s.key for s in seen)
         repeats = Counter(s.key for s in seen if s.repeated)
+        upgrades = Counter(s.key for s in seen if s.upgrade)
         got = set(counts)
         missing = sorted(expected - got)
         v.alerts_lost = len(missing)
         if missing:
             v.add(f"{len(missing)} alert(s) never delivered: {missing}")
         for key, n in counts.items():
-            allowed = 1 + min(1, repeats[key])  # one documented "possibly repeated" re-send
+            # one documented "possibly repeated" re-send; an upgrade (corrected data raised it) is its own
+            allowed = 1 + min(1, repeats[key]) + upgrades[key]
             v.repeated_resends += min(1, repeats[key])
             if n > allowed:
                 v.duplicates += n - allowed

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from faultkit import HOUR, T0, assert_kept, market, rig
 
@@ -73,6 +74,46 @@ def test_venue_ban_is_respected_and_hours_go_out_on_time_degraded(
         slow = {f"{h:%H:%M}": round(s, 1) for h, s in late.items() if s > ON_TIME_S}
         if slow:
             v.add(f"hours published later than {ON_TIME_S:.0f} s after their close during the {kind}: {slow}")
+        assert_kept(v, r)
+
+
+def test_ban_through_a_multi_asset_cascade_delivers_it_once_at_critical(
+    fault_tmp: Path, record: dict[str, Any]
+) -> None:
+    """Binance bans riskd (418) for 3 h across a planted multi-asset cascade, then lifts it (issue 17,
+    finding 2): the banned hours go out unknown, never calm; a cycle that sees only part of the market
+    restates them unknown, never ok; once the data is complete the CRITICAL cascade alert is delivered
+    once, at CRITICAL, with no weaker one before it; the stream's newest revisions equal the batch path."""
+    record["scenario"] = "ban_through_cascade"
+    with rig(fault_tmp, market(CASCADE, drop=0.09, vol=12.0)) as r:
+        r.start_daemon()
+        r.drive(T0, CASCADE - 2 * HOUR)
+        r.fx.inject("ban", venue="binance", retry_after=600)
+        banned = [CASCADE - HOUR, CASCADE, CASCADE + HOUR]
+        for h in banned:
+            r.advance(h)
+        r.fx.clear_faults()
+        r.drive(CASCADE + 2 * HOUR, CASCADE + 7 * HOUR)
+        r.wait_alerts_settled()
+        v = r.judge(stale_hours=tuple(h + HOUR for h in banned))
+        record.update(v.as_dict())
+        blind_hours = {h + HOUR for h in banned}
+        for entry_id, body in r.stream_entries():
+            if pd.Timestamp(body["as_of"]) not in blind_hours:
+                continue
+            known = body["state"] != "unknown"
+            if known and (
+                body["data_quality"]["coverage"] < 0.5 or body["data_quality"]["status"] == "stale"
+            ):
+                v.add(f"entry {entry_id} ({body['as_of']}, rev {body['revision']}) says {body['state']} "
+                      f"from coverage {body['data_quality']['coverage']:.0%}")  # fmt: skip
+            if body["revision"] == 0 and body["state"] == "calm":
+                v.add(f"banned hour {body['as_of']} was first published calm")
+        starts = [s for s in r.delivered() if s.key[0] == "cascade_start"]
+        if len(starts) != 1 or "CRITICAL" not in starts[0].text.splitlines()[0] + starts[0].text:
+            v.add(f"want one CRITICAL cascade_start, the chat got {[s.text.splitlines()[0] for s in starts]}")
+        elif starts[0].upgrade:
+            v.add("the cascade alert came as an upgrade: a weaker one from partial data went out before it")
         assert_kept(v, r)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from riskd.redis_server import RedisServer, free_port
+from riskd.daemon.embedded import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 

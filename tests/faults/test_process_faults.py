@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from faultkit import GRACE, HOUR, T0, assert_kept, market, rig
 
-from riskd.redis_server import free_port
+from riskd.daemon.embedded import free_port
 
 pytestmark = pytest.mark.slow
 

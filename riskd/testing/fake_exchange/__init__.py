@@ -11,7 +11,6 @@ duplicates, stale data) without the internet::
         fx.inject("rate_limit", venue="binance", path="/fapi/v1/klines", times=2)
 """
 
-from riskd.testing.fake_exchange._cli import cli_fake_exchange
 from riskd.testing.fake_exchange._faults import FAULT_KINDS, Fault, FaultKind, RequestRecord
 from riskd.testing.fake_exchange._market import VenueLimits
 from riskd.testing.fake_exchange._server import FakeExchange, venue_of
@@ -23,6 +22,5 @@ __all__ = [
     "FaultKind",
     "RequestRecord",
     "VenueLimits",
-    "cli_fake_exchange",
     "venue_of",
 ]

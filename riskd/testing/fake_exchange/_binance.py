@@ -25,6 +25,8 @@ from riskd.testing.fake_exchange._market import (
 
 VENUE = "binance"
 _OI_PERIOD_HOURS = {"1h": 1, "2h": 2, "4h": 4, "6h": 6, "12h": 12, "1d": 24}
+_MARK_INTERVAL_HOURS = {"1h": 1, "2h": 2, "4h": 4, "6h": 6, "8h": 8, "12h": 12, "1d": 24}
+_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 
 class BinanceError(VenueError):
@@ -85,6 +87,8 @@ class Binance:
             web.get("/fapi/v1/premiumIndex", self.premium_index),
             web.get("/fapi/v1/fundingInfo", self.funding_info),
             web.get("/futures/data/openInterestHist", self.open_interest_hist),
+            web.get("/fapi/v1/depth", self.depth),
+            web.get("/fapi/v1/markPriceKlines", self.mark_price_klines),
         ]
 
     def _ctx(self, request: web.Request) -> RequestContext:
@@ -302,8 +306,62 @@ class Binance:
         ]
         return web.json_response(out)
 
+    async def depth(self, request: web.Request) -> web.Response:
+        """The order book around the mark price now (freqtrade prices entries and exits from it): ``limit``
+        levels a tick apart on each side, 1 unit of the base asset each."""
+        ctx = self._ctx(request)
+        base = self._base(request)
+        assert base is not None
+        limit = _limit(request, 500, 1000)
+        if limit not in _DEPTH_LIMITS:
+            raise _bad_param("limit")
+        mark = self.data.mark_price(VENUE, base, ctx.now_ms)
+        if mark is None:
+            raise BinanceError(-1121, "Invalid symbol.")
+        decimals = _price_decimals(mark[0])
+        tick = 10.0**-decimals
+        mid = round(mark[0], decimals)
+        bids = [[f"{mid - tick * i:.{decimals}f}", "1.000"] for i in range(1, limit + 1)]
+        asks = [[f"{mid + tick * i:.{decimals}f}", "1.000"] for i in range(1, limit + 1)]
+        now = ctx.now_ms
+        return web.json_response({"lastUpdateId": now, "E": now, "T": now, "bids": bids, "asks": asks})
 
-def _kline(r: tuple[Any, ...]) -> list[Any]:
+    async def mark_price_klines(self, request: web.Request) -> web.Response:
+        """Mark-price candles (the fake's mark is its last price): 1 h rows, or whole hours aggregated to
+        the interval (freqtrade reads 8 h ones for the funding fees of a futures exit); volumes are 0."""
+        ctx = self._ctx(request)
+        base = self._base(request)
+        assert base is not None
+        hours = _MARK_INTERVAL_HOURS.get(request.query.get("interval", ""))
+        if hours is None:
+            raise BinanceError(-1120, "Invalid interval.")
+        limit = _limit(request, 500, self.limits.binance_klines)
+        start, end = _int_param(request, "startTime"), _int_param(request, "endTime")
+        c = self.data.candles(VENUE, base)
+        step = hours * HOUR_MS
+        lo_ms = None if start is None else start - start % step
+        lo, hi = c.window(lo_ms, end, ctx.now_ms)
+        rows = _aggregate(c.candle_rows(lo, hi, ctx.now_ms), step)
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        return web.json_response([_kline((*r[:5], 0.0, 0.0), step) for r in rows])
+
+
+def _aggregate(rows: list[tuple[float, ...]], step: int) -> list[tuple[float, ...]]:
+    """Hourly (ts, o, h, l, c, …) rows as ``step``-ms candles aligned to the epoch."""
+    if step == HOUR_MS:
+        return rows
+    out: list[tuple[float, ...]] = []
+    for r in rows:
+        t = int(r[0]) - int(r[0]) % step
+        if out and out[-1][0] == t:
+            o, h, lo, _ = out[-1][1:5]
+            out[-1] = (t, o, max(h, r[2]), min(lo, r[3]), r[4])
+        else:
+            out.append((t, *r[1:5]))
+    return out
+
+
+def _kline(r: tuple[Any, ...], step: int = HOUR_MS) -> list[Any]:
     t, o, h, lo, c, v, qv = r
     trades = int(qv // 2000) + 1
     return [
@@ -313,7 +371,7 @@ def _kline(r: tuple[Any, ...]) -> list[Any]:
         num(lo),
         num(c),
         num(v),
-        t + HOUR_MS - 1,
+        t + step - 1,
         num(qv),
         trades,
         num(v / 2),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from aiohttp import web
 
-from riskd.symbols import raw_id
+from riskd.sources.symbols import raw_id
 from riskd.testing.synthetic import OHLCV_COLUMNS, MarketHistory
 
 HOUR_MS = 3_600_000

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 import pandas as pd
 from aiohttp import web
 
-from riskd.symbols import base_of as symbol_base
+from riskd.sources.symbols import base_of as symbol_base
 from riskd.testing.fake_exchange._binance import Binance
 from riskd.testing.fake_exchange._bybit import Bybit
 from riskd.testing.fake_exchange._faults import (

@@ -1,0 +1,307 @@
+"""Wiring: Settings in, a running daemon out. ``riskd run`` and ``riskd once`` live here.
+
+Everything that touches the world is built here and handed to the Daemon: the Redis client (the
+configured one, one answering on localhost:6379, or an embedded redis-server we start), the venue
+sources, the metrics server, the alert pipeline and the Telegram command bot. SIGTERM/SIGINT set a
+stop event; every task winds down and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from riskd.alerting.escalation import EscalationLoop
+from riskd.alerting.feed import AlertFeed
+from riskd.clock import Clock, WallClock
+from riskd.config_check import check_listen
+from riskd.contract.keys import Keys
+from riskd.daemon.cycle import Daemon, Sinks
+from riskd.daemon.embedded import RedisServer, answers
+from riskd.daemon.lease import LeaderLease, default_instance_id
+from riskd.daemon.shutdown import shutdown
+from riskd.errors import Unreachable
+from riskd.http.history import RedisHistory
+from riskd.http.server import MetricsServer
+from riskd.market.sources import make_source
+from riskd.settings import Settings, redact_url, source_of
+from riskd.sinks.funding import FundingSink
+from riskd.sinks.metrics import Metrics
+from riskd.sinks.redis import RedisSink, client_from_settings
+from riskd.sources import VENUES
+from riskd.store import HistoryStore
+
+log = logging.getLogger("riskd")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def resolve_redis(settings: Settings, default_port: int = 6379) -> tuple[str, RedisServer | None]:
+    """The Redis URL to use, starting an embedded redis-server when none is configured or answering."""
+    if settings.redis.url is not None:
+        return settings.redis.url.get_secret_value(), None
+    if answers("127.0.0.1", default_port):
+        log.info("redis.url not set: using the Redis answering on 127.0.0.1:%d", default_port)
+        return f"redis://127.0.0.1:{default_port}/0", None
+    data = settings.data_dir / "redis"
+    port = default_port if _port_free(default_port) else None
+    server = RedisServer(port=port, data_dir=data, persist=True).start()
+    log.warning(
+        "redis.url not set and nothing answers on 127.0.0.1:%d: started an embedded redis-server (%s) "
+        "at %s with persistence in %s",
+        default_port,
+        server.binary,
+        server.url,
+        data,
+    )
+    return server.url, server
+
+
+@dataclass
+class Runtime:
+    """Everything a running riskd owns, for orderly shutdown."""
+
+    daemon: Daemon
+    client: aioredis.Redis
+    url: str
+    metrics: Metrics
+    server: MetricsServer | None
+    pipeline: Any
+    channel: Any
+    commands: Any | None
+    embedded: RedisServer | None
+    extra: list[Any] = field(default_factory=list)  # more alert pipelines (webhooks), each its own outbox
+    escalation: EscalationLoop | None = None  # unacknowledged critical alerts, on the leader
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start_publishing(self) -> None:
+        """Take (or learn we cannot take) the leader lease and start the alert delivery workers."""
+        await self.daemon.sinks.lease.tick()  # type: ignore[union-attr]
+        self.tasks.append(self.pipeline.start())
+        self.tasks += [p.start() for p in self.extra]
+
+
+@asynccontextmanager
+async def runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    channel: Any | None = None,
+    metrics_port: int | None = None,
+    with_sources: bool = True,
+    commands: bool = True,
+    require_redis: bool = False,
+) -> AsyncIterator[Runtime]:
+    """Build and start every part; tear all of it down on exit, whatever happened.
+
+    Redis unreachable at start: with ``require_redis`` (the one-shot commands) :class:`Unreachable` is
+    raised before anything starts; otherwise it is logged once and the daemon runs degraded."""
+    from riskd.alerting.pipeline import AlertPipeline
+    from riskd.telegram.channel import build_channel
+    from riskd.telegram.format import Links
+
+    if settings.metrics.enabled:  # a port already taken: exit 2 with one line, before anything starts
+        flag = metrics_port is not None
+        check_listen(settings.metrics.host, metrics_port if metrics_port is not None else settings.metrics.port,
+                     host_source=source_of(settings, "metrics", "host"),
+                     port_source="--metrics-port" if flag else source_of(settings, "metrics", "port"))  # fmt: skip
+    clock = clock or WallClock()
+    url, embedded = resolve_redis(settings)
+    client = client_from_settings(settings.redis, url)
+    down = await redis_answers(client, url, settings.redis.socket_timeout_s)
+    if down is not None and require_redis:  # before anything starts: one line, nothing to tear down
+        await client.aclose()
+        if embedded is not None:
+            embedded.stop()
+        raise Unreachable(down)
+    metrics = Metrics(clock=lambda: clock.now().timestamp())
+    if down is not None:
+        log.error("%s; running degraded: hours are spooled and published when it answers", down)
+        metrics.service_down("redis", down)
+    server = None
+    if settings.metrics.enabled:
+        port = settings.metrics.port if metrics_port is None else metrics_port
+        server = await MetricsServer(
+            metrics, settings.metrics.host, port, settings=settings.metrics, grace_s=settings.daemon.grace_s,
+            history=RedisHistory(client, settings.redis.key_prefix), fail_safe=settings.trading.fail_safe,
+        ).start()  # fmt: skip
+    sources = {}
+    if with_sources:
+        for venue in settings.venues.enabled():
+            sources[venue] = make_source(venue, settings, clock=clock.now, hook=metrics.request_hook)
+            metrics.declare_endpoints(venue, list(VENUES[venue].endpoints))
+    links = Links.from_settings(settings)
+    channel = channel or build_channel(settings.telegram, links)
+    pipeline = AlertPipeline.from_settings(
+        client,
+        channel,
+        settings,
+        on_sent=lambda ch, sev: metrics.alerts_sent.labels(ch, sev).inc(),
+        on_suppressed=lambda reason: metrics.alerts_suppressed.labels(reason).inc(),
+        clock=lambda: clock.now().timestamp(),
+    )
+    metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
+    prefix = settings.redis.key_prefix
+    publishers, pipelines = _webhooks(settings, client, clock, metrics)
+    lease = LeaderLease(
+        client,
+        Keys(prefix).leader,
+        settings.daemon.instance_id or default_instance_id(),
+        settings.daemon.lease_ttl_s,
+    )
+    spool = settings.data_dir / "state" / "redis-spool.jsonl"
+    sinks = Sinks(
+        metrics=metrics,
+        redis=RedisSink(client, settings.redis, spool=spool),
+        publishers=publishers,
+        alerts=pipeline,
+        lease=lease,
+        charts=getattr(channel, "bot", None) is not None,  # Telegram shows the chart; a console cannot
+    )
+    store = HistoryStore(settings.store_dir)
+    daemon = Daemon(settings, sources=sources, store=store, sinks=sinks, clock=clock)
+    sinks.publishers.append(FundingSink(client, prefix, lambda: daemon.cache.frames))
+    sinks.feed = AlertFeed(
+        client,
+        prefix,
+        [pipeline, *pipelines],
+        clock=lambda: clock.now().to_pydatetime(warn=False),
+        lookback=timedelta(hours=settings.daemon.max_catchup_hours),
+        chart=daemon.chart,
+    )
+    bot = None
+    channel_bot = getattr(channel, "bot", None)  # the Telegram channel's Bot; the console has none
+    if commands and channel_bot is not None:
+        from riskd.telegram.bot import CommandBot
+        from riskd.telegram.status import RedisStatusSource
+
+        now = lambda: clock.now().to_pydatetime(warn=False)  # noqa: E731 - the one clock, as a callable
+        source = RedisStatusSource(client, prefix, outbox=pipeline, chart_frame=daemon.chart_frame, clock=now)
+        bot = CommandBot(channel_bot, settings.telegram, source, pipeline, links=links, clock=now)
+    rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=pipelines)
+    rt.escalation = EscalationLoop(pipeline, lease)
+    try:
+        yield rt
+    finally:
+        await shutdown(rt, sources.values())
+
+
+def _webhooks(
+    settings: Settings, client: aioredis.Redis, clock: Clock, metrics: Metrics
+) -> tuple[list[Any], list[Any]]:
+    """The webhook snapshot sink and alert pipeline, when ``webhook.urls`` is set (else none)."""
+    hooks = settings.webhook
+    if not hooks.urls or hooks.secret is None:
+        return [], []
+    from riskd.alerting.pipeline import AlertPipeline
+    from riskd.sinks.webhook import WebhookChannel, WebhookSink
+
+    urls = [str(u) for u in hooks.urls]
+    secret = hooks.secret.get_secret_value().encode()
+    sink = WebhookSink(urls, secret, timeout_s=hooks.timeout_s, attempts=hooks.attempts,
+                       initial_backoff_s=hooks.initial_backoff_s)  # fmt: skip
+    channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s)
+    pipeline = AlertPipeline.from_settings(
+        client, channel, settings,
+        on_sent=lambda ch, sev: metrics.alerts_sent.labels(ch, sev).inc(),
+        on_suppressed=lambda reason: metrics.alerts_suppressed.labels(reason).inc(),
+        clock=lambda: clock.now().timestamp(),
+        key_prefix=f"{settings.redis.key_prefix}:webhook",
+    )  # fmt: skip
+    return [sink], [pipeline]
+
+
+async def drain_outbox(pipeline: Any, timeout_s: float) -> None:
+    """Deliver what the outbox holds (``riskd once``, demo) for at most ``timeout_s``; a Redis that
+    stopped answering ends the wait (what is queued stays queued for the next run)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            if await pipeline.outbox_size() == 0:
+                return
+        except RedisError as err:
+            log.warning("alert outbox not drained (redis): %s", err)
+            return
+        await asyncio.sleep(0.1)
+
+
+async def redis_answers(client: aioredis.Redis, url: str, timeout_s: float) -> str | None:
+    """None when Redis answers a PING within ``timeout_s``; else one line naming the URL (password
+    redacted) and the error, for the start-up check."""
+    try:
+        await asyncio.wait_for(client.ping(), timeout_s)
+    except (RedisError, OSError, TimeoutError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        return f"redis at {redact_url(url)} did not answer: {reason}"
+    return None
+
+
+async def run_delivery(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    with_bot: bool = False,
+    escalation_interval_s: float = 5.0,
+    **pipeline_kw: float,
+) -> None:
+    """Deliver the alert outbox of ``settings`` until stopped, escalating what nobody acknowledged; with
+    ``with_bot`` also answer commands and buttons: a delivery-only process (one replica: no lease), built
+    from the same parts as :func:`runtime` (the tests kill it mid-send to prove exactly-once delivery)."""
+    from riskd.alerting.pipeline import AlertPipeline
+    from riskd.telegram.bot import CommandBot
+    from riskd.telegram.channel import TelegramChannel, build_channel
+    from riskd.telegram.format import Links
+    from riskd.telegram.status import RedisStatusSource
+
+    stop = stop or asyncio.Event()
+    url, embedded = resolve_redis(settings)
+    redis = client_from_settings(settings.redis, url)
+    links = Links.from_settings(settings)
+    channel = build_channel(settings.telegram, links)
+    pipeline = AlertPipeline.from_settings(redis, channel, settings, **pipeline_kw)
+    bot = None
+    if with_bot and isinstance(channel, TelegramChannel):
+        source = RedisStatusSource(redis, settings.redis.key_prefix, outbox=pipeline)
+        bot = CommandBot(channel.bot, settings.telegram, source, pipeline, links=links, poll_timeout_s=1)
+        bot.start()
+    escalation = asyncio.create_task(
+        EscalationLoop(pipeline, None, interval_s=escalation_interval_s).run(stop)
+    )
+    try:
+        await pipeline.run(stop)
+    finally:
+        stop.set()
+        await escalation
+        if bot is not None:
+            await bot.stop()
+        await channel.aclose()
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def delivery_main(*, with_bot: bool = False, escalation_interval_s: float = 5.0, **pipeline_kw: Any) -> None:
+    """Entry point of a standalone delivery process (settings from the environment, as ``riskd``)."""
+    from riskd.logs import setup_logging
+    from riskd.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    asyncio.run(run_delivery(settings, with_bot=with_bot, escalation_interval_s=escalation_interval_s,
+                             **pipeline_kw))  # fmt: skip
