@@ -5,8 +5,8 @@ market is synthetic (``riskd.research.synthetic``) so the benchmark needs no dat
 the same functions ``riskd validate`` calls. With ``--store DATA_DIR`` (a data dir holding the real
 import, e.g. after ``riskd data import ../shared/data``) it times the command's own pipeline instead:
 store -> panel, the core's batch path, the inputs, each statistics part and the report.
-Target for the whole validation over the shared history: ≤ 60 s. The machine may be shared: the
-process CPU time is printed beside the wall-clock total.
+Target for the whole validation over the shared history: ≤ 45 s (issue 20). The machine may be shared:
+the process CPU time is printed beside the wall-clock total.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from riskd.research import validate
+from riskd.research import parts, validate
+from riskd.research.config import ValidationConfig, ValidationInputs
 from riskd.research.findings import findings_table
 from riskd.research.measure import measurements
 from riskd.research.report import write_report
+from riskd.research.results import ValidationResult
 from riskd.research.synthetic import synthetic_market
 
 
@@ -37,34 +39,44 @@ def run(years: float, alts: int, reps: int) -> dict[str, float]:
     m = synthetic_market(years=years, n_alts=alts, alt_alpha=0.01)
     times["synthetic market"] = time.perf_counter() - t0
     multiplier = (1.0 - 0.5 * (m.features["cfi"] > 1.0)).rename("risk_multiplier")  # a stand-in regime
-    inputs = validate.ValidationInputs(
+    inputs = ValidationInputs(
         m.closes,
         m.features,
         {"volume_only": m.events, "loose": m.events},
         m.crashing,
-        {"cfi tiers": multiplier},
+        multipliers={"cfi tiers": multiplier},
     )
-    cfg = validate.ValidationConfig(bootstrap_reps=reps)
-    es = timed("event study", validate.event_study, inputs, cfg)
-    tail = timed("CFI tail risk", validate.tail_risk_part, inputs, cfg)
-    strat = timed("walk-forward", validate.strategies_part, inputs, cfg)
-    beta = timed(
-        "beta decomposition", validate.beta_part, strat["trades"]["alt_contagion"], inputs.closes, cfg
-    )
-    seed = timed("seed backtest", validate.seed_part, inputs, cfg)
-    comp = timed("component study", validate.component_part, inputs, cfg)
-    sig = timed("signals out of sample", validate.signals_part, inputs, cfg)
-    filt = timed("filter", validate.filter_part, inputs, cfg)
+    cfg = ValidationConfig(bootstrap_reps=reps)
+    es = timed("event study", parts.event_study, inputs, cfg)
+    tail = timed("CFI tail risk", parts.tail_risk_part, inputs, cfg)
+    strat = timed("walk-forward", parts.strategies_part, inputs, cfg)
+    beta = timed("beta decomposition", parts.beta_part, strat.trades["alt_contagion"], inputs.closes, cfg)
+    seed = timed("seed backtest", parts.seed_part, inputs, cfg)
+    comp = timed("component study", parts.component_part, inputs, cfg)
+    model = timed("crash model", validate.model_part, inputs, cfg)
+    sig = timed("signals out of sample", validate.signals_part, inputs, cfg, model)
+    filt, choice = timed("filter", validate.filter_part, inputs, cfg, sig, model)
     t0 = time.perf_counter()
-    meas = measurements(
-        es, tail, strat, beta, seed, crash_text=cfg.crash.describe(), reps=reps, components=comp
-    )
-    result = validate.ValidationResult(
-        cfg, inputs.span(), es, tail, strat, beta, seed, meas, findings_table(meas), comp, sig, filt
+    meas = measurements(es, tail, strat, beta, seed, cfg=cfg)
+    result = ValidationResult(
+        cfg,
+        inputs.span(),
+        es,
+        tail,
+        strat,
+        beta,
+        seed,
+        meas,
+        findings_table(meas),
+        comp,
+        model,
+        sig,
+        filt,
+        choice,
     )
     times["findings"] = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
-        timed("report (md, png, json)", write_report, result, Path(tmp))
+        timed("report (md, png, json, parquet)", write_report, result, Path(tmp))
     return times
 
 
@@ -80,8 +92,12 @@ def run_store(
     def utc(value: str | None) -> pd.Timestamp | None:
         return None if value is None else pd.Timestamp(value, tz="UTC")
 
+    from dataclasses import replace
+
+    from riskd.validation import config_from
+
     settings = load_settings(data_dir=data_dir)
-    cfg = validate.ValidationConfig(bootstrap_reps=reps)
+    cfg = replace(config_from(settings), bootstrap_reps=reps)
     with tempfile.TemporaryDirectory() as tmp:
         result, _, times = validate_store(settings, Path(tmp), start=utc(start), end=utc(end), cfg=cfg)
     print(f"span {result.span}; verdicts: {result.findings['verdict'].value_counts().to_dict()}")

@@ -1,5 +1,10 @@
 """``riskd calibrate``: fit the crash-probability model on the stored history and write its file
-(:mod:`riskd.crash_model` owns the file: the daemon and ``riskd replay`` read it back from there)."""
+(:mod:`riskd.crash_model` owns the file: the daemon and ``riskd replay`` read it back from there).
+
+The model predicts riskd's one crash definition (``validation.crash_*``) from ``model.crash_features``
+(default v2: BTC realised volatility over 1, 7 and 30 days, the drawdown from the 7-day high, the 24 h
+return, the 24 h downside volatility), fitted on every hour whose label is known by the last stored hour.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from riskd.commands._args import hour_arg
 from riskd.core.crashprob import CrashModel
@@ -30,13 +36,15 @@ def add_parser(sub: Any) -> None:
 def calibrate(
     settings: Settings, start: pd.Timestamp | None, end: pd.Timestamp | None, now: pd.Timestamp
 ) -> CrashModel:
-    """Fit the model on the store's history: the core's frame, the BTC crash labels, one logistic fit."""
-    from riskd.core import compute_fragility
+    """Fit the model on the store's history: the core's frame, riskd's crash labels (the
+    ``validation.crash_*`` definition), one logistic fit on every hour whose label is known."""
+    from riskd.core import cascade_events, compute_fragility
     from riskd.live import store_panel
-    from riskd.research.calibrate import CrashSpec, crash_labels, fit_crash_model  # statsmodels: slow import
+    from riskd.research.calibrate import CrashSpec, fit_crash_model
+    from riskd.research.labels import CrashDefinition, crash_labels
     from riskd.store import HistoryStore
 
-    p = settings.fragility
+    p, v = settings.fragility, settings.validation
     bad = [f for f in settings.model.crash_features if f not in model_columns(p)]
     if bad:
         raise ConfigError(
@@ -51,13 +59,21 @@ def calibrate(
     if panel is None:
         raise DataError(f"no BTC candles before {last} in the store at {settings.store_dir}")
     frame = compute_fragility(panel, p)
-    m = settings.model
-    spec = CrashSpec(tuple(m.crash_features), m.crash_horizon_hours, m.crash_threshold)
-    labels = crash_labels(panel.frame("close")[p.universe.btc_symbol], spec.horizon_hours, spec.threshold)
+    definition = CrashDefinition(v.crash_kind, v.crash_horizon_h, v.crash_threshold)
+    cascade = None
+    if definition.kind == "cascade":  # the event study's events: first hours of the configured level
+        ep = cascade_events(frame, p.cascade)
+        starts = ep.loc[ep["level"] == v.event_level, "start"] if len(ep) else []
+        cascade = pd.Series(frame.index.isin(pd.DatetimeIndex(starts)), index=frame.index)
+    labels = crash_labels(panel.frame("close")[p.universe.btc_symbol], definition, cascade)
+    spec = CrashSpec(tuple(settings.model.crash_features), definition)
+    known = labels.index + pd.Timedelta(hours=definition.horizon_h + 1) <= last + pd.Timedelta(hours=1)
+    frame, labels = frame[known], labels[known]
     if start is not None:
         frame, labels = frame.loc[start:], labels.loc[start:]
     try:
-        return fit_crash_model(frame, labels, spec, now)
+        with threadpool_limits(limits=1, user_api="blas"):  # small products: BLAS threads only cost
+            return fit_crash_model(frame, labels, spec, now)
     except ValueError as err:
         raise DataError(f"calibrate: {err}") from None
 
@@ -71,11 +87,14 @@ def cli_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.out) if args.out else crash_model_path(settings)
     write_crash_model(model, path)
     terms = ", ".join(
-        f"{name} {coef:+.3f} (se {se:.3f})"
-        for name, coef, se in zip(model.features, model.coefficients, model.std_errors[1:], strict=True)
+        f"{name if how == 'identity' else f'{how}({name})'} {coef:+.3f} (se {se:.3f})"
+        for name, how, coef, se in zip(
+            model.features, model.transforms, model.coefficients, model.std_errors[1:], strict=True
+        )
     )
     print(
-        f"crash model written to {path}: {model.n_obs} hours {model.train_start[:10]} → "
+        f"crash model (schema {model.schema_version}, crash = {model.crash_kind} ≤ {model.threshold:+.1%} "
+        f"in {model.horizon_hours} h) written to {path}: {model.n_obs} hours {model.train_start[:10]} → "
         f"{model.train_end[:10]}, {model.n_crashes} crashes; intercept {model.intercept:+.3f}; {terms}"
     )
     return 0

@@ -422,17 +422,16 @@ class ValidationSettings(_Section):
         30.0, ge=0, le=1000, description="Round-trip trading cost per leg, bps (research: ~30 in a cascade)."
     )
     crash_kind: Literal["return", "drawdown", "cascade"] = Field(
-        "return",
+        "drawdown",
         description=(
-            "CFI tail risk's crash: BTC's return to the horizon below the threshold (return), its lowest "
-            "hourly close within it below the threshold (drawdown), or a cascade event within it (cascade)."
+            "riskd's one crash definition (every part of the report, and what crash_prob_24h predicts): "
+            "BTC's lowest hourly close within the horizon at or below the threshold (drawdown), its return "
+            "to the horizon at or below it (return), or a cascade event within it (cascade)."
         ),
     )
-    crash_horizon_h: int = Field(
-        24, ge=1, le=720, description="Hours after the CFI reading a crash may come in."
-    )
+    crash_horizon_h: int = Field(24, ge=1, le=720, description="Hours after the reading a crash may come in.")
     crash_threshold: float = Field(
-        -0.05, gt=-1, lt=0, description="BTC move that counts as a crash (fraction)."
+        -0.05, gt=-1, lt=0, description="BTC move that counts as a crash, at or below (fraction)."
     )
     event_level: Literal["strict", "medium", "loose", "volume_only"] = Field(
         "volume_only", description="Cascade level of the event study and the fixed-rule strategies."
@@ -446,28 +445,30 @@ class ValidationSettings(_Section):
     block_h: int = Field(
         168, ge=1, le=24 * 90, description="Mean block length of the stationary bootstrap, hours."
     )
+    long_block_h: int = Field(
+        720, ge=1, le=24 * 365, description="The second, longer mean block of every paired comparison, hours."
+    )
+    exposure_cost_bps: float = Field(
+        10.0, ge=0, le=1000, description="The filter's cost per unit of exposure change, bps of notional."
+    )
     seed: int = Field(0, ge=0, description="Random seed of every bootstrap (same seed, same report).")
 
 
 class ModelSettings(_Section):
-    """The crash-probability model: where the daemon reads it, what ``riskd calibrate`` fits."""
+    """The crash-probability model: where the daemon reads it, what ``riskd calibrate`` fits (the crash
+    itself is riskd's one definition, the ``validation.crash_*`` settings)."""
 
     crash_prob_path: Path | None = Field(
         None,
         description="Model file (JSON) of crash_prob_24h. None: <data_dir>/models/crash_prob_24h.json. "
         "No file: the daemon publishes crash_prob_24h as null.",
     )
-    crash_horizon_hours: int = Field(
-        24, ge=1, le=720, description="Hours after the reading within which a crash counts."
-    )
-    crash_threshold: float = Field(
-        -0.05, gt=-1, lt=0, description="BTC's lowest hourly close over the horizon vs now (fraction)."
-    )
     crash_features: tuple[str, ...] = Field(
-        ("rank_btc_rv_24h", "rank_xs_ret_std_24h", "rank_agg_funding"),
+        ("btc_rv_24h", "btc_rv_7d", "btc_rv_30d", "btc_drawdown_7d", "btc_ret_24h", "btc_downside_rv_24h"),
         min_length=1,
-        description="Columns of the core's output the logistic model uses (default: the CFI v2 "
-        "components' past-only ranks).",
+        description="Columns of the core's output the logistic model uses (default, v2: BTC realised "
+        "volatility over 1, 7 and 30 days, the drawdown from the 7-day high, the 24 h return, the 24 h "
+        "downside volatility). The crash it predicts is validation.crash_*.",
     )
     refit: Literal["MS", "QS", "YS"] = Field(
         "MS", description="Walk-forward refit dates: month, quarter or year starts (expanding window)."

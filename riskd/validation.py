@@ -1,9 +1,10 @@
 """``riskd validate``: the offline validation over the stored history, from the store to a report.
 
 The thin shell around the pure statistics of ``riskd.research``: it reads the Parquet store through
-``store_panel`` (the panel the daemon and replay build), runs the core's batch path over it, turns the
-result into :class:`~riskd.research.validate.ValidationInputs`, runs every part with progress on the
-terminal and writes ``report.md``, the PNG figures and ``results.json``.
+``store_panel`` (the panel the daemon and replay build), runs the core's batch path over it, reads the
+offline-only model input (BTC's 5-minute bars), hands everything to
+:func:`riskd.research.inputs.validation_inputs` and :func:`riskd.research.validate.run_validation`, and
+writes ``report.md``, the PNG figures, ``results.json`` and ``signals.parquet``.
 
 How the inputs are derived (also written into the report's "Data and inputs" section):
 
@@ -13,7 +14,8 @@ How the inputs are derived (also written into the report's "Data and inputs" sec
   basis-sized jump); the report gives the share of alt-hours priced from spot.
 - **Warm-up**: the core runs over the whole stored history up to ``--to``, and the inputs are cut to
   ``[--from, --to]`` afterwards, so the first validated hour has its z-scores, percentiles and volume
-  rankings exactly as the daemon would have had them.
+  rankings exactly as the daemon would have had them; the crash model's walk-forward trains from the
+  first stored hour.
 - **Events** are the first hour of each episode of each level (``cascade_events``, the core's cool-down
   grouping), found inside the validated span.
 - **Multi-asset flags per asset** (the first seed document buys the crashing assets) come from the
@@ -24,34 +26,30 @@ How the inputs are derived (also written into the report's "Data and inputs" sec
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from threadpoolctl import threadpool_limits
 
 from riskd.commands._args import hour_arg
-from riskd.core import Panel, cascade_events, compute_fragility, crashing_assets
-from riskd.core.output import COVERAGE_PREFIXES, PASS_THROUGH, STATE_COLUMNS
+from riskd.core import Panel, compute_fragility
 from riskd.core.params import FragilityParams
 from riskd.errors import ConfigError, DataError
 from riskd.live import store_panel
-from riskd.research.tailrisk import CrashDefinition
-from riskd.research.validate import (
-    ValidationConfig,
-    ValidationInputs,
-    ValidationResult,
-    events_by_level,
-    run_validation,
-)
+from riskd.research.config import ValidationConfig, ValidationInputs
+from riskd.research.inputs import InputsReport, realised_vol_5m
+from riskd.research.inputs import validation_inputs as build_inputs
+from riskd.research.labels import CrashDefinition
+from riskd.research.results import ValidationResult
+from riskd.research.validate import PARTS, run_validation
 from riskd.settings import Settings
 from riskd.store import HistoryStore
 
@@ -60,24 +58,10 @@ log = logging.getLogger("riskd.validation")
 HOUR = pd.Timedelta(hours=1)
 RESEARCH_START = pd.Timestamp("2020-01-01", tz="UTC")
 """Default ``--from``: the research's sample starts in 2020 (RESEARCH.md, "events 2020–2026"). Earlier
-stored hours still warm the core up; before 2020 the store holds mostly spot prices and no funding."""
-FEATURES = ("btc_ret_1h", "btc_vol_ratio", "cfi")
-"""The core's columns the event study and strategies use; the component study takes every feature
-(:func:`feature_frame`)."""
-SIGNALS = ("cfi", "cfi_v1", "cfi_v2", "crash_prob_24h")
-"""riskd's published signals, studied and scored out of sample when the core's frame carries them."""
-PARTS = (
-    "event study",
-    "CFI tail risk",
-    "walk-forward",
-    "beta decomposition",
-    "seed backtest",
-    "component study",
-    "signals out of sample",
-    "filter",
-    "findings",
-)
-"""The names ``run_validation`` reports as each part starts, in order."""
+stored hours still warm the core up (and train the crash model); before 2020 the store holds mostly spot
+prices and no funding."""
+OFFLINE_5M = ("ohlcv_5m", "binance")
+"""The dataset and venue of BTC's 5-minute bars: the offline-only model input (never published)."""
 
 
 @dataclass
@@ -88,21 +72,6 @@ class LoadedHistory:
     frame: pd.DataFrame
     start: pd.Timestamp
     end: pd.Timestamp
-
-
-@dataclass
-class InputsReport:
-    """How the inputs were derived, for the report's "Data and inputs" section and ``results.json``."""
-
-    symbols: list[str]
-    span: str
-    warmup_from: str
-    hours: int
-    standin_share: dict[str, float]
-    events: dict[str, int]
-    multi_asset_check: str
-    store: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 # ---- loading --------------------------------------------------------------------------------------
@@ -179,74 +148,49 @@ def _day(ts: pd.Timestamp) -> str:
     return f"{ts:%Y-%m-%d %H:%M}"
 
 
-# ---- inputs ---------------------------------------------------------------------------------------
-
-
-def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every numeric feature of the core's frame (no state, coverage or pass-through column), the CFI's
-    funding-gap component as it enters the CFI (``funding_gap_abs_z`` = |z|), then riskd's signals."""
-    skip = set(STATE_COLUMNS) | set(PASS_THROUGH) | set(SIGNALS)
-    names = [
-        c
-        for c in frame.columns
-        if c not in skip
-        and not c.startswith(COVERAGE_PREFIXES)
-        and pd.api.types.is_numeric_dtype(frame[c])
-        and not pd.api.types.is_bool_dtype(frame[c])
-    ]
-    out = frame[names].astype(float)
-    if "funding_gap_z" in frame:
-        out["funding_gap_abs_z"] = frame["funding_gap_z"].abs()
-    for name in SIGNALS:
-        if name in frame:
-            out[name] = frame[name].astype(float)
-    return out
-
-
 def validation_inputs(
-    loaded: LoadedHistory, params: FragilityParams
+    loaded: LoadedHistory,
+    params: FragilityParams,
+    offline: pd.DataFrame | None = None,
+    notes: Sequence[str] = (),
 ) -> tuple[ValidationInputs, InputsReport]:
-    """The statistics' inputs over the validated span, and the account of how they were derived."""
-    panel, frame = loaded.panel, loaded.frame
-    inside = (panel.index >= loaded.start) & (panel.index <= loaded.end)
-    closes = pd.DataFrame(panel.close[inside], index=panel.index[inside], columns=list(panel.symbols))
-    closes.index.name = "ts"
-    part = frame.loc[inside]
-    # episodes are grouped over the whole history (as the daemon saw them), then kept if they begin
-    # inside the span: one already under way at --from is not counted again from its later hours
-    episodes = cascade_events(frame, params.cascade)
-    if len(episodes):
-        episodes = episodes[(episodes["start"] >= loaded.start) & (episodes["start"] <= loaded.end)]
-    events = events_by_level(episodes) if len(episodes) else {}
-    flags = crashing_assets(panel, params)
-    fired = part["multi_asset"].to_numpy(dtype=bool)[:, None]
-    crashing = flags.loc[inside] & fired
-    check = (
-        f"per-asset flags from the core's detector; {int(fired.sum())} multi-asset hours in the span, "
-        f"{int(crashing.to_numpy().sum())} asset-hours bought"
+    """The statistics' inputs over the validated span (:func:`riskd.research.inputs.validation_inputs`)."""
+    return build_inputs(
+        loaded.panel, loaded.frame, loaded.start, loaded.end, params, offline=offline, notes=notes
     )
-    inputs = ValidationInputs(
-        closes, feature_frame(part), events, crashing, {"riskd regime": part["risk_multiplier"].astype(float)}
-    )
-    stand_in = panel.stand_in[inside] if panel.stand_in is not None else np.zeros(closes.shape, dtype=bool)
-    priced = closes.notna().to_numpy()
-    share = {
-        s: float(stand_in[:, j][priced[:, j]].mean()) if priced[:, j].any() else float("nan")
-        for j, s in enumerate(panel.symbols)
-    }
-    report = InputsReport(
-        symbols=list(panel.symbols),
-        span=inputs.span(),
-        warmup_from=f"{panel.index[0]:%Y-%m-%d}",
-        hours=len(closes),
-        standin_share=share,
-        events={k: len(v) for k, v in events.items()},
-        multi_asset_check=check,
-    )
-    return inputs, report
+
+
+def offline_inputs(
+    store: HistoryStore, params: FragilityParams, end: pd.Timestamp
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """The model inputs the daemon cannot have: BTC's 24 h realised volatility from the stored 5-minute
+    perp bars (None without them), and what the store says of the liquidation features' history."""
+    btc = params.universe.btc_symbol
+    notes = []
+    offline = None
+    try:
+        bars = store.read(*OFFLINE_5M, btc, None, end + HOUR)
+    except DataError:
+        bars = pd.DataFrame()
+    if len(bars):
+        rv = realised_vol_5m(bars["close"])
+        offline = rv.to_frame()
+    liq = [p for p in store.partitions() if p[0] == "liquidations"]
+    if liq and not params.liquidations.enabled:
+        spans = [
+            f"{v} {store.first_ts(*p):%Y-%m-%d} – {store.last_ts(*p):%Y-%m-%d}" for p in liq for v in (p[1],)
+        ]
+        notes.append(
+            "riskd's liquidation features (`liq_notional_z`): the store holds liquidations for "
+            + "; ".join(spans)
+            + " only, fewer hours than a first fit needs (a year): not measurable, not published "
+            "(`fragility.liquidations.enabled` is off for the same reason)."
+        )
+    return offline, notes
 
 
 # ---- the run --------------------------------------------------------------------------------------
+
 
 Say = Callable[[str], None]
 """Told the name of each step as it starts."""
@@ -310,7 +254,22 @@ def validate_store(
     """
     from riskd.research.report import write_report  # matplotlib: only when a report is written
 
-    cfg = cfg or ValidationConfig()
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: BLAS threads only cost (pyproject)
+        return _validate_store(settings, out_dir, start, end, symbols, cfg, say, write_report)
+
+
+def _validate_store(
+    settings: Settings,
+    out_dir: Path,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    symbols: Sequence[str] | None,
+    cfg: ValidationConfig | None,
+    say: Say | None,
+    write_report: Callable[..., list[Path]],
+) -> tuple[ValidationResult, list[Path], Timings]:
+    """:func:`validate_store`'s body, under one BLAS thread."""
+    cfg = cfg or config_from(settings)
     say = say or (lambda _name: None)
     times = Timings()
     params = settings.fragility
@@ -320,95 +279,29 @@ def validate_store(
         panel, start, end = load_panel(
             store, params, universe(symbols, settings), settings.venues.enabled(), start, end
         )
+        offline, notes = offline_inputs(store, params, end)
     say("core (batch path)")
     with times.step("core (batch path)"):
         loaded = LoadedHistory(panel, compute_fragility(panel, params), start, end)
-    say("crash probability (walk-forward)")
-    with times.step("crash probability (walk-forward)"):
-        loaded.frame["crash_prob_24h"] = walk_forward_probability(loaded, settings)
-    say("regime under each tier signal")
-    with times.step("regime under each tier signal"):
-        variants = regime_variants(panel, params)
     say("inputs")
     with times.step("inputs"):
-        inputs, account = validation_inputs(loaded, params)
-        for name, multiplier in variants.items():
-            inputs.multipliers[name] = multiplier.loc[inputs.multipliers["riskd regime"].index]
-        account.store = str(settings.store_dir)
+        inputs, account = validation_inputs(loaded, params, offline, notes)
+        account = replace(account, store=str(settings.store_dir))
     with times.parts(say) as progress:
         result = run_validation(inputs, cfg, progress=progress)
     say("report")
-    with times.step("report (md, png, json)"):
-        paths = write_report(result, out_dir)
-        _add_inputs(paths, account, times)
+    with times.step("report (md, png, json, parquet)"):
+        paths = write_report(result, out_dir, inputs=account, timings=times.seconds)
     return result, paths, times
-
-
-def walk_forward_probability(loaded: LoadedHistory, settings: Settings) -> pd.Series:
-    """``crash_prob_24h`` out of sample: the ``model`` settings' logistic model refit walk-forward
-    (expanding window, only labels known at each fit date), each period predicted by the fit before it.
-    This, not a model file fitted on everything, is what the report scores."""
-    from riskd.research.calibrate import CrashSpec, crash_labels, walk_forward_crash_prob
-
-    m, p = settings.model, settings.fragility
-    spec = CrashSpec(tuple(m.crash_features), m.crash_horizon_hours, m.crash_threshold)
-    btc = loaded.panel.frame("close")[p.universe.btc_symbol]
-    labels = crash_labels(btc, spec.horizon_hours, spec.threshold)
-    wf = walk_forward_crash_prob(loaded.frame, labels, spec, refit=m.refit, min_train_hours=m.min_train_hours,
-                                 min_train_crashes=m.min_train_crashes)  # fmt: skip
-    return wf.prob
-
-
-def regime_variants(panel: Panel, params: FragilityParams) -> dict[str, pd.Series]:
-    """The regime's risk multiplier had its tiers followed another signal (the filter compares them at
-    equal mean exposure). ``crash_prob`` is left out: the core's batch path uses one fixed model file,
-    which would be in sample here."""
-    out = {}
-    for signal in ("cfi_v1", "cfi_v2", "btc_rv"):
-        if signal == params.regime.signal:
-            continue
-        variant = params.model_copy(update={"regime": params.regime.model_copy(update={"signal": signal})})
-        out[f"regime on {signal}"] = compute_fragility(panel, variant)["risk_multiplier"].astype(float)
-    return out
-
-
-def _add_inputs(paths: list[Path], account: InputsReport, times: Timings) -> None:
-    """Append the "Data and inputs" section to report.md and the same facts to results.json."""
-    md = next(p for p in paths if p.name == "report.md")
-    js = next(p for p in paths if p.name == "results.json")
-    spot = ", ".join(f"{s} {v:.0%}" for s, v in account.standin_share.items() if np.isfinite(v) and v > 0)
-    lines = [
-        "",
-        "## Data and inputs",
-        f"- Store: `{account.store}`; symbols: {', '.join(account.symbols)}.",
-        f"- Validated span: {account.span} ({account.hours:,} hours); the core ran from "
-        f"{account.warmup_from} so the span starts warmed up.",
-        "- Prices: Binance perp closes, with the spot close standing in where the perp has no candle "
-        "(`panel.spot_stand_in`); a return across a switch mixes spot and perp (one basis-sized jump).",
-        f"- Share of priced hours from spot: {spot or 'none'}.",
-        "- Events: first hour of each episode per level (`cascade_events`, core cool-down): "
-        + ", ".join(f"{k} {v}" for k, v in sorted(account.events.items())),
-        f"- Multi-asset detector: {account.multi_asset_check}.",
-        *[f"- {n}" for n in account.notes],
-        "",
-    ]
-    with md.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
-    data: dict[str, Any] = json.loads(js.read_text(encoding="utf-8"))
-    data["inputs"] = {
-        **account.__dict__,
-        "standin_share": {k: (v if np.isfinite(v) else None) for k, v in account.standin_share.items()},
-    }
-    data["timings_s"] = dict(times.seconds)
-    js.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
 
 
 # ---- the command ----------------------------------------------------------------------------------
 
 
 def config_from(settings: Settings, args: argparse.Namespace | None = None) -> ValidationConfig:
-    """The validation's choices: the ``validation`` settings, with ``--cost-bps`` and ``--reps`` on top."""
-    v, research = settings.validation, ValidationConfig()
+    """The validation's choices: the ``validation`` settings (and the ``model`` ones the crash model's
+    walk-forward uses, and the regime's tier signal), with ``--cost-bps`` and ``--reps`` on top."""
+    v, m, research = settings.validation, settings.model, ValidationConfig()
     cfg = replace(
         research,
         cost_bps=v.cost_bps,
@@ -416,9 +309,16 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
         event_level=v.event_level,
         hold_h=v.hold_h,
         bootstrap_reps=v.bootstrap_reps,
-        ic_reps=min(research.ic_reps, v.bootstrap_reps),
+        component_reps=min(research.component_reps, v.bootstrap_reps),
         block_h=v.block_h,
+        long_block_h=v.long_block_h,
+        exposure_cost_bps=v.exposure_cost_bps,
         seed=v.seed,
+        tier_signal=settings.fragility.regime.signal,
+        model_features=tuple(m.crash_features),
+        refit=m.refit,
+        min_train_hours=m.min_train_hours,
+        min_train_crashes=m.min_train_crashes,
     )
     if args is not None and getattr(args, "cost_bps", None) is not None:
         if args.cost_bps < 0:
@@ -427,7 +327,12 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
     if args is not None and getattr(args, "reps", None) is not None:
         if args.reps < 10:
             raise ConfigError("invalid argument --reps: at least 10 bootstrap resamples")
-        cfg = replace(cfg, bootstrap_reps=args.reps, ic_reps=min(cfg.ic_reps, args.reps))
+        reps = args.reps
+        cfg = replace(
+            cfg,
+            bootstrap_reps=reps,
+            component_reps=min(cfg.component_reps, reps),
+        )
     return cfg
 
 

@@ -88,7 +88,7 @@ def test_the_1d_bar_is_the_previous_days_never_todays() -> None:
     """Panel.quote_volume_1d at any hour of day D is the bar opened at D − 1 day."""
     frames = three_symbols()
     bars = {"NEW": pd.DataFrame({"close": 1.0, "volume": [1.0, 2.0, 3.0, 4.0], "quote_volume": [1.0, 2.0, 3.0, 4.0]},
-                                index=pd.date_range("2024-03-01", periods=4, freq="D", tz="UTC"))}  # fmt: skip
+                                index=pd.date_range("2024-03-01", periods=4, freq="D", tz="UTC"))}  # fmt: skip # one frame per line
     panel = build_panel(frames, ohlcv_1d=bars)
     assert panel.quote_volume_1d is not None
     col = pd.Series(panel.quote_volume_1d[:, 2], index=panel.index)

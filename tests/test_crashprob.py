@@ -23,13 +23,8 @@ from riskd.core import FragilityParams, Panel, compute_fragility
 from riskd.core.crashprob import CrashModel, predict
 from riskd.crash_model import crash_model_path, load_crash_model, read_crash_model
 from riskd.errors import ConfigError
-from riskd.research.calibrate import (
-    CrashSpec,
-    crash_labels,
-    fit_as_of,
-    label_known_at,
-    walk_forward_crash_prob,
-)
+from riskd.research.calibrate import CrashSpec, fit_as_of, walk_forward_crash_prob
+from riskd.research.labels import CrashDefinition, crash_labels, label_known_at
 from riskd.settings import load_settings
 from riskd.sinks.metrics import LiveState, SnapshotCollector
 from riskd.testing.sample import load_sample_store
@@ -63,8 +58,8 @@ def planted() -> tuple[pd.DataFrame, pd.Series, CrashModel]:
     """The core's frame over 30,000 planted hours, the 1 h crash labels, and the model fitted on them."""
     panel, _ = planted_panel(30_000, seed=5)
     frame = compute_fragility(panel)
-    labels = crash_labels(panel.frame("close")["BTC"], horizon_hours=1, threshold=-0.05)
-    spec = CrashSpec(("agg_funding",), horizon_hours=1, threshold=-0.05)
+    labels = crash_labels(panel.frame("close")["BTC"], CrashDefinition("drawdown", 1, -0.05))
+    spec = CrashSpec(("agg_funding",), CrashDefinition("drawdown", 1, -0.05))
     model = fit_as_of(frame, labels, spec, panel.index[-1] + pd.Timedelta(hours=2))
     return frame, labels, model
 
@@ -128,7 +123,7 @@ def test_labels_use_the_next_hours_lowest_close_and_are_unknown_at_the_end() -> 
     """Hour t is a crash when a close of t+1 … t+h is ≥ 5 % below close t; the last h hours are NaN."""
     idx = pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC")
     close = pd.Series([100.0, 99.0, 96.0, 94.0, 100.0, 101.0], index=idx)
-    got = crash_labels(close, horizon_hours=2, threshold=-0.05)
+    got = crash_labels(close, CrashDefinition("drawdown", 2, -0.05))
     # row 0: 94 at t+3 is −6 % but outside the 2 h horizon; row 1: 94 vs 99 is −5.05 %
     np.testing.assert_array_equal(got.to_numpy(), [0.0, 1.0, 0.0, 0.0, np.nan, np.nan])
     assert label_known_at(idx, 2)[0] == idx[0] + pd.Timedelta(hours=3)
@@ -161,9 +156,9 @@ def test_walk_forward_does_not_look_ahead(seed: int, noise: int, month: int) -> 
     features2 = features.copy()
     features2.loc[later] = other_f.loc[later].to_numpy()
     close2 = close.where(~later, other_c * close[~later].iloc[-1] / other_c.iloc[0])
-    spec = CrashSpec(("f1", "f2"), horizon_hours=24, threshold=-0.05)
-    a = walk_forward_crash_prob(features, crash_labels(close, 24, -0.05), spec, **WF)
-    b = walk_forward_crash_prob(features2, crash_labels(close2, 24, -0.05), spec, **WF)
+    spec = CrashSpec(("f1", "f2"), CrashDefinition("drawdown", 24, -0.05))
+    a = walk_forward_crash_prob(features, crash_labels(close, spec.definition), spec, **WF)
+    b = walk_forward_crash_prob(features2, crash_labels(close2, spec.definition), spec, **WF)
     before_a = [m for m, d in zip(a.models, a.fit_dates, strict=True) if d <= cut]
     before_b = [m for m, d in zip(b.models, b.fit_dates, strict=True) if d <= cut]
     assert before_a
@@ -174,8 +169,8 @@ def test_walk_forward_does_not_look_ahead(seed: int, noise: int, month: int) -> 
 def test_walk_forward_predicts_each_month_with_the_model_fitted_before_it() -> None:
     """The out-of-sample series in a month is predict(model fitted at that month's start, features)."""
     features, close = random_history(3)
-    spec = CrashSpec(("f1", "f2"), 24, -0.05)
-    wf = walk_forward_crash_prob(features, crash_labels(close, 24, -0.05), spec, **WF)
+    spec = CrashSpec(("f1", "f2"), CrashDefinition("drawdown", 24, -0.05))
+    wf = walk_forward_crash_prob(features, crash_labels(close, spec.definition), spec, **WF)
     assert len(wf.models) >= 3
     for model, date in zip(wf.models, wf.fit_dates, strict=True):
         assert pd.Timestamp(model.train_end) + pd.Timedelta(hours=25) <= date
@@ -209,13 +204,16 @@ def test_calibrate_writes_a_model_the_loader_reads(
     for k, v in SHORT_RANKS.items():
         monkeypatch.setenv(k, v)
     assert main(["calibrate"]) == 0
-    assert "crash model written to" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "crash model (schema 2, crash = drawdown ≤ -5.0% in 24 h) written to" in out
     settings = load_settings()
     path = crash_model_path(settings)
     assert path == sample_dir / "models" / "crash_prob_24h.json"
     data = json.loads(path.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["features"] == list(settings.model.crash_features)
+    assert data["crash_kind"] == settings.validation.crash_kind
+    assert data["transforms"][:3] == ["log", "log", "log"]  # the volatilities
     assert data["n_crashes"] > 0
     assert data["n_obs"] > data["n_crashes"]
     model = load_crash_model(settings)
@@ -257,7 +255,7 @@ def test_missing_model_file_gives_null_probability(tmp_path: Path, caplog: pytes
     assert frame["crash_prob_24h"].isna().all()
     row = frame.iloc[-1].to_dict()
     snap = to_snapshot(frame.index[-1], row, computed_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-                       quality=DataQuality(status="ok", coverage=1.0), live=True)  # fmt: skip
+                       quality=DataQuality(status="ok", coverage=1.0), live=True)  # fmt: skip # the keyword arguments on two lines
     assert snap.crash_prob_24h is None
     assert json.loads(snap.to_json())["crash_prob_24h"] is None
 
@@ -267,7 +265,7 @@ def test_a_broken_model_file_is_a_config_error(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     path = crash_model_path(settings)
     path.parent.mkdir(parents=True)
-    path.write_text('{"kind": "riskd.crash_prob.logit", "schema_version": 1}')
+    path.write_text('{"kind": "riskd.crash_prob.logit", "schema_version": 2}')
     with pytest.raises(ConfigError, match=r"model\.crash_prob_path"):
         load_crash_model(settings)
 

@@ -11,10 +11,12 @@ import pytest
 from scipy import stats
 
 from riskd.research.backtest import HOURS_PER_YEAR
+from riskd.research.config import ValidationConfig, ValidationInputs
 from riskd.research.findings import RESEARCH_FINDINGS, Finding, Measurement, findings_table, verdict
+from riskd.research.parts import events_by_level
 from riskd.research.report import write_report
 from riskd.research.synthetic import synthetic_market
-from riskd.research.validate import ValidationConfig, ValidationInputs, events_by_level, run_validation
+from riskd.research.validate import PARTS, run_validation
 
 CI = Finding("x", "p", "a mean", 0.02, "pct", "ci")
 P = Finding("x", "p", "a p-value", 0.03, "p", "pvalue")
@@ -63,7 +65,7 @@ def result():
     """A full validation over a small synthetic market (planted beta 1.16 and +1% alt alpha)."""
     m = synthetic_market(seed=5, years=3.2, alt_alpha=0.01, n_alts=8, start="2021-01-01")
     inputs = ValidationInputs(m.closes, m.features, {"volume_only": m.events, "loose": m.events}, m.crashing)
-    cfg = ValidationConfig(bootstrap_reps=60, ic_reps=10, oos_years=(2022, 2023), oos_min_history_h=24 * 60)
+    cfg = ValidationConfig(bootstrap_reps=60, oos_years=(2022, 2023), oos_min_history_h=24 * 60)
     parts: list[str] = []
     return run_validation(inputs, cfg, progress=parts.append), parts
 
@@ -71,18 +73,9 @@ def result():
 def test_validation_runs_every_part_and_finds_the_planted_beta(result):
     """Progress names each part; the beta row (gross returns) carries the planted 1.16 and a significant alpha."""
     res, parts = result
-    assert parts == [
-        "event study",
-        "CFI tail risk",
-        "walk-forward",
-        "beta decomposition",
-        "seed backtest",
-        "component study",
-        "signals out of sample",
-        "filter",
-        "findings",
-    ]
-    base = res.beta["regression"].set_index("model").loc["base"]
+    assert parts == list(PARTS)
+    assert "crash model" in parts
+    base = res.beta.regression.set_index("model").loc["base"]
     assert base["beta"] == pytest.approx(1.16, abs=0.08)
     assert base["alpha_p"] < 0.01
     assert set(res.findings["verdict"]) <= {"reproduced", "differs", "not testable"}
@@ -128,3 +121,95 @@ def test_per_hold_sharpe_basis_matches_the_research_alt_figures():
     per_trade = t / np.sqrt(72)
     assert per_trade * np.sqrt(HOURS_PER_YEAR / 48) == pytest.approx(3.58, abs=0.1)
     assert per_trade * np.sqrt(72 / 5) < 1.5  # on the trades-per-year basis it is about 1
+
+
+def test_signals_parquet_holds_every_scored_hour_and_what_was_published(result, tmp_path: Path):
+    """signals.parquet: one row per out-of-sample hour, hour (UTC), crash (0/1), p_<signal> for every
+    signal and baseline, p_climatology and p_published (the walk-forward crash_prob_24h)."""
+    res, _ = result
+    write_report(res, tmp_path / "rep")
+    frame = pd.read_parquet(tmp_path / "rep" / "signals.parquet")
+    probs = res.signals.probabilities
+    assert len(frame) == len(probs) > 0
+    assert list(frame.columns[:2]) == ["hour", "crash"]
+    assert str(frame["hour"].dt.tz) == "UTC"
+    assert set(frame["crash"].unique()) <= {0, 1}
+    assert {f"p_{c}" for c in probs.columns if c != "crash"} | {"p_published"} == set(frame.columns[2:])
+    np.testing.assert_array_equal(frame["p_published"], frame["p_crash_prob_24h"])
+    brier = ((frame["p_btc_rv_24h"] - frame["crash"]) ** 2).mean()
+    assert brier == pytest.approx(res.signals.table.set_index("signal").loc["btc_rv_24h", "brier"], abs=1e-12)
+
+
+def test_the_signal_section_opens_with_the_computed_verdict(result, tmp_path: Path):
+    """The line under the signals heading is the verdict, with the paired figures at both block lengths."""
+    res, _ = result
+    md = (write_report(res, tmp_path / "rep")[0]).read_text()
+    section = md.split("## Signals out of sample", 1)[1].splitlines()
+    assert section[1].startswith("riskd's published probability beats realised volatility alone: **")
+    assert section[1] == res.signals.verdict.line()
+    assert res.signals.verdict.answer in {"yes", "no", "not distinguishable", "not run"}
+
+
+def test_results_json_writes_an_infinite_bound_as_inf_not_null():
+    """NaN is null; an infinite CI end is the string "inf" (a one-sided bound, not a missing value)."""
+    from riskd.research.report import to_jsonable
+
+    data = to_jsonable({"lo": 1.5, "hi": np.inf, "neg": -np.inf, "nan": np.nan})
+    assert data == {"lo": 1.5, "hi": "inf", "neg": "-inf", "nan": None}
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+
+
+def test_a_quintile_without_hours_is_said_and_long_titles_wrap():
+    """Q5/Q1 whose past-only edges leave Q1 empty says so; a chart title longer than the figure wraps."""
+    from riskd.research.mdtable import ratio_cell
+    from riskd.research.plots import _axes
+
+    assert ratio_cell(np.nan, np.nan, np.nan, 0, q1_hours=0).startswith("no hours in Q1")
+    _fig, ax = _axes("a very long title " * 12, (6.0, 4.0))
+    assert max(len(line) for line in ax.get_title().splitlines()) <= 63
+
+
+def test_every_bootstrap_takes_the_configured_seed():
+    """The same seed gives the same CIs; another seed moves the CIs of every resampled part (events,
+    tail risk, walk-forward Sharpe, components, signals, the filter)."""
+    m = synthetic_market(seed=3, years=2.4, alt_alpha=0.01, n_alts=6, start="2021-01-01")
+    mult = (1.0 - 0.5 * (m.features["cfi"] > 1.0)).rename("risk_multiplier")
+    inputs = ValidationInputs(
+        m.closes,
+        m.features,
+        {"volume_only": m.events, "loose": m.events},
+        m.crashing,
+        multipliers={"r": mult},
+    )
+
+    def cis(seed: int) -> list[float]:
+        cfg = ValidationConfig(
+            bootstrap_reps=40, component_reps=20, oos_years=(2022,), oos_min_history_h=24 * 60, seed=seed
+        )
+        res = run_validation(inputs, cfg)
+        return [
+            float(res.event_study.ic.set_index("ic_name").loc["overshoot", "ci_lo"]),
+            float(
+                res.tail.set_index(["crash", "sample", "bucket"]).loc[
+                    ("drawdown", "in_sample", "Q5/Q1"), "ci_lo"
+                ]
+            ),
+            float(res.strategies.fade_summary["oos_sharpe_ci_lo"]),
+            float(res.components.ic["ci_lo"].iloc[0]),
+            float(res.signals.table["bss_lo"].iloc[0]),
+            float(res.exposure.paired["d_es99_lo"].iloc[0]),
+        ]
+
+    a, b, c = cis(0), cis(0), cis(9)
+    assert a == b
+    assert all(x != y for x, y in zip(a, c, strict=True)), (a, c)
+
+
+def test_the_research_cfi_claims_are_scored_with_the_research_cfi():
+    """With both CFIs in the features, Part 2 and the IC read cfi_v1 (the research's), not riskd's cfi."""
+    from riskd.research.parts import research_cfi
+
+    idx = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC")
+    feats = pd.DataFrame({"cfi": [1.0, 2.0, 3.0], "cfi_v1": [9.0, 8.0, 7.0]}, index=idx)
+    inputs = ValidationInputs(pd.DataFrame({"BTC": [1.0, 1.0, 1.0]}, index=idx), feats, {})
+    assert research_cfi(inputs, ValidationConfig()).tolist() == [9.0, 8.0, 7.0]

@@ -7,9 +7,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from riskd.research import components, exposure, garch, regression, sections, signals, validate
+from riskd.research import components, exposure, garch, mdtable, parts, regression, signals
+from riskd.research.config import ValidationConfig
+from riskd.research.evaluation import SignalEvaluation, evaluate_signals
 from riskd.research.findings import Finding, Measurement, findings_table, fmt, fmt_ci, verdict
 from riskd.research.resample import BlockResamples, percentile_ci
+from riskd.research.scoring import auc
 from riskd.research.synthetic import planted_tail_driver, synthetic_market
 
 UTC = "UTC"
@@ -97,7 +100,7 @@ def test_zero_crashes_in_q1_give_an_infinite_ratio_and_a_bound() -> None:
     assert row["q1_crashes"] == 0
     assert row["ratio"] == np.inf
     assert row["ci_hi"] == np.inf
-    assert sections.ratio_cell(row["ratio"], row["ci_lo"], row["ci_hi"], row["q1_crashes"]).startswith(
+    assert mdtable.ratio_cell(row["ratio"], row["ci_lo"], row["ci_hi"], row["q1_crashes"]).startswith(
         "0 crashes in Q1"
     )
 
@@ -136,7 +139,7 @@ def test_findings_table_never_prints_inf_for_a_zero_q1() -> None:
 )
 def test_ratio_cells(args, text) -> None:
     """Ratios read as a value with [lo, hi], "≥ lo" for an infinite end, "0 crashes in Q1" for a zero Q1."""
-    assert sections.ratio_cell(*args) == text
+    assert mdtable.ratio_cell(*args) == text
 
 
 # ---- out-of-sample metrics ----------------------------------------------------------------------------
@@ -148,11 +151,11 @@ def test_auc_equals_scipy_mann_whitney() -> None:
     label = (rng.random(3000) < 0.1).astype(float)
     prob = np.round(rng.random(3000) + 0.3 * label, 2)  # rounded: many ties
     u = stats.mannwhitneyu(prob[label == 1], prob[label == 0]).statistic
-    assert signals.auc(prob, label) == pytest.approx(u / ((label == 1).sum() * (label == 0).sum()), abs=1e-10)
+    assert auc(prob, label) == pytest.approx(u / ((label == 1).sum() * (label == 0).sum()), abs=1e-10)
 
 
 @pytest.fixture(scope="module")
-def evaluation() -> tuple[signals.SignalEvaluation, pd.DataFrame, pd.Series]:
+def evaluation() -> tuple[SignalEvaluation, pd.DataFrame, pd.Series]:
     """Two scores over 3 years of hours: one carrying the crash risk, one pure noise."""
     n = 24 * 365 * 3
     rng = np.random.default_rng(7)
@@ -162,7 +165,7 @@ def evaluation() -> tuple[signals.SignalEvaluation, pd.DataFrame, pd.Series]:
         (rng.random(n) < 0.03 * np.exp(2 * good.to_numpy() / good.std())).astype(float), index=idx
     )
     scores = pd.DataFrame({"good": good, "noise": rng.normal(size=n)}, index=idx)
-    ev = signals.evaluate_signals(scores, crash, first_test=pd.Timestamp("2021-01-01", tz=UTC), reps=100)
+    ev = evaluate_signals(scores, crash, first_test=pd.Timestamp("2021-01-01", tz=UTC), reps=100)
     return ev, scores, crash
 
 
@@ -281,7 +284,7 @@ def test_baselines_share_the_mean_exposure(planted_filter) -> None:
     s = planted_filter[0].summary.set_index(["asset", "strategy", "period"])
     for asset in ("BTC", "alt basket"):
         target = s.loc[(asset, "planted", "out of sample"), "mean_exposure"]
-        for name in (exposure.CONSTANT, exposure.VOL_TARGET):
+        for name in (exposure.CONSTANT, exposure.vol_target_name(24), exposure.vol_target_name(168)):
             assert s.loc[(asset, name, "out of sample"), "mean_exposure"] == pytest.approx(target, abs=1e-6)
 
 
@@ -307,13 +310,30 @@ def test_exposure_earns_the_next_hour_only() -> None:
 def test_beta_part_regresses_gross_returns_and_states_the_cost_apart() -> None:
     """The regression is of gross trade returns; alpha net = gross alpha - the cost per trade."""
     m = synthetic_market(years=3.0, n_alts=6, alt_alpha=0.01, seed=2)
-    cfg = validate.ValidationConfig(cost_bps=30.0)
+    cfg = ValidationConfig(cost_bps=30.0)
     from riskd.research import strategies
 
     trades = strategies.alt_contagion(m.closes, m.events, hold_h=48, cost_bps=30.0)
-    beta = validate.beta_part(trades, m.closes, cfg)
+    beta = parts.beta_part(trades, m.closes, cfg)
     ref = regression.beta_decomposition(trades["gross"], trades["btc_ret"])
-    assert beta["regression"].iloc[0]["alpha"] == pytest.approx(ref.iloc[0]["alpha"], abs=1e-12)
-    cost = beta["cost"].set_index("model").loc["base"]
+    assert beta.regression.iloc[0]["alpha"] == pytest.approx(ref.iloc[0]["alpha"], abs=1e-12)
+    cost = beta.cost.set_index("model").loc["base"]
     assert cost["cost"] == pytest.approx(0.003)
     assert cost["alpha_net"] == pytest.approx(cost["alpha_gross"] - 0.003, abs=1e-12)
+
+
+def test_the_label_known_one_hour_after_the_month_start_is_not_used(evaluation) -> None:
+    """The label of hour T is known at T + 25 h: flipping the label of the hour 24 h before a month start
+    (known one hour into the month) changes no probability of that month."""
+    _, scores, crash = evaluation
+    first = pd.Timestamp("2021-01-01", tz=UTC)
+    month = pd.Timestamp("2022-03-01", tz=UTC)
+    altered = crash.copy()
+    altered.loc[month - pd.Timedelta(hours=24)] = 1.0 - altered.loc[month - pd.Timedelta(hours=24)]
+    inside = slice(month, month + pd.Timedelta(days=27))
+    a = signals.rank_calibrated(scores["good"], crash, first_test=first)
+    b = signals.rank_calibrated(scores["good"], altered, first_test=first)
+    pd.testing.assert_series_equal(a.loc[inside], b.loc[inside])
+    pd.testing.assert_series_equal(
+        signals.past_base_rate(crash).loc[inside], signals.past_base_rate(altered).loc[inside]
+    )

@@ -15,34 +15,6 @@ def _series(values, start: str = "2021-01-01") -> pd.Series:
     return pd.Series(values, index=idx, dtype=float)
 
 
-@pytest.mark.parametrize(
-    ("kind", "expected"),
-    [
-        ("return", [0.0, 0.0, 1.0, np.nan, np.nan]),  # close 2 hours ahead below -5%
-        ("drawdown", [1.0, 0.0, 1.0, np.nan, np.nan]),  # some close in the next 2 hours below -5%
-    ],
-)
-def test_crash_labels_look_only_at_the_next_horizon_hours(kind, expected):
-    """Row T is labelled from the closes T+1 … T+h, NaN where they run past the data."""
-    close = _series([100, 94, 100, 99, 90])
-    label = tailrisk.crash_labels(close, tailrisk.CrashDefinition(kind=kind, horizon_h=2, threshold=-0.05))
-    np.testing.assert_array_equal(label.to_numpy(), np.array(expected))
-
-
-def test_cascade_crash_label_fires_on_a_cascade_in_the_next_hours():
-    """The cascade definition marks the hours whose next h hours contain an event."""
-    close = _series([100.0] * 6)
-    cascade = pd.Series([False, False, False, True, False, False], index=close.index)
-    label = tailrisk.crash_labels(close, tailrisk.CrashDefinition(kind="cascade", horizon_h=2), cascade)
-    np.testing.assert_array_equal(label.to_numpy(), [0.0, 1.0, 1.0, 0.0, np.nan, np.nan])
-
-
-def test_cascade_definition_without_events_is_an_error():
-    """Asking for cascade crashes without the detector's flags fails loudly."""
-    with pytest.raises(ValueError, match="cascade"):
-        tailrisk.crash_labels(_series([1.0, 2.0]), tailrisk.CrashDefinition(kind="cascade"))
-
-
 def test_expanding_quintiles_ignore_the_future():
     """Changing later scores never changes an earlier hour's out-of-sample quintile."""
     rng = np.random.default_rng(0)

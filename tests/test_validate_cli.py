@@ -165,8 +165,8 @@ def test_validation_settings_default_to_the_research_choices_and_reach_the_confi
     each setting, from the environment-style nested keys, reaches the config; CLI flags win."""
     import argparse
 
-    from riskd.research.tailrisk import CrashDefinition
-    from riskd.research.validate import ValidationConfig
+    from riskd.research.config import ValidationConfig
+    from riskd.research.labels import CrashDefinition
     from riskd.settings import load_settings
     from riskd.validation import config_from
 
@@ -176,11 +176,11 @@ def test_validation_settings_default_to_the_research_choices_and_reach_the_confi
             "cost_bps": 12.5, "crash_kind": "drawdown", "crash_horizon_h": 48, "crash_threshold": -0.1,
             "event_level": "loose", "hold_h": 24, "bootstrap_reps": 200, "block_h": 72, "seed": 7,
         }
-    )  # fmt: skip
+    )  # fmt: skip # the settings on two lines
     cfg = config_from(settings)
     assert cfg.crash == CrashDefinition(kind="drawdown", horizon_h=48, threshold=-0.1)
     assert (cfg.cost_bps, cfg.event_level, cfg.hold_h, cfg.bootstrap_reps, cfg.block_h, cfg.seed) == (
         12.5, "loose", 24, 200, 72, 7,
-    )  # fmt: skip
+    )  # fmt: skip # the values in the tuple's order
     flags = config_from(settings, argparse.Namespace(cost_bps=5.0, reps=50))
-    assert (flags.cost_bps, flags.bootstrap_reps, flags.ic_reps) == (5.0, 50, 50)
+    assert (flags.cost_bps, flags.bootstrap_reps, flags.component_reps) == (5.0, 50, 50)

@@ -39,7 +39,9 @@ from riskd.core.regime import RegimeMemory, reason_text, risk_multiplier, transi
 from riskd.core.timeseries import stage2_lookback
 from riskd.core.windows import pad_front
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+"""3: the stage-1 buffer grew to 722 hours for the crash model's 30-day inputs (a version-2 state is
+rebuilt from the store)."""
 _NO_LIQUIDATIONS = np.array([np.nan, np.nan, 0.0])
 """An hour without a liquidation record: no figures, coverage 0 (as the batch panel's grid has it)."""
 
@@ -181,7 +183,8 @@ def step(
     if state.fingerprint != p.fingerprint():
         raise ValueError("state was built under different fragility params")
     state = _with_symbols(state, panel.symbols)
-    cols = [panel.symbols.index(s) if s in panel.symbols else -1 for s in state.symbols]
+    position = {s: i for i, s in enumerate(panel.symbols)}  # a dict: 600 symbols, not 600² comparisons
+    cols = [position.get(s, -1) for s in state.symbols]
     rows: list[dict[str, np.ndarray]] = []
     hours: list[int] = []
     for i, hour in enumerate(panel.hours.tolist()):
@@ -321,7 +324,8 @@ def _panel_row(panel: Panel, i: int, cols: list[int], p: FragilityParams) -> dic
 
 def _with_symbols(state: FragilityState, symbols: tuple[str, ...]) -> FragilityState:
     """The state with any new symbols appended as columns that have no history."""
-    new = [s for s in symbols if s not in state.symbols]
+    known = set(state.symbols)
+    new = [s for s in symbols if s not in known]
     if not new:
         return state
     context = {}

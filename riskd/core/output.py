@@ -19,7 +19,7 @@ from riskd.core.cfi import V2_COMPONENTS, cfi, cfi_v2, percentile_from_counts, q
 from riskd.core.crashprob import CrashModel, predict
 from riskd.core.params import FragilityParams
 from riskd.core.regime import REASONS, STATES
-from riskd.core.timeseries import stage2
+from riskd.core.timeseries import CRASH_INPUTS, stage2
 
 UNKNOWN = "unknown"
 """The published ``regime`` of a blind hour (``degraded``: coverage below ``regime.min_coverage`` or no BTC
@@ -135,6 +135,7 @@ STAGE2_COLUMNS: tuple[str, ...] = (
     "oi_change_24h_z",
     "btc_rv_24h_z",
     "market_volume_ratio_z",
+    *CRASH_INPUTS,
 )
 STATE_COLUMNS: tuple[str, ...] = (
     "cfi",

@@ -25,12 +25,26 @@ from riskd.core.windows import (
 
 Series = Mapping[str, np.ndarray]
 
+WEEK_HOURS = 168
+MONTH_HOURS = 720
+"""The crash model's horizons (HAR-style realised volatility over a day, a week and 30 days; the drawdown
+from the week's high): fixed by the model's design (docs/features.md, Crash probability), not settings."""
+CRASH_INPUTS: tuple[str, ...] = (
+    "btc_rv_7d",
+    "btc_rv_30d",
+    "btc_drawdown_7d",
+    "btc_ret_24h",
+    "btc_downside_rv_24h",
+)
+"""The columns :func:`crash_inputs` adds (with ``btc_rv_24h``, the crash model's inputs)."""
+
 
 def stage2_lookback(p: FragilityParams) -> int:
-    """Hours of stage-1 history the live path keeps: the longest chain of windows below, plus slack."""
+    """Hours of stage-1 history the live path keeps: the longest chain of windows below, plus slack
+    (the 30-day realised volatility needs 720 hourly returns, so 721 closes)."""
     m = p.market
     inner = max(m.rv_short_hours, m.rv_long_hours, m.volume_baseline_hours, m.drawdown_hours, 24, 8)
-    rows = p.zscore.window_hours + inner + 2
+    rows = max(p.zscore.window_hours + inner + 2, MONTH_HOURS + 2)
     return max(rows, p.liquidations.window_hours + 2) if p.liquidations.enabled else rows
 
 
@@ -66,6 +80,31 @@ def realised_vol(close: np.ndarray, hours: int) -> np.ndarray:
     s, n = rolling_sum_count(log_ret * log_ret, hours)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n >= hours / 2, np.sqrt(s * hours / n), np.nan)
+
+
+def downside_vol(close: np.ndarray, hours: int) -> np.ndarray:
+    """sqrt of the downside semivariance: the sum of squared *negative* hourly log returns over
+    ``hours``, scaled like :func:`realised_vol` (fraction per ``hours``). Falls alone count: a market
+    that has been dropping, not merely moving."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ret = np.log(close / lag(close, 1))
+    down = np.where(log_ret < 0, log_ret * log_ret, np.where(np.isnan(log_ret), np.nan, 0.0))
+    s, n = rolling_sum_count(down, hours)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= hours / 2, np.sqrt(s * hours / n), np.nan)
+
+
+def crash_inputs(close: np.ndarray) -> dict[str, np.ndarray]:
+    """The crash model's own inputs from BTC's hourly closes (:data:`CRASH_INPUTS`): realised volatility
+    over 7 and 30 days, the drawdown from the 7-day high, the 24 h return (momentum) and the 24 h downside
+    volatility. Finite windows only: the live buffer (:func:`stage2_lookback`) gives the same bits."""
+    return {
+        "btc_rv_7d": realised_vol(close, WEEK_HOURS),
+        "btc_rv_30d": realised_vol(close, MONTH_HOURS),
+        "btc_drawdown_7d": drawdown(close, WEEK_HOURS),
+        "btc_ret_24h": btc_ret(close, 24),
+        "btc_downside_rv_24h": downside_vol(close, 24),
+    }
 
 
 def rv_ratio(close: np.ndarray, p: FragilityParams) -> np.ndarray:
@@ -113,6 +152,7 @@ def stage2(s1: Series, p: FragilityParams) -> dict[str, np.ndarray]:
     out["oi_change_24h_z"] = zscore(s1["oi_change_24h"], p, zf.return_std_floor)
     out["btc_rv_24h_z"] = zscore(out["btc_rv_24h"], p, zf.return_std_floor)
     out["market_volume_ratio_z"] = zscore(out["market_volume_ratio"], p, zf.ratio_std_floor)
+    out.update(crash_inputs(close))
     if p.liquidations.enabled:
         out.update(liquidations.stage2_series(s1, p.liquidations))
     return out

@@ -29,7 +29,7 @@ SAMPLES: tuple[str, ...] = ("in_sample", "out_of_sample")
 RATIO_COLUMNS: tuple[str, ...] = (
     "feature", "crash", "sample", "n", "q1_crashes", "q5_crashes", "q1_rate", "q5_rate", "ratio", "ci_lo",
     "ci_hi", "maxmin", "maxmin_lo", "maxmin_hi", "max_q", "min_q", "start", "end",
-)  # fmt: skip
+)  # fmt: skip # the column names in reading order, several to a line
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,21 @@ def quintiles_from_edges(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.where(bad, np.nan, q)
 
 
+QUINTILE_CUTS = np.array([0.2, 0.4, 0.6, 0.8])
+
+
+def sorted_quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, q, method="linear")`` of an already sorted array, without sorting it again
+    (numpy's interpolation, term for term: the same bits)."""
+    idx = q * (len(values) - 1)
+    lo = np.floor(idx).astype(np.int64)
+    hi = np.minimum(lo + 1, len(values) - 1)
+    t = idx - lo
+    a, b = values[lo], values[hi]
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
 def monthly_past_quintiles(score: pd.Series, min_history_h: int = 24 * 180) -> pd.Series:
     """Quintile of each hour against edges over all valid hours before its calendar month (past only)."""
     idx = pd.DatetimeIndex(score.index)
@@ -81,7 +96,7 @@ def monthly_past_quintiles(score: pd.Series, min_history_h: int = 24 * 180) -> p
     past = np.zeros(0)  # the valid scores before the current month, kept sorted
     for a, b in zip(firsts, np.r_[firsts[1:], len(values)], strict=True):
         if len(past) >= min_history_h:
-            edges[a:b] = np.quantile(past, [0.2, 0.4, 0.6, 0.8], method="linear")
+            edges[a:b] = sorted_quantiles(past, QUINTILE_CUTS)
         new = np.sort(values[a:b][~np.isnan(values[a:b])])
         past = np.insert(past, np.searchsorted(past, new), new) if len(new) else past
     return pd.Series(quintiles_from_edges(values, edges), index=score.index, name="quintile")
@@ -96,6 +111,23 @@ def quintile_sums(q: np.ndarray, crashes: np.ndarray) -> np.ndarray:
     counts = (labelled[:, :, None] & member[:, None, :]).reshape(len(q), width)
     hits = (np.where(labelled, crashes, 0.0)[:, :, None] * member[:, None, :]).reshape(len(q), width)
     return np.hstack([counts, hits]).astype(float)
+
+
+def unit_quintile_sums(q: np.ndarray, crashes: np.ndarray, unit: int) -> np.ndarray:
+    """:func:`quintile_sums` summed over whole units of ``unit`` hours (``units x width``, the same column
+    order), by counting: no hours x width matrix is built."""
+    n_units = -(-len(q) // unit)
+    units = np.arange(len(q)) // unit
+    k = crashes.shape[1]
+    out = np.zeros((n_units, 10 * k))
+    for c in range(k):
+        y = crashes[:, c]
+        sel = ~np.isnan(q) & ~np.isnan(y)
+        key = units[sel] * 5 + (q[sel].astype(np.int64) - 1)
+        out[:, 5 * c : 5 * c + 5] = np.bincount(key, minlength=5 * n_units).reshape(n_units, 5)
+        hits = np.bincount(key, weights=y[sel], minlength=5 * n_units).reshape(n_units, 5)
+        out[:, 5 * k + 5 * c : 5 * k + 5 * c + 5] = hits
+    return out
 
 
 def _ratios(n: np.ndarray, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,6 +191,19 @@ def tail_from_sums(
             }
         )
     return rows
+
+
+UNIT = 24
+"""Hours per resampling unit (:class:`~riskd.research.resample.BlockResamples`' default: a UTC day)."""
+
+
+def _unit_rank_sums(x: pd.Series, y: pd.Series) -> np.ndarray:
+    """:func:`_rank_sums` summed per unit of :data:`UNIT` hours."""
+    h = _rank_sums(x, y)
+    pad = -len(h) % UNIT
+    if pad:
+        h = np.vstack([h, np.zeros((pad, h.shape[1]))])
+    return h.reshape(-1, UNIT, h.shape[1]).sum(axis=1)
 
 
 def _rank_sums(x: pd.Series, y: pd.Series) -> np.ndarray:
@@ -228,12 +273,15 @@ def component_study(
             "in_sample": pd.Series(quintiles_from_edges(score.to_numpy(), insample_edges(score)), index=idx),
             "out_of_sample": monthly_past_quintiles(score, min_history_h),
         }
-        # one matrix per feature (both samples and the IC): one pass of the bootstrap
+        # one per-unit matrix per feature (both samples and the IC): one product for every resample
         x = np.hstack(
-            [*(quintile_sums(q.to_numpy(), crash_values) for q in qs.values()), _rank_sums(score, fwd)]
+            [
+                *(unit_quintile_sums(q.to_numpy(), crash_values, UNIT) for q in qs.values()),
+                _unit_rank_sums(score, fwd),
+            ]
         )
         total = x.sum(axis=0)
-        boot = res.sums(x) if res is not None else None
+        boot = res.unit_sums(x) if res is not None else None
         for i, (sample, q) in enumerate(qs.items()):
             cols = slice(i * width, (i + 1) * width)
             part = boot[:, cols] if boot is not None else None

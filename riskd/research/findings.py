@@ -117,7 +117,7 @@ RESEARCH_FINDINGS: tuple[Finding, ...] = (
     _f("seed_2020a_sharpe", "seed backtest", "Mar–Apr 2020 Sharpe (30 trades)", 60.72, "number", "ci"),
     _f("seed_2020b_sharpe", "seed backtest", "May–Dec 2020 Sharpe (47 trades)", 2.44, "number", "ci"),
     _f("seed_2021_sharpe", "seed backtest", "2021 Sharpe (148 trades)", 2.25, "number", "ci"),
-)  # fmt: skip
+)  # fmt: skip # one finding per line, as RESEARCH.md lists them
 """Every figure of RESEARCH.md's "Findings to reproduce", in its order."""
 
 

@@ -64,13 +64,15 @@ class GarchForecast:
     horizon_h: int
 
 
-def fit_garch(returns_pct: np.ndarray, fitted_to: pd.Timestamp) -> GarchFit:
-    """Zero-mean GARCH(1,1), normal innovations, on hourly log returns in percent (arch)."""
+def fit_garch(returns_pct: np.ndarray, fitted_to: pd.Timestamp, start: GarchFit | None = None) -> GarchFit:
+    """Zero-mean GARCH(1,1), normal innovations, on hourly log returns in percent (arch); ``start``: the
+    previous refit, whose parameters start the optimiser (a quarter's new hours move them little)."""
     y = returns_pct[np.isfinite(returns_pct)]
+    first = None if start is None else np.array([start.omega, start.alpha, start.beta])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter; a poor fit shows in the OOS table
         res = arch_model(y, mean="Zero", vol="GARCH", p=1, q=1, dist="normal", rescale=False).fit(
-            disp="off", show_warning=False
+            disp="off", show_warning=False, starting_values=first
         )
     p = res.params
     return GarchFit(float(p["omega"]), float(p["alpha[1]"]), float(p["beta[1]"]), fitted_to, len(y))
@@ -134,14 +136,14 @@ def walk_forward_garch(
     if len(starts) == 0 or starts[0] != first_test:
         starts = pd.DatetimeIndex([first_test]).append(starts)
     var = np.full(len(idx), np.nan)
-    fits = []
+    fits: list[GarchFit] = []
     vals = ret.to_numpy()
     for a, b in zip(starts, [*starts[1:], idx.max() + pd.Timedelta(hours=1)], strict=True):
         train = vals[idx < a]
         train = train[-window_h:] if window_h else train
         if np.isfinite(train).sum() < min_train_h:
             continue
-        fit = fit_garch(train, a - pd.Timedelta(hours=1))
+        fit = fit_garch(train, a - pd.Timedelta(hours=1), fits[-1] if fits else None)
         fits.append(fit)
         # filter from the start of the training data so the state at ``a`` is the fitted model's own
         upto = idx < b

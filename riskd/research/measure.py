@@ -7,8 +7,6 @@ series use the block bootstrap of their own module.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from arch.bootstrap import IIDBootstrap
@@ -16,8 +14,10 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from riskd.research import events
-from riskd.research.components import ComponentStudy
+from riskd.research.config import ValidationConfig
 from riskd.research.findings import Measurement, ratio_text
+from riskd.research.labels import all_kinds
+from riskd.research.results import BetaDecomposition, EventStudy, Strategies
 
 
 def clustered_mean_ci(
@@ -50,11 +50,9 @@ def _span(index: pd.Index) -> str:
     return f"{idx.min():%Y-%m-%d} – {idx.max():%Y-%m-%d}" if len(idx) else ""
 
 
-def event_measurements(
-    es: dict[str, pd.DataFrame], *, reps: int = 1000, seed: int = 0
-) -> dict[str, Measurement]:
+def event_measurements(es: EventStudy, *, reps: int = 1000, seed: int = 0) -> dict[str, Measurement]:
     """Event-study figures: counts, mean returns at 24/48 h, the spread's p-value, ICs, hardest-hit Q5."""
-    obs, spread, ic, quint = es["observations"], es["spread"], es["ic"], es["quintiles"]
+    obs, spread, ic, quint = es.observations, es.spread, es.ic, es.quintiles
     span = _span(obs["ts"])
     out: dict[str, Measurement] = {}
     row24 = spread.set_index("horizon_h").reindex([24, 48])
@@ -98,10 +96,15 @@ def event_measurements(
     return out
 
 
-def strategy_measurements(strat: dict[str, Any]) -> dict[str, Measurement]:
+def strategy_measurements(strat: Strategies) -> dict[str, Measurement]:
     """Walk-forward figures: the fade grid's train/OOS gap and the fixed rules' out-of-sample results."""
-    fs = strat["fade_summary"]
-    oos = strat["fade"].oos
+    return {**fade_measurements(strat), **rule_measurements(strat)}
+
+
+def fade_measurements(strat: Strategies) -> dict[str, Measurement]:
+    """The BTC fade grid: train Sharpe, and the out-of-sample Sharpe, win rate and mean per trade."""
+    fs = strat.fade_summary
+    oos = strat.fade.oos
     span = _span(oos.index)
     out = {
         "fade_train_sharpe": Measurement(
@@ -131,12 +134,18 @@ def strategy_measurements(strat: dict[str, Any]) -> dict[str, Measurement]:
             fs.get("oos_mean_ci_hi", np.nan) * 1e4,
         ),
     }
-    summary = strat["summary"].set_index("strategy")
+    return out
+
+
+def rule_measurements(strat: Strategies) -> dict[str, Measurement]:
+    """The fixed rules out of sample: the alt contagion's figures, the spread's test, the cross-section."""
+    summary = strat.summary.set_index("strategy")
     alt = summary.loc["alt_contagion"]
-    trades = strat["trades"]["alt_contagion"]
+    trades = strat.trades["alt_contagion"]
     span = _span(trades.index)
     n = int(alt["n"])
-    years = strat["per_year"]["alt_contagion"]
+    years = strat.per_year["alt_contagion"]
+    out: dict[str, Measurement] = {}
     out.update(
         {
             "alt_mean": Measurement(alt["mean"], n, span, alt["mean_ci_lo"], alt["mean_ci_hi"]),
@@ -155,12 +164,12 @@ def strategy_measurements(strat: dict[str, Any]) -> dict[str, Measurement]:
             "alt_maxdd": Measurement(alt["max_drawdown"], n, span, note="trade-by-trade equity"),
         }
     )
-    out["spread_p"] = gross_test(strat["trades"]["market_neutral"])
+    out["spread_p"] = gross_test(strat.trades["market_neutral"])
     xs = summary.loc["cross_sectional"]
     out["xs_mean"] = Measurement(
         xs["mean"],
         int(xs["n"]),
-        _span(strat["trades"]["cross_sectional"].index),
+        _span(strat.trades["cross_sectional"].index),
         xs["mean_ci_lo"],
         xs["mean_ci_hi"],
     )
@@ -183,13 +192,13 @@ def gross_test(trades: pd.DataFrame) -> Measurement:
     return Measurement(float(g.pvalue), len(gross), _span(trades.index), note=note)
 
 
-def beta_measurements(beta: dict[str, pd.DataFrame], span: str) -> dict[str, Measurement]:
+def beta_measurements(beta: BetaDecomposition, span: str) -> dict[str, Measurement]:
     """Beta-decomposition figures (gross trade returns): beta, R², alpha with and without the volatility
     control, the split; the cost and alpha net of it in the notes."""
-    reg = beta["regression"].set_index("model")
+    reg = beta.regression.set_index("model")
     base = reg.loc["base"]
     n = int(base["n"])
-    cost = beta["cost"].set_index("model") if "cost" in beta else None
+    cost = beta.cost.set_index("model") if len(beta.cost) else None
     hac = f"gross; HAC p = {base.get('alpha_p_hac', np.nan):.3g}"
     net_note = "gross trade returns"
     if cost is not None and "base" in cost.index:
@@ -219,7 +228,7 @@ def beta_measurements(beta: dict[str, pd.DataFrame], span: str) -> dict[str, Mea
             "gross; control centred: alpha at the mean pre-event BTC volatility",
         )
         out["alpha_vol_p"] = Measurement(c.get("alpha_p", np.nan), int(c["n"]), span)
-    split = beta["split"].set_index("case")
+    split = beta.split.set_index("case")
     for key, case in (("up", "btc_recovers"), ("down", "btc_keeps_falling")):
         r = split.loc[case]
         out[f"{key}_n"] = Measurement(int(r["n"]), int(r["n"]), span)
@@ -229,33 +238,24 @@ def beta_measurements(beta: dict[str, pd.DataFrame], span: str) -> dict[str, Mea
     return out
 
 
-def tail_measurements(tail: pd.DataFrame, crash_text: str) -> dict[str, Measurement]:
-    """The CFI Q5/Q1 crash-rate ratio in sample, with the out-of-sample ratio in the note."""
-    t = tail.set_index(["sample", "bucket"])
-    ins, oos = t.loc[("in_sample", "Q5/Q1")], t.loc[("out_of_sample", "Q5/Q1")]
-    span = f"{ins['start']:%Y-%m-%d} – {ins['end']:%Y-%m-%d}" if pd.notna(ins["start"]) else ""
-    q1 = t.loc[("out_of_sample", "Q1"), "crashes"]
-    oos_text = ratio_text(oos["value"], oos["ci_lo"], oos["ci_hi"], q1)
-    note = f"crash = {crash_text}; out of sample {oos_text}"
-    return {"cfi_ratio": Measurement(ins["value"], int(ins["n"]), span, ins["ci_lo"], ins["ci_hi"], note)}
-
-
-def component_measurements(study: ComponentStudy, feature: str = "cfi") -> dict[str, Measurement]:
-    """The research's CFI Q5/Q1 claim under each crash definition (in sample; out of sample in the note)."""
+def tail_measurements(tail: pd.DataFrame, descriptions: dict[str, str], cfi: str) -> dict[str, Measurement]:
+    """The research's CFI Q5/Q1 claim under each crash kind, scored with the research's CFI (Part 2's
+    table, in sample as the research reported; the out-of-sample ratio in the note)."""
     out = {}
-    for crash, text in study.crashes.items():
-        have = study.ratios[(study.ratios["feature"] == feature) & (study.ratios["crash"] == crash)]
-        if len(have) < 2:
+    for kind, text in descriptions.items():
+        t = tail[tail["crash"] == kind].set_index(["sample", "bucket"])
+        if ("in_sample", "Q5/Q1") not in t.index:
             continue
-        ins, oos = study.row(feature, crash, "in_sample"), study.row(feature, crash, "out_of_sample")
+        ins, oos = t.loc[("in_sample", "Q5/Q1")], t.loc[("out_of_sample", "Q5/Q1")]
         span = f"{ins['start']:%Y-%m-%d} – {ins['end']:%Y-%m-%d}" if pd.notna(ins["start"]) else ""
-        oos_text = ratio_text(oos["ratio"], oos["ci_lo"], oos["ci_hi"], oos["q1_crashes"])
+        q1, q5 = t.loc[("in_sample", "Q1"), "crashes"], t.loc[("in_sample", "Q5"), "crashes"]
+        oos_q1 = t.loc[("out_of_sample", "Q1"), "crashes"]
         note = (
-            f"crash = {text}; in sample {int(ins['q1_crashes'])} crashes in Q1, {int(ins['q5_crashes'])} in Q5; "
-            f"out of sample (monthly past-only edges) {oos_text}; {study.reps} block resamples"
+            f"`{cfi}`; crash = {text}; in sample {int(q1)} crashes in Q1, {int(q5)} in Q5; out of sample "
+            f"(past-only edges) {ratio_text(oos['value'], oos['ci_lo'], oos['ci_hi'], oos_q1)}"
         )
-        out[f"cfi_ratio_{crash}"] = Measurement(
-            ins["ratio"], int(ins["n"]), span, ins["ci_lo"], ins["ci_hi"], note
+        out[f"cfi_ratio_{kind}"] = Measurement(
+            ins["value"], int(ins["n"]), span, ins["ci_lo"], ins["ci_hi"], note
         )
     return out
 
@@ -288,24 +288,21 @@ def seed_measurements(seed: pd.DataFrame) -> dict[str, Measurement]:
 
 
 def measurements(
-    es: dict[str, pd.DataFrame],
+    es: EventStudy,
     tail: pd.DataFrame,
-    strat: dict[str, Any],
-    beta: dict[str, pd.DataFrame],
+    strat: Strategies,
+    beta: BetaDecomposition,
     seed: pd.DataFrame,
     *,
-    crash_text: str = "",
-    reps: int = 1000,
-    components: ComponentStudy | None = None,
+    cfg: ValidationConfig,
 ) -> dict[str, Measurement]:
-    """Every measurement, keyed like ``RESEARCH_FINDINGS``."""
-    out = event_measurements(es, reps=reps)
+    """Every measurement, keyed like ``RESEARCH_FINDINGS`` (the research's CFI: ``cfg.research_cfi``)."""
+    out = event_measurements(es, reps=cfg.bootstrap_reps, seed=cfg.seed)
     out.update(strategy_measurements(strat))
-    out.update(beta_measurements(beta, _span(strat["trades"]["alt_contagion"].index)))
-    out.update(tail_measurements(tail, crash_text))
+    out.update(beta_measurements(beta, _span(strat.trades["alt_contagion"].index)))
+    kinds = {k: d.describe() for k, d in all_kinds(cfg.crash).items()}
+    out.update(tail_measurements(tail, kinds, cfg.research_cfi))
     out.update(seed_measurements(seed))
-    if components is not None:
-        out.update(component_measurements(components))
     return out
 
 

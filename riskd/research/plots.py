@@ -6,6 +6,8 @@ canvas in any thread and nothing here touches the screen or the disk; the report
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -15,9 +17,12 @@ _ALT, _BTC, _GREY = "#1f77b4", "#7f7f7f", "#bbbbbb"
 
 
 def _axes(title: str, size: tuple[float, float] = (7.5, 4.2)):
+    """A figure with one axes and its title wrapped to the figure's width (a long title is never cut)."""
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
-    ax.set_title(title, fontsize=11)
+    width = max(int(size[0] * 10.5), 30)  # about 10.5 characters per inch at 11 pt
+    lines = [textwrap.fill(part, width) for part in title.split("\n")]
+    ax.set_title("\n".join(lines), fontsize=11)
     ax.grid(alpha=0.3)
     return fig, ax
 

@@ -1,13 +1,16 @@
-"""Writes a validation result to disk: ``report.md``, the PNG figures and ``results.json``.
+"""Writes a validation result to disk: ``report.md``, the PNG figures, ``results.json`` and
+``signals.parquet``.
 
-The only module of ``riskd.research`` that touches the file system; the statistics stay pure.
+The only module of ``riskd.research`` that touches the file system; the statistics stay pure. The
+report is one renderer per section (:mod:`riskd.research.sections_research`,
+:mod:`riskd.research.sections`), composed here in order.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
@@ -16,89 +19,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskd.research import plots, sections, signal_plots
-from riskd.research.validate import ValidationResult
-
-Fmt = Callable[[Any], str]
-
-
-def _pct(v: Any) -> str:
-    return "—" if _missing(v) else f"{v:+.2%}"
-
-
-def _num(v: Any) -> str:
-    return "—" if _missing(v) else f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
-
-
-def _int(v: Any) -> str:
-    return "—" if _missing(v) else f"{int(v)}"
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT
-
-
-def md_table(frame: pd.DataFrame, formats: Mapping[str, Fmt] | None = None) -> str:
-    """A GitHub-flavoured Markdown table; ``formats`` maps a column to its cell formatter."""
-    formats = formats or {}
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in frame.itertuples(index=False):
-        cells = [formats.get(c, _cell)(v) for c, v in zip(cols, row, strict=True)]
-        lines.append("| " + " | ".join(s.replace("|", "\\|") for s in cells) + " |")
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if _missing(v):
-        return "—"
-    if isinstance(v, pd.Timestamp):
-        return f"{v:%Y-%m-%d %H:%M}" if (v.hour or v.minute) else f"{v:%Y-%m-%d}"
-    if isinstance(v, float | np.floating):
-        return _num(float(v))
-    return str(v)
-
-
-_STAT_FMT: dict[str, Fmt] = {
-    "mean": _pct, "median": _pct, "win_rate": _pct, "total_return": _pct, "max_drawdown": _pct,
-    "n": _int, "t": _num, "p": _num, "sharpe_ann": _num, "sharpe_hold_ann": _num,
-}  # fmt: skip
-_STAT_COLS = [
-    "n",
-    "mean",
-    "win_rate",
-    "t",
-    "p",
-    "sharpe_ann",
-    "sharpe_hold_ann",
-    "total_return",
-    "max_drawdown",
-]
+from riskd.research import plots, sections, sections_research, signal_plots
+from riskd.research.evaluation import PUBLISHED, SignalEvaluation
+from riskd.research.inputs import InputsReport
+from riskd.research.results import ValidationResult
 
 
 def figures(result: ValidationResult) -> dict[str, Any]:
     """The report's figures by file stem."""
     es, strat = result.event_study, result.strategies
-    reg = result.beta["regression"].set_index("model").loc["base"]
-    alt = strat["trades"]["alt_contagion"]
-    return {
-        "event_study": plots.event_study_curves(es["spread"]),
-        "crash_rates": plots.crash_rates(result.tail),
-        "equity": plots.equity_vs_benchmark(
-            strat["equity"]["alt_contagion"], strat["equity"]["btc_buy_the_dip"]
-        ),
-        "drawdown": plots.drawdown_chart(strat["equity"]["alt_contagion"]),
+    reg = result.beta.regression.set_index("model").loc["base"]
+    alt = strat.trades["alt_contagion"]
+    tail = result.tail[result.tail["crash"] == result.config.crash.kind]
+    out = {
+        "event_study": plots.event_study_curves(es.spread),
+        "crash_rates": plots.crash_rates(tail),
+        "equity": plots.equity_vs_benchmark(strat.equity["alt_contagion"], strat.equity["btc_buy_the_dip"]),
+        "drawdown": plots.drawdown_chart(strat.equity["alt_contagion"]),
         "trade_scatter": plots.trade_scatter(
             alt.get("btc_ret", pd.Series()), alt["gross"], reg["alpha"], reg["beta"]
         ),
-        "walk_forward": plots.walk_forward_gap(strat["fade"].windows),
-        **signal_figures(result),
+        "walk_forward": plots.walk_forward_gap(strat.fade.windows),
     }
-
-
-def signal_figures(result: ValidationResult) -> dict[str, Any]:
-    """The figures of the component study, the out-of-sample scores and the filter (those that ran)."""
-    out: dict[str, Any] = {}
     if result.components is not None:
         out["components"] = signal_plots.component_ratios(result.components, result.config.crash.kind)
     if result.signals is not None and not result.signals.probabilities.empty:
@@ -109,128 +51,31 @@ def signal_figures(result: ValidationResult) -> dict[str, Any]:
     return out
 
 
-def tail_table(tail: pd.DataFrame) -> pd.DataFrame:
-    """The tail-risk table as printed: rates per quintile, and the ratio worded (0 crashes in Q1, ≥ x)."""
-    rows = []
-    for r in tail.itertuples(index=False):
-        if r.bucket == "Q5/Q1":
-            q1 = tail[(tail["sample"] == r.sample) & (tail["bucket"] == "Q1")]["crashes"]
-            text = sections.ratio_cell(r.value, r.ci_lo, r.ci_hi, float(q1.iloc[0]) if len(q1) else None)
-        else:
-            ci = "" if _missing(r.ci_lo) else f" [{r.ci_lo:.2%}, {r.ci_hi:.2%}]"
-            text = "—" if _missing(r.value) else f"{r.value:.2%}{ci}"
-        rows.append(
-            {"sample": r.sample, "bucket": r.bucket, "n": r.n, "crashes": r.crashes, "value [95% CI]": text}
-        )
-    return pd.DataFrame(rows)
-
-
 def render_markdown(result: ValidationResult, images: Mapping[str, str]) -> str:
     """The report's text; ``images`` maps a figure stem to its file name."""
-    cfg, es, strat, tail = result.config, result.event_study, result.strategies, result.tail
-    f = result.findings
-    counts = f["verdict"].value_counts()
-    fs = strat["fade_summary"]
+    cfg = result.config
     out = [
-        "# riskd offline validation",
-        f"Data: {result.span}. Events: `{cfg.event_level}` cascades (depth IC: `{cfg.depth_level}`). "
-        f"Costs: {cfg.cost_bps:g} bps round trip per leg. Crash: {cfg.crash.describe()}.",
-        "",
-        "## Findings: the research's figures beside ours",
-        "  ".join(f"**{k}**: {v}" for k, v in counts.items()),
-        "",
-        md_table(
-            f[["part", "claim", "research", "ours", "ci", "n", "span", "verdict", "reason", "note"]],
-            {"n": _int},
-        ),
-        "",
-        "Verdict rule: a figure with a sampling error is *reproduced* when the research's value lies in our "
-        "95% CI and our estimate has its sign; a p-value when it leads to the same conclusion at 5%; a count "
-        "or path figure when it is within the stated tolerance. *Not testable* says what is missing.",
-        "",
-        "## 1. Event study",
-        f"![event study]({images['event_study']})",
-        "",
-        md_table(
-            es["spread"], {"alt_mean": _pct, "btc_mean": _pct, "spread_mean": _pct, "alt_win_rate": _pct}
-        ),
-        "",
-        "`p_obs` pools alt-event observations (as the research); `p_event` tests per-event mean spreads.",
-        "",
-        md_table(es["ic"]),
-        "",
-        "Hardest-hit alts by quintile (within each event, 5 = hardest hit), return at 48 h:",
-        "",
-        md_table(es["quintiles"], {"mean": _pct, "median": _pct, "win_rate": _pct}),
-        "",
-        "## 2. CFI tail risk",
-        f"Crash: {cfg.crash.describe()}. Stationary block bootstrap, mean block {cfg.block_h} h, "
-        f"{cfg.bootstrap_reps} resamples. Out of sample: quintile cut-offs from earlier hours only.",
-        "",
-        f"![crash rates]({images['crash_rates']})",
-        "",
-        md_table(tail_table(tail), {"n": _int, "crashes": _int}),
-        "",
-        "## 3. Walk-forward",
-        "`sharpe_ann` = per-trade mean / sd x sqrt(trades per year of evaluated time), our basis; trades never "
-        "overlap. `sharpe_hold_ann` = per-trade Sharpe x sqrt(8766 h / hold): the basis the research's figures "
-        "match (n = 72, p = 0.029 gives 3.55 on it, vs 3.58 quoted), which treats a mostly flat strategy as if "
-        "it traded back to back; the findings table compares on the research's basis.",
-        "",
-        f"BTC fade over the {len(strat['fade'].windows)} rolling {cfg.fade_test_months}-month windows "
-        f"(grid chosen on the previous {cfg.fade_train_months} months): train Sharpe "
-        f"{fs['train_sharpe']:.2f}, out of sample {fs['oos_sharpe_ann']:.2f} over {fs['oos_n']} trades, "
-        f"gap {fs['gap']:.2f}.",
-        "",
-        f"![walk forward]({images['walk_forward']})",
-        "",
-        f"Fixed rules, out of sample {cfg.oos_years[0]}–{cfg.oos_years[-1]}, hold {cfg.hold_h} h:",
-        "",
-        md_table(strat["summary"][["strategy", *_STAT_COLS]], _STAT_FMT),
-        "",
-        f"![equity]({images['equity']})",
-        "",
-        f"![drawdown]({images['drawdown']})",
-        "",
-    ]
-    for name, table in strat["per_year"].items():
-        cols = ["year", *[c for c in _STAT_COLS if c in table.columns]]
-        out += [f"Per year, {name.replace('_', ' ')}:", "", md_table(table[cols], _STAT_FMT), ""]
-    out += [
-        "## 4. Beta decomposition",
-        "The alt contagion's **gross** trade return (before costs) on BTC's return over the same hold; the "
-        "cost per trade is on its own line below and alpha net of it beside; the split is gross.",
-        "",
-        f"![trade scatter]({images['trade_scatter']})",
-        "",
-        md_table(result.beta["regression"], {"alpha": _pct, "n": _int, "hac_lags": _int}),
-        "",
-        md_table(
-            result.beta["cost"],
-            {c: _pct for c in ("alpha_gross", "cost", "alpha_net", "alpha_net_ci_lo", "alpha_net_ci_hi")},
-        )
-        if "cost" in result.beta
-        else "",
-        "",
-        md_table(result.beta["split"], {"alt_mean": _pct, "btc_mean": _pct, "alt_win_rate": _pct, "n": _int}),
-        "",
-        "## 5. The first seed document's multi-asset hold",
-        md_table(result.seed[["window", "hold_h", "cost_bps", *_STAT_COLS]], _STAT_FMT)
-        if len(result.seed)
-        else "Not run: the multi-asset detector's flags were not provided.",
-        "",
+        *sections_research.render_findings(result),
+        *sections_research.render_event_study(result.event_study, images["event_study"]),
+        *sections_research.render_tail(result.tail, cfg, images["crash_rates"]),
+        *sections_research.render_walk_forward(result.strategies, cfg, images),
+        *sections_research.render_beta(result.beta, images["trade_scatter"]),
+        *sections_research.render_seed(result.seed),
     ]
     if result.components is not None:
-        out += sections.render_components(result.components, images["components"])
+        out += sections.render_components(result.components, images["components"], cfg.research_cfi)
+    if result.model is not None:
+        out += sections.render_model(result.model)
     if result.signals is not None:
         out += sections.render_signals(result.signals, images)
     if result.exposure is not None:
-        out += sections.render_filter(result.exposure, images["filter_equity"])
+        out += sections.render_filter(result.exposure, images["filter_equity"], result.tiers)
     return "\n".join(out)
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON data from frames, series, dataclasses, timestamps and numpy scalars (NaN -> null)."""
+    """Plain JSON data from frames, series, dataclasses, timestamps and numpy scalars: NaN → null, an
+    infinite value (a CI end whose resamples reach a zero Q1 rate) → the string ``"inf"`` / ``"-inf"``."""
     if isinstance(value, pd.DataFrame):
         frame = value if isinstance(value.index, pd.RangeIndex) else value.reset_index()
         return [to_jsonable(r) for r in frame.to_dict(orient="records")]
@@ -248,28 +93,48 @@ def to_jsonable(value: Any) -> Any:
         return value.item()
     if isinstance(value, float | np.floating):
         v = float(value)
-        return v if math.isfinite(v) else None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return None if math.isnan(v) else v
     return value
+
+
+def _signals_json(ev: SignalEvaluation | None) -> dict[str, Any] | None:
+    if ev is None:
+        return None
+    return {
+        "verdict": {"answer": ev.verdict.answer, "line": ev.verdict.line(), "paired": ev.verdict.paired},
+        "more_verdicts": [
+            {"answer": v.answer, "line": v.line(), "paired": v.paired} for v in ev.more_verdicts
+        ],
+        "table": ev.table,
+        "per_year": ev.per_year,
+        "reliability": ev.reliability,
+        "span": ev.span,
+        "episodes": ev.episodes,
+    }
 
 
 def results_json(result: ValidationResult) -> dict[str, Any]:
     """Everything in the report as data, for scripts (``results.json``)."""
-    strat = result.strategies
+    strat, model = result.strategies, result.model
     return to_jsonable(
         {
             "span": result.span,
             "config": result.config,
             "findings": result.findings,
-            "event_study": {k: v for k, v in result.event_study.items() if k != "observations"},
+            "event_study": {
+                k: getattr(result.event_study, k) for k in ("spread", "per_event", "ic", "quintiles")
+            },
             "tail_risk": result.tail,
             "walk_forward": {
-                "fade_summary": strat["fade_summary"],
-                "fade_windows": strat["fade"].windows,
-                "summary": strat["summary"],
-                "per_year": strat["per_year"],
-                "trades": {k: v.reset_index() for k, v in strat["trades"].items()},
+                "fade_summary": strat.fade_summary,
+                "fade_windows": strat.fade.windows,
+                "summary": strat.summary,
+                "per_year": strat.per_year,
+                "trades": {k: v.reset_index() for k, v in strat.trades.items()},
             },
-            "beta": result.beta,
+            "beta": {k: getattr(result.beta, k) for k in ("regression", "cost", "split")},
             "seed_backtest": result.seed,
             "component_study": None
             if result.components is None
@@ -278,20 +143,52 @@ def results_json(result: ValidationResult) -> dict[str, Any]:
                 "ic": result.components.ic,
                 "crashes": result.components.crashes,
             },
-            "signals_oos": None
-            if result.signals is None
+            "crash_model": None
+            if model is None
             else {
-                "table": result.signals.table,
-                "reliability": result.signals.reliability,
-                "span": result.signals.span,
+                "last_fit": model.last,
+                "fits": model.fits,
+                "contributions": model.contributions,
+                "notes": model.notes,
             },
-            "filter": None if result.exposure is None else {"summary": result.exposure.summary},
+            "signals_oos": _signals_json(result.signals),
+            "filter": None
+            if result.exposure is None
+            else {
+                "summary": result.exposure.summary,
+                "net": result.exposure.net,
+                "paired": result.exposure.paired,
+            },
+            "tier_choice": None if result.tiers is None else result.tiers.months,
         }
     )
 
 
-def write_report(result: ValidationResult, out_dir: Path, *, dpi: int = 110) -> list[Path]:
-    """Write ``report.md``, one PNG per figure and ``results.json`` into ``out_dir``; return the paths."""
+def signals_frame(ev: SignalEvaluation) -> pd.DataFrame:
+    """``signals.parquet``: one row per out-of-sample hour: ``hour`` (UTC open time), ``crash`` (0/1),
+    ``p_<signal>`` for every signal and baseline, ``p_climatology`` (the Brier skill's reference) and
+    ``p_published`` (what the daemon would have published: the walk-forward ``crash_prob_24h``)."""
+    probs = ev.probabilities
+    out = pd.DataFrame({"hour": pd.DatetimeIndex(probs.index).tz_convert("UTC")})
+    out["crash"] = probs["crash"].to_numpy(dtype=np.int8)
+    for name in [c for c in probs.columns if c != "crash"]:
+        out[f"p_{name}"] = probs[name].to_numpy(dtype=float)
+    if PUBLISHED in probs:
+        out["p_published"] = probs[PUBLISHED].to_numpy(dtype=float)
+    return out
+
+
+def write_report(
+    result: ValidationResult,
+    out_dir: Path,
+    *,
+    dpi: int = 110,
+    inputs: InputsReport | None = None,
+    timings: Mapping[str, float] | None = None,
+) -> list[Path]:
+    """Write ``report.md``, one PNG per figure, ``results.json`` and ``signals.parquet`` into ``out_dir``;
+    ``inputs`` (how the shell derived them) adds the "Data and inputs" section, ``timings`` the seconds
+    per step to results.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, images = [], {}
@@ -301,7 +198,20 @@ def write_report(result: ValidationResult, out_dir: Path, *, dpi: int = 110) -> 
         images[stem] = path.name
         written.append(path)
     md = out_dir / "report.md"
-    md.write_text(render_markdown(result, images), encoding="utf-8")
+    text = render_markdown(result, images)
+    if inputs is not None:
+        text += "\n".join(sections_research.render_inputs(inputs))
+    md.write_text(text, encoding="utf-8")
+    data = results_json(result)
+    if inputs is not None:
+        data["inputs"] = to_jsonable(inputs)
+    if timings is not None:
+        data["timings_s"] = dict(timings)
     js = out_dir / "results.json"
-    js.write_text(json.dumps(results_json(result), indent=1, allow_nan=False), encoding="utf-8")
-    return [md, *written, js]
+    js.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
+    written.append(js)
+    if result.signals is not None and not result.signals.probabilities.empty:
+        pq = out_dir / "signals.parquet"
+        signals_frame(result.signals).to_parquet(pq, index=False)
+        written.append(pq)
+    return [md, *written]
