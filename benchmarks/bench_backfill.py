@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from riskd.config import DEFAULT_UNIVERSE, load_settings
 from riskd.market.backfill import backfill
-from riskd.settings import DEFAULT_UNIVERSE, load_settings
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import synthetic_market

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from riskd.calibration import calibrate
+from riskd.commands.calibrate import calibrate
+from riskd.config import load_settings
 from riskd.core import compute_fragility
-from riskd.live import store_panel
+from riskd.market import store_panel
 from riskd.research.calibrate import CrashSpec, walk_forward_crash_prob
 from riskd.research.labels import CrashDefinition, crash_labels
-from riskd.settings import load_settings
 from riskd.store import HistoryStore
 
 

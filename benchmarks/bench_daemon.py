@@ -34,9 +34,9 @@ import redis
 from riskd.client import read_regime
 from riskd.clock import SimClock
 from riskd.commands.replay import replay
+from riskd.config import DEFAULT_UNIVERSE, Settings, load_settings
 from riskd.daemon.embedded import RedisServer
 from riskd.daemon.wiring import runtime
-from riskd.settings import DEFAULT_UNIVERSE, Settings, load_settings
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.sample import load_sample_store
 from riskd.testing.synthetic import synthetic_market

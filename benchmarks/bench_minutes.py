@@ -29,8 +29,8 @@ import pandas as pd
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
+from riskd.config import load_settings
 from riskd.daemon.embedded import RedisServer
-from riskd.settings import load_settings
 from riskd.streams.task import MinuteStreams
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.fake_exchange._ws import Liquidation

@@ -86,15 +86,15 @@ def run_store(
     """Seconds per step of ``riskd validate`` over the store in ``data_dir`` (report to a temp dir)."""
     import pandas as pd
 
-    from riskd.settings import load_settings
-    from riskd.validation import validate_store
+    from riskd.config import load_settings
+    from riskd.market.offline import validate_store
 
     def utc(value: str | None) -> pd.Timestamp | None:
         return None if value is None else pd.Timestamp(value, tz="UTC")
 
     from dataclasses import replace
 
-    from riskd.validation import config_from
+    from riskd.commands.validate import config_from
 
     settings = load_settings(data_dir=data_dir)
     cfg = replace(config_from(settings), bootstrap_reps=reps)

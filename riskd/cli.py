@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from riskd import __version__
 from riskd.commands import COMMANDS, NO_DATA_DIR, PARSERS
-from riskd.config_check import make_writable_dir, unknown_env
+from riskd.config import Settings, format_validation_error, load_settings, source_of
+from riskd.config.check import make_writable_dir, unknown_env
 from riskd.errors import EXIT_FAILED, EXIT_UNREACHABLE, ConfigError, DataError, RiskdError, Unreachable
 from riskd.logs import setup_logging
-from riskd.settings import Settings, format_validation_error, load_settings, source_of
 
 log = logging.getLogger("riskd")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from riskd.config import Settings, load_settings
 from riskd.daemon.embedded import RedisServer, answers
-from riskd.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from riskd.config import Settings, load_settings
 from riskd.contract.models import LEVEL_CODES, STATE_CODES, DataQuality, Snapshot
-from riskd.settings import Settings, load_settings
 from riskd.testing.fake_exchange import FakeExchange
 
 VENUES = ("binance", "bybit", "hyperliquid")

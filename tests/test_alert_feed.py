@@ -12,11 +12,11 @@ from redis.exceptions import RedisError
 
 from riskd.alerting.feed import AlertFeed
 from riskd.alerting.pipeline import AlertPipeline
+from riskd.config import AlertSettings, RedisSettings
 from riskd.contract.keys import Keys
 from riskd.contract.models import Snapshot
 from riskd.daemon.embedded import RedisServer
 from riskd.errors import SinkError
-from riskd.settings import AlertSettings, RedisSettings
 from riskd.sinks.redis import RedisSink
 from riskd.telegram.channel import ConsoleChannel
 from tests.test_alerts import H0, snap

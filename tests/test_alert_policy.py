@@ -15,9 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from riskd.alerting.pipeline import AlertPipeline
+from riskd.config import AlertSettings
 from riskd.contract.alerts import derive_alerts, sources_text
 from riskd.contract.models import PROVISIONAL_CODES, STATE_CODES, Alert, DataQuality, Snapshot
-from riskd.settings import AlertSettings
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 

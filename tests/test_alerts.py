@@ -12,10 +12,10 @@ from redis.exceptions import RedisError
 
 from riskd.alerting.channel import format_message
 from riskd.alerting.pipeline import AlertPipeline
+from riskd.config import AlertSettings
 from riskd.contract.alerts import derive_alerts, format_late, severity_for_transition
 from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
 from riskd.daemon.embedded import RedisServer
-from riskd.settings import AlertSettings
 from riskd.telegram.channel import ConsoleChannel
 
 H0 = datetime(2021, 5, 19, 13, tzinfo=UTC)

@@ -16,13 +16,13 @@ import redis.asyncio as aioredis
 import yaml
 from _contract import T0, make_snapshot
 
+from riskd.config import MetricsSettings, RedisSettings
 from riskd.contract import schemas as contract
 from riskd.contract.codec import read_snapshot
 from riskd.contract.keys import Keys
 from riskd.contract.models import DataQuality
 from riskd.http.history import RedisHistory
 from riskd.http.server import MetricsServer
-from riskd.settings import MetricsSettings, RedisSettings
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink
 

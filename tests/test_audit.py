@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from riskd.commands.data import cli_audit
-from riskd.settings import Settings
+from riskd.config import Settings
 from riskd.store import HistoryStore
 from riskd.store.audit import audit, gaps
 from riskd.testing.sample import load_sample_store

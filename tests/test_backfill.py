@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from riskd.config import DEFAULT_UNIVERSE, Settings
 from riskd.market.backfill import backfill
-from riskd.settings import DEFAULT_UNIVERSE, Settings
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import MarketHistory, synthetic_market

@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from riskd.alerting.pipeline import AlertPipeline
+from riskd.config import AlertSettings, TelegramSettings
 from riskd.daemon.embedded import free_port
-from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import MAX_REPLY_CHARS, TRUNCATED, CommandBot, cap_reply
 from riskd.telegram.channel import make_bot
 from riskd.telegram.status import RedisStatusSource

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from riskd.cli import main
+from riskd.config import load_settings
 from riskd.errors import ConfigError
-from riskd.settings import load_settings
 
 # (dotted field, bad value as TOML literal, bad value as environment string, what the message says)
 BAD_VALUES = [

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from riskd.config import DEFAULT_UNIVERSE
 from riskd.core import FragilityParams, build_panel, cascade_events, compute_fragility
-from riskd.settings import DEFAULT_UNIVERSE
 from riskd.testing.sample import load_sample_store
 
 

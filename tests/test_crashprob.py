@@ -17,16 +17,16 @@ from prometheus_client import CollectorRegistry
 from statsmodels.stats.proportion import proportion_confint
 
 from riskd.cli import main
+from riskd.config import load_settings
 from riskd.contract.models import DataQuality
 from riskd.contract.snapshot import to_snapshot
 from riskd.core import FragilityParams, Panel, compute_fragility
 from riskd.core.crashprob import CrashModel, predict
-from riskd.crash_model import crash_model_path, load_crash_model, read_crash_model
 from riskd.errors import ConfigError
 from riskd.research.calibrate import CrashSpec, fit_as_of, walk_forward_crash_prob
 from riskd.research.labels import CrashDefinition, crash_labels, label_known_at
-from riskd.settings import load_settings
 from riskd.sinks.metrics import LiveState, SnapshotCollector
+from riskd.store.model_file import crash_model_path, load_crash_model, read_crash_model
 from riskd.testing.sample import load_sample_store
 
 A_TRUE, B_TRUE = -3.0, 8e4

@@ -15,14 +15,14 @@ import pandas as pd
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
+from riskd.config import Settings
 from riskd.contract.keys import Keys
 from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
 from riskd.daemon.embedded import RedisServer
 from riskd.daemon.wiring import Runtime, drain_outbox, runtime
-from riskd.live import store_panel
-from riskd.settings import Settings
+from riskd.market import store_panel
 from riskd.sinks.metrics import parse_exposition
 from riskd.sinks.redis import read_history
 from riskd.store import HistoryStore

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from riskd.commands import reference as configref
+from riskd.config import Settings, redacted
 from riskd.contract.models import LEVEL_CODES, STATE_CODES
-from riskd.settings import Settings, redacted
 from riskd.testing.promql import (
     base_metric,
     dashboard_queries,
@@ -424,8 +424,8 @@ def test_alerts_have_severity_summary_and_a_runbook_that_exists() -> None:
     """Each alert has a known severity, a summary, and an absolute runbook_url: riskd's external URL (the
     Prometheus external label riskd_url, else riskd's default base URL) + /runbooks/<the alert>, a page
     riskd serves; the same runbook is a section of docs/operations.md."""
+    from riskd.config import MetricsSettings
     from riskd.http import runbooks
-    from riskd.settings import MetricsSettings
 
     doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", doc, flags=re.MULTILINE)}

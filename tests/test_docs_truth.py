@@ -2,7 +2,7 @@
 in the CLI's own table, and every ``RISKD_…`` variable and ``section.setting`` name is a setting.
 
 The commands are read from ``riskd.commands.COMMANDS`` and ``build_parser()``, the settings from
-``riskd.settings.Settings`` (its env prefix and nested delimiter), so a command or setting added in code
+``riskd.config.Settings`` (its env prefix and nested delimiter), so a command or setting added in code
 passes here as soon as it is registered, and one renamed in code fails here until the docs follow.
 """
 
@@ -18,10 +18,10 @@ from typing import Any, Union, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from riskd import config_check
 from riskd.cli import build_parser
 from riskd.commands import COMMANDS
-from riskd.settings import RedisSettings, Settings
+from riskd.config import RedisSettings, Settings
+from riskd.config import check as config_check
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from riskd.cli import main
 from riskd.commands.export import regime_snapshots
+from riskd.config import Settings, load_settings
 from riskd.contract.regime_file import EXPORT_COLUMNS, read_regime_file, regime_frame
 from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
-from riskd.live import store_panel
-from riskd.settings import Settings, load_settings
+from riskd.market import store_panel
 from riskd.store import HistoryStore
 from riskd.testing.synthetic import VENUES, synthetic_market
 

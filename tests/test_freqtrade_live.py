@@ -23,8 +23,8 @@ import _freqtrade as ft
 from test_export import SYMBOLS, write_store
 
 from riskd.commands.export import regime_snapshots
+from riskd.config import RedisSettings, load_settings
 from riskd.contract.models import Snapshot
-from riskd.settings import RedisSettings, load_settings
 from riskd.sinks.redis import RedisSink, client_from_settings
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.synthetic import synthetic_market

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from riskd.commands.data import cli_import
+from riskd.config import Settings
 from riskd.importer import import_path
-from riskd.settings import Settings
 from riskd.store import HistoryStore
 from riskd.testing.sample import PERP_SYMBOLS, SPOT_SYMBOLS, load_sample_store, sample_dir
 

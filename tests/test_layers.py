@@ -71,17 +71,6 @@ UNITS: dict[str, str] = {
 }
 """Module or package → the unit it belongs to (the longest entry that is it or a package above it wins)."""
 
-UNITS.update(
-    {  # transitional: root modules that move into their package in the next stage of issue 18
-        "riskd.settings": "config",
-        "riskd.config_check": "config",
-        "riskd.crash_model": "store",
-        "riskd.live": "market",
-        "riskd.validation": "commands",
-        "riskd.calibration": "commands",
-    }
-)
-
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from riskd.contract.snapshot import snapshots_of
 from riskd.core import FragilityParams, Panel, build_panel, compute_fragility, step
 from riskd.core.liquidations import MINUTE_COLUMNS, hourly_market
-from riskd.live import store_panel
+from riskd.market import store_panel
 from riskd.store import HistoryStore
 from tests.test_core_paths import assert_same, rich_market
 

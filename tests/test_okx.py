@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 
 from riskd.clock import SimClock
+from riskd.config import Settings, load_settings
 from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
 from riskd.daemon.wiring import Runtime, runtime
 from riskd.errors import RateLimited
-from riskd.live import store_panel
+from riskd.market import store_panel
 from riskd.market.backfill import backfill
 from riskd.market.sources import make_source
-from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import parse_exposition
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange

@@ -16,7 +16,7 @@ from riskd.contract.keys import Keys
 from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
 from riskd.daemon.wiring import runtime
-from riskd.live import store_first_hour, store_panel
+from riskd.market import store_first_hour, store_panel
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import HOUR, SYMS, T0, VENUES, Recorder, _close, _drive, _market, _settings

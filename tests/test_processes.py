@@ -17,13 +17,13 @@ import redis
 
 from riskd.client import read_regime
 from riskd.commands.replay import replay
+from riskd.config import load_settings
 from riskd.contract.keys import Keys
 from riskd.contract.snapshot import snapshots_of
 from riskd.core import compute_fragility
 from riskd.daemon.embedded import answers, free_port
 from riskd.daemon.wiring import resolve_redis
-from riskd.live import store_panel
-from riskd.settings import load_settings
+from riskd.market import store_panel
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange
 from riskd.testing.sample import load_sample_store

@@ -171,7 +171,7 @@ def _scrape(port: int) -> dict[str, float]:
 def write_market_store(root: Path) -> None:
     """The seeded synthetic market of this module into a fresh store at ``root``, as a backfill lays it
     out: Binance candles and open interest, funding from all three venues."""
-    from riskd.settings import UniverseSettings
+    from riskd.config import UniverseSettings
     from riskd.store import HistoryStore
     from riskd.testing.synthetic import synthetic_market
 

@@ -34,7 +34,7 @@ def ruff_on(path: str, source: str) -> subprocess.CompletedProcess[str]:
         "import aiohttp\n",
         "import httpx\n",
         "import os\nx = os.environ['RISKD_X']\n",
-        "from riskd.settings import Settings\n",
+        "from riskd.config import Settings\n",
         "from riskd.sources import make_source\n",
         "from riskd.sinks.redis import RedisSink\n",
         "from riskd.store import HistoryStore\n",

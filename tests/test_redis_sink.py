@@ -13,12 +13,12 @@ import redis
 import redis.asyncio as aioredis
 
 from riskd.client import aread_regime, read_regime
+from riskd.config import RedisSettings
 from riskd.contract.keys import Keys
 from riskd.contract.models import DataQuality, Snapshot
 from riskd.daemon.embedded import RedisServer, free_port, redis_binary
 from riskd.daemon.lease import LeaderLease
 from riskd.errors import SinkError
-from riskd.settings import RedisSettings
 from riskd.sinks.redis import RedisSink, client_from_settings, read_history
 
 T0 = datetime(2021, 5, 19, 12, tzinfo=UTC)

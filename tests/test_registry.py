@@ -9,10 +9,10 @@ import sys
 import ccxt.async_support as ccxt_async
 import pytest
 
+from riskd.config import Settings, load_settings
 from riskd.contract.snapshot import features_of
 from riskd.errors import ConfigError
 from riskd.market.sources import make_source
-from riskd.settings import Settings, load_settings
 from riskd.sinks import metrics
 from riskd.sources import VENUES
 from riskd.sources.endpoints import CCXT_CLASSES
@@ -164,6 +164,6 @@ async def test_make_source_builds_each_venue_from_its_spec() -> None:
 
 def test_reading_settings_does_not_load_ccxt() -> None:
     """Settings read the registry without importing ccxt, so `riskd config show` stays fast."""
-    code = "import sys, riskd.settings, riskd.sources.registry; print('ccxt' in sys.modules)"
+    code = "import sys, riskd.config, riskd.sources.registry; print('ccxt' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"

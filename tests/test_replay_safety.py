@@ -23,11 +23,11 @@ import redis
 
 from riskd.cli import main
 from riskd.commands.replay import replay, replay_prefix, replay_range, replay_settings
+from riskd.config import Settings, load_settings
 from riskd.contract.keys import Keys
 from riskd.contract.models import Snapshot
 from riskd.daemon.embedded import free_port
 from riskd.errors import ConfigError
-from riskd.settings import Settings, load_settings
 from riskd.testing.sample import load_sample_store
 
 SYMBOLS = ["BTC", "ETH", "XRP", "LTC", "ADA", "SOL", "DOGE", "LINK"]

@@ -7,8 +7,8 @@ import logging
 import ccxt
 import pytest
 
+from riskd.config import RetrySettings
 from riskd.errors import RateLimited, SourceError, TemporaryError
-from riskd.settings import RetrySettings
 from riskd.sources.retry import call_with_retry, parse_retry_after, translate
 
 FAST = RetrySettings(attempts=4, initial_backoff_s=0.001, max_backoff_s=0.01, jitter_s=0.0)
@@ -129,8 +129,8 @@ def test_each_venue_bursts_within_its_own_rate_limit_window(
     hour's requests go out as one burst inside the published budget instead of one per rate limit
     (with the leaky bucket a 50-symbol hour waits ~25 s on Hyperliquid alone: the daemon benchmark).
     Overriding another field of the venue keeps its window; 0 brings the leaky bucket back."""
+    from riskd.config import load_settings
     from riskd.market.sources import make_source
-    from riskd.settings import load_settings
 
     monkeypatch.setenv(f"RISKD_VENUES__{venue.upper()}__TIMEOUT_S", "5")
     throttle = make_source(venue, load_settings()).exchange.throttler.config
@@ -147,8 +147,8 @@ async def test_requests_pass_through_the_rolling_window() -> None:
     """Real requests to the fake exchange are counted in the limiter's window, weighted by ccxt's costs."""
     import pandas as pd
 
+    from riskd.config import load_settings
     from riskd.market.sources import make_source
-    from riskd.settings import load_settings
     from riskd.testing.fake_exchange import FakeExchange
     from riskd.testing.synthetic import synthetic_market
 

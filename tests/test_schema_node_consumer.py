@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from _contract import T0, week
 
-from riskd.settings import RedisSettings
+from riskd.config import RedisSettings
 from riskd.sinks.redis import RedisSink
 
 NODE = shutil.which("node")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from riskd.config import load_settings
 from riskd.errors import ConfigError
-from riskd.settings import load_settings
 
 
 def _riskd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,10 +13,10 @@ import pandas as pd
 from aiohttp import web
 
 from riskd.clock import SimClock
+from riskd.config import load_settings
 from riskd.contract.keys import Keys
 from riskd.contract.models import Snapshot
 from riskd.daemon.wiring import drain_outbox, runtime
-from riskd.settings import load_settings
 from riskd.sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import CASCADE, HOUR, T0, Recorder, _drive, _market, _settings

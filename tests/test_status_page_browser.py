@@ -18,12 +18,12 @@ import pytest
 import redis.asyncio as aioredis
 from _contract import T0, make_snapshot, week
 
+from riskd.config import RedisSettings
 from riskd.contract.alerts import derive_alerts
 from riskd.contract.models import DataQuality, Snapshot
 from riskd.http.chart import STATES
 from riskd.http.history import RedisHistory
 from riskd.http.server import MetricsServer
-from riskd.settings import RedisSettings
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink
 

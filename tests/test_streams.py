@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from riskd.alerting.feed import AlertFeed
 from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
+from riskd.config import Settings, load_settings
 from riskd.contract.models import STATE_CODES, DataQuality, Snapshot
-from riskd.settings import Settings, load_settings
 from riskd.sinks.redis import RedisSink
 from riskd.store import HistoryStore
 from riskd.streams.task import MinuteStreams

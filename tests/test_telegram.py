@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 
 from riskd.alerting.chart import render_chart
 from riskd.alerting.pipeline import AlertPipeline
+from riskd.config import AlertSettings, TelegramSettings
 from riskd.contract.alerts import derive_alerts
 from riskd.contract.models import Alert, Snapshot
-from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import ConsoleChannel, TelegramChannel, build_channel, make_bot
 from riskd.telegram.commands import parse_duration

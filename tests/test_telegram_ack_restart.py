@@ -15,9 +15,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from riskd.alerting.pipeline import AlertPipeline
+from riskd.config import AlertSettings
 from riskd.contract.alerts import derive_alerts
 from riskd.contract.models import STATE_CODES, Alert, DataQuality, Snapshot
-from riskd.settings import AlertSettings
 from riskd.testing.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:AAE-secret-TOKEN-never-logged_xyz"

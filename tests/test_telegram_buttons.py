@@ -21,10 +21,10 @@ from redis.asyncio import Redis
 from riskd.alerting.escalation import EscalationLoop
 from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
+from riskd.config import AlertSettings, TelegramSettings
 from riskd.contract.alerts import derive_alerts
 from riskd.contract.models import Alert, Snapshot
 from riskd.daemon.lease import LeaderLease
-from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import TelegramChannel
 from riskd.telegram.format import Links

@@ -20,8 +20,8 @@ from telegram.error import BadRequest
 import riskd
 from riskd.alerting.pipeline import AlertPipeline
 from riskd.clock import SimClock
+from riskd.config import AlertSettings, TelegramSettings
 from riskd.contract.models import DataQuality, Snapshot
-from riskd.settings import AlertSettings, TelegramSettings
 from riskd.telegram.bot import CommandBot
 from riskd.telegram.channel import make_bot
 from riskd.telegram.commands import COMMANDS

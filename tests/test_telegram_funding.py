@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from riskd.clock import SimClock
+from riskd.config import load_settings
 from riskd.daemon.wiring import runtime
-from riskd.live import funding_table
-from riskd.settings import load_settings
+from riskd.market import funding_table
 from riskd.sinks.funding import funding_key
 from riskd.telegram.format import funding_html
 from riskd.telegram.status import RedisStatusSource

@@ -21,12 +21,12 @@ from riskd.alerting.feed import AlertFeed
 from riskd.alerting.pipeline import AlertPipeline
 from riskd.client import interpret
 from riskd.clock import SimClock
+from riskd.config import AlertSettings, RedisSettings, load_settings
 from riskd.contract.keys import Keys
 from riskd.contract.models import Alert, Snapshot
 from riskd.core import Panel, compute_fragility_with_state
 from riskd.daemon import Daemon, Sinks
 from riskd.http.history import RedisHistory
-from riskd.settings import AlertSettings, RedisSettings, load_settings
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink, read_history
 from riskd.store import HistoryStore

@@ -16,12 +16,12 @@ from _contract import make_snapshot
 
 from riskd.client import interpret, read_regime
 from riskd.commands.reference import REDIS_DOC, TRADING_BEGIN, TRADING_END
+from riskd.config import load_settings
 from riskd.contract.codec import read_snapshot
 from riskd.contract.keys import Keys
 from riskd.contract.models import DataQuality
 from riskd.contract.trading import DEFAULT_TABLE, TradingTable, derive, table_markdown
 from riskd.integrations.freqtrade import RiskdRegimeMixin
-from riskd.settings import load_settings
 
 NOW = datetime(2021, 5, 19, 14, 5, tzinfo=UTC)
 HOUR = NOW.replace(minute=0)

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from riskd.cli import main
+from riskd.config import load_settings
 from riskd.core import cascade_events, crashing_assets
+from riskd.market.offline import load_history, universe, validation_inputs
 from riskd.research.findings import RESEARCH_FINDINGS
-from riskd.settings import load_settings
 from riskd.store import HistoryStore
 from riskd.testing.sample import SAMPLE_END, SAMPLE_START, load_sample_store
-from riskd.validation import load_history, universe, validation_inputs
 
 FIGURES = ("event_study", "crash_rates", "equity", "drawdown", "trade_scatter", "walk_forward")
 VERDICTS = {"reproduced", "differs", "not testable"}
@@ -165,10 +165,10 @@ def test_validation_settings_default_to_the_research_choices_and_reach_the_confi
     each setting, from the environment-style nested keys, reaches the config; CLI flags win."""
     import argparse
 
+    from riskd.commands.validate import config_from
+    from riskd.config import load_settings
     from riskd.research.config import ValidationConfig
     from riskd.research.labels import CrashDefinition
-    from riskd.settings import load_settings
-    from riskd.validation import config_from
 
     assert config_from(load_settings()) == ValidationConfig()
     settings = load_settings(

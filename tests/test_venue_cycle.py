@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from riskd.config import Settings, load_settings
 from riskd.core.params import FragilityParams
-from riskd.live import FetchReport, MarketCache, fetch_recent
+from riskd.market import FetchReport, MarketCache, fetch_recent
 from riskd.market.sources import make_source
-from riskd.settings import Settings, load_settings
 from riskd.sinks.metrics import Metrics
 from riskd.sources import VenueSource
 from riskd.store import HistoryStore

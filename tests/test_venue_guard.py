@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from riskd.config import Settings, load_settings
 from riskd.core.params import FragilityParams
 from riskd.errors import CircuitOpen, SourceError, TemporaryError, VenueBanned
-from riskd.live import MarketCache, fetch_recent
+from riskd.market import MarketCache, fetch_recent
 from riskd.market.sources import make_source
-from riskd.settings import Settings, load_settings
 from riskd.sources import VenueSource
 from riskd.store import HistoryStore
 from riskd.testing.fake_exchange import FakeExchange

@@ -45,7 +45,7 @@ from riskd.contract.models import Alert
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from riskd.settings import AlertSettings, Settings
+    from riskd.config import AlertSettings, Settings
 
 log = logging.getLogger("riskd.alerting")
 

@@ -10,7 +10,7 @@ import argparse
 
 import pandas as pd
 
-from riskd.config_check import symbol_name
+from riskd.config.check import symbol_name
 from riskd.errors import ConfigError
 
 

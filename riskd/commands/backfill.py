@@ -19,8 +19,8 @@ from rich.progress import (
 )
 
 from riskd.commands._args import csv_arg, hour_arg, symbols_arg
+from riskd.config import VENUES, Settings
 from riskd.market.backfill import DATASETS, backfill, choose, render
-from riskd.settings import VENUES, Settings
 from riskd.store import HistoryStore
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from riskd.settings import Settings, redacted
+from riskd.config import Settings, redacted
 
 
 def add_parser(sub: Any) -> None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskd.commands._args import symbols_arg
-from riskd.settings import Settings
+from riskd.config import Settings
 from riskd.store import HistoryStore
 from riskd.store.audit import audit, to_json
 

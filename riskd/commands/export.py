@@ -26,10 +26,10 @@ from typing import Any
 import pandas as pd
 
 from riskd.commands._args import hour_arg
+from riskd.config import Settings
 from riskd.contract.models import Snapshot
 from riskd.contract.regime_file import SUFFIXES, regime_frame
 from riskd.errors import ConfigError, DataError
-from riskd.settings import Settings
 from riskd.store import write_atomic
 
 log = logging.getLogger("riskd.commands.export")
@@ -56,9 +56,9 @@ def regime_snapshots(
     from riskd.commands.replay import replay_range
     from riskd.contract.snapshot import to_snapshot
     from riskd.core import compute_fragility
-    from riskd.crash_model import load_crash_model
-    from riskd.live import assess_row, store_panel
+    from riskd.market import assess_row, store_panel
     from riskd.store import HistoryStore
+    from riskd.store.model_file import load_crash_model
 
     store = HistoryStore(settings.store_dir)
     p = settings.fragility

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from riskd.commands._args import port_arg
-from riskd.settings import Settings
+from riskd.config import Settings
 from riskd.testing.synthetic import synthetic_market
 
 log = logging.getLogger("riskd.fake_exchange")

@@ -2,7 +2,7 @@
 
 The thin shell around :mod:`riskd.research.intrahour` (pure): it reads each stored minute dataset,
 replays riskd's provisional detector and the plain price alert, and writes the report (``intrahour.md``)
-beside its per-event table (``intrahour_events.csv``). ``riskd.validation`` dispatches
+beside its per-event table (``intrahour_events.csv``). ``riskd.commands.validate`` dispatches
 ``--intra-hour`` here with a lazy import, so the hourly validation does not load this module.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from riskd.config import Settings
 from riskd.errors import ConfigError, DataError
-from riskd.settings import Settings
 from riskd.store import HistoryStore
 
 INTRAHOUR_SOURCES = (("ohlcv_5m", "binance", 5), ("ohlcv_1m", "binance", 1), ("spot_ohlcv_1m", "binance", 1))

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from riskd.commands._args import hour_arg
+from riskd.config import Settings, redact_url
 from riskd.errors import ConfigError, SinkError, Unreachable
-from riskd.settings import Settings, redact_url
 
 
 def add_parser(sub: Any) -> None:
@@ -39,7 +39,7 @@ def redis_url(settings: Settings) -> str:
 async def _origin(settings: Settings, target: pd.Timestamp | None, from_store: bool) -> int:
     from riskd.contract.keys import Keys
     from riskd.daemon.wiring import redis_answers
-    from riskd.live import store_first_hour
+    from riskd.market import store_first_hour
     from riskd.sinks.redis import client_from_settings, read_origin, write_origin
     from riskd.store import HistoryStore
 

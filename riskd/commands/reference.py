@@ -1,6 +1,6 @@
 """The configuration reference, generated from the Settings model so it never drifts from the code.
 
-Two renderings of the same walk over ``riskd.settings.Settings`` (field order, descriptions, types,
+Two renderings of the same walk over ``riskd.config.Settings`` (field order, descriptions, types,
 constraints and defaults): :func:`config_reference_markdown` for ``docs/operations.md`` and
 :func:`env_example` for ``deploy/riskd.env.example``. ``python -m riskd.commands.reference --write`` rewrites
 both; ``--check`` (what tests/test_deploy.py does) exits 1 when either is out of date. The same command
@@ -25,7 +25,7 @@ import annotated_types
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from riskd.settings import Settings
+from riskd.config import Settings
 
 ENV_PREFIX = "RISKD_"
 BEGIN_MARKER = "<!-- BEGIN GENERATED CONFIG REFERENCE: python -m riskd.commands.reference --write -->"
@@ -198,7 +198,7 @@ def env_example(model: type[BaseModel] = Settings) -> str:
     """An environment file naming every setting with its default, each line commented out."""
     out = [
         "# riskd settings as environment variables: every setting, with its default.",
-        "# GENERATED from riskd/settings.py by `python -m riskd.commands.reference --write`: do not edit by hand;",
+        "# GENERATED from riskd/config.py by `python -m riskd.commands.reference --write`: do not edit by hand;",
         "# tests/test_deploy.py fails when this file and the Settings model drift apart.",
         "#",
         "# Copy it to /etc/riskd/riskd.env (systemd) or deploy/riskd.env (compose) and uncomment what you",

@@ -30,18 +30,18 @@ import pandas as pd
 from riskd.alerting.channel import Channel
 from riskd.clock import SimClock
 from riskd.commands._args import hour_arg, port_arg
-from riskd.config_check import key_prefix as check_key_prefix
+from riskd.config import Settings
+from riskd.config.check import key_prefix as check_key_prefix
 from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import to_snapshot
 from riskd.core import Panel, compute_fragility
 from riskd.core.schedule import HOUR
-from riskd.crash_model import load_crash_model
 from riskd.daemon.shutdown import install_signal_handlers
 from riskd.daemon.wiring import drain_outbox, runtime
 from riskd.errors import ConfigError, DataError
-from riskd.live import assess_row, store_panel
-from riskd.settings import Settings
+from riskd.market import assess_row, store_panel
 from riskd.store import HistoryStore
+from riskd.store.model_file import load_crash_model
 
 log = logging.getLogger("riskd.commands.replay")
 

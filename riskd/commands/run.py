@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from riskd.clock import Clock
+from riskd.config import Settings, redact_url
 from riskd.contract.alerts import blind
 from riskd.daemon.shutdown import install_signal_handlers
 from riskd.daemon.wiring import Runtime, drain_outbox, runtime
 from riskd.errors import EXIT_BLIND
-from riskd.settings import Settings, redact_url
 
 log = logging.getLogger("riskd")
 

@@ -29,12 +29,12 @@ import pandas as pd
 
 from riskd.alerting.feed import AlertFeed
 from riskd.clock import Clock
+from riskd.config import Settings
 from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import to_snapshot
 from riskd.core import FragilityState, compute_fragility_with_state, step
 from riskd.core.liquidations import hourly_market
 from riskd.core.schedule import HOUR, last_closed_hour
-from riskd.crash_model import load_crash_model
 from riskd.daemon import loop
 from riskd.daemon.book import StateBook
 from riskd.daemon.chart import ChartRows
@@ -52,12 +52,12 @@ from riskd.market import (
     persist,
     store_panel,
 )
-from riskd.settings import Settings
 from riskd.sinks.base import HoldingSink, HookSink, SnapshotSink
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink
 from riskd.sources import VenueSource
 from riskd.store import HistoryStore
+from riskd.store.model_file import load_crash_model
 
 log = logging.getLogger("riskd.daemon")
 

@@ -14,13 +14,13 @@ from typing import Any, Protocol
 import pandas as pd
 
 from riskd.clock import Clock
+from riskd.config import Settings
 from riskd.contract.models import Snapshot
 from riskd.core.schedule import next_run
 from riskd.daemon.book import StateBook
 from riskd.daemon.faults import Faults
 from riskd.daemon.lease import LeaderLease
 from riskd.errors import SinkError
-from riskd.settings import Settings
 
 log = logging.getLogger("riskd.daemon")
 

@@ -23,7 +23,8 @@ from redis.exceptions import RedisError
 from riskd.alerting.escalation import EscalationLoop
 from riskd.alerting.feed import AlertFeed
 from riskd.clock import Clock, WallClock
-from riskd.config_check import check_listen
+from riskd.config import Settings, redact_url, source_of
+from riskd.config.check import check_listen
 from riskd.contract.keys import Keys
 from riskd.daemon.cycle import Daemon, Sinks
 from riskd.daemon.embedded import RedisServer, answers
@@ -33,7 +34,6 @@ from riskd.errors import Unreachable
 from riskd.http.history import RedisHistory
 from riskd.http.server import MetricsServer
 from riskd.market.sources import make_source
-from riskd.settings import Settings, redact_url, source_of
 from riskd.sinks.funding import FundingSink
 from riskd.sinks.metrics import Metrics
 from riskd.sinks.redis import RedisSink, client_from_settings
@@ -361,8 +361,8 @@ async def run_delivery(
 
 def delivery_main(*, with_bot: bool = False, escalation_interval_s: float = 5.0, **pipeline_kw: Any) -> None:
     """Entry point of a standalone delivery process (settings from the environment, as ``riskd``)."""
+    from riskd.config import load_settings
     from riskd.logs import setup_logging
-    from riskd.settings import load_settings
 
     settings = load_settings()
     setup_logging(settings.log_level)

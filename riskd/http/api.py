@@ -26,7 +26,7 @@ from riskd.http import openapi, runbooks
 from riskd.http.history import MAX_SPAN, HistorySource
 
 if TYPE_CHECKING:
-    from riskd.settings import MetricsSettings
+    from riskd.config import MetricsSettings
     from riskd.sinks.metrics import LiveState
 
 HOUR_S = 3600.0

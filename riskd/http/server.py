@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from riskd.config import MetricsSettings
 from riskd.contract.trading import DEFAULT_TABLE, TradingState
 from riskd.http import page
 from riskd.http.api import Api, ApiContext, auth_middleware, probe_json
 from riskd.http.history import HistorySource
-from riskd.settings import MetricsSettings
 from riskd.sinks.metrics import LiveState, Metrics
 
 log = logging.getLogger("riskd.metrics")

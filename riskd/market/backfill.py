@@ -20,9 +20,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from riskd.config import Settings
 from riskd.errors import ConfigError, SourceError
 from riskd.market.sources import make_source
-from riskd.settings import Settings
 from riskd.sources import Clock, VenueSource, utc_now
 from riskd.sources.registry import VENUES as VENUES_BY_NAME
 from riskd.sources.retry import RequestHook

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from riskd.settings import Settings
+from riskd.config import Settings
 from riskd.sources import Clock, RequestHook, VenueSource, utc_now, venue
 
 

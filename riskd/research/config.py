@@ -1,7 +1,7 @@
 """What goes into the offline validation: its choices (:class:`ValidationConfig`) and its inputs
 (:class:`ValidationInputs`), both plain frozen data.
 
-The ``validation.*`` settings (riskd/settings.py) reach the config through ``riskd.validation.config_from``;
+The ``validation.*`` settings (riskd/config.py) reach the config through ``riskd.commands.validate.config_from``;
 the fields without a setting are the research's constants, named as such in docs/validation.md.
 """
 

@@ -2,7 +2,7 @@
 
 The snapshot carries aggregate funding only; the per-symbol prints are in the daemon's market cache.
 This sink is registered next to the others (``Sinks.publishers``), so the daemon needs no change:
-for each published hour it writes :func:`riskd.live.funding_table` of the cache as of that hour.
+for each published hour it writes :func:`riskd.market.funding_table` of the cache as of that hour.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 
 from riskd.contract.keys import Keys
 from riskd.contract.models import Snapshot
-from riskd.live import funding_table
+from riskd.market import funding_table
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

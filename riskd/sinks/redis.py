@@ -18,11 +18,11 @@ import pandas as pd
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from riskd.config import RedisSettings
 from riskd.contract.codec import latest_revisions, read_entry, read_snapshot
 from riskd.contract.keys import Keys
 from riskd.contract.models import RegimeEvent, Snapshot, rfc3339
 from riskd.errors import SinkError
-from riskd.settings import RedisSettings
 from riskd.store.files import write_durably
 
 log = logging.getLogger("riskd.redis")

@@ -2,7 +2,7 @@
 
 The venue registry is data every layer reads (the settings validate venue names against it, the snapshot
 names its gap features), so the venues sit below the configuration; the settings sections
-(``riskd.settings.VenueSettings``, ``RetrySettings``) satisfy these protocols structurally, and mypy checks it.
+(``riskd.config.VenueSettings``, ``RetrySettings``) satisfy these protocols structurally, and mypy checks it.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from typing import Any
 import ccxt.pro as ccxt_pro
 import pandas as pd
 
+from riskd.config import Settings
 from riskd.errors import ConfigError
-from riskd.settings import Settings
 from riskd.sources.endpoints import CCXT_CLASSES, api_urls
 from riskd.sources.registry import venue as venue_spec
 from riskd.sources.spec import StreamSpec

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from riskd.clock import Clock
+from riskd.config import Settings
 from riskd.contract.keys import Keys
 from riskd.contract.live import LiveRegime, StreamStatus
 from riskd.core.intrahour import PROVISIONAL_CODES, fires, minute_features, provisional_levels
-from riskd.settings import Settings
 from riskd.sources.symbols import base_of, unified_symbol
 from riskd.store import HistoryStore
 from riskd.streams.episodes import Episode, Episodes, developing_alert, figures, settlement

@@ -35,7 +35,7 @@ from riskd.telegram.format import Links, esc
 
 if TYPE_CHECKING:
     from riskd.alerting.outbox import Outbox
-    from riskd.settings import TelegramSettings
+    from riskd.config import TelegramSettings
 
 log = logging.getLogger("riskd.commands")
 # We poll getUpdates raw on purpose (see CommandBot._poll); PTB suggests its parsing wrapper each call.

@@ -35,7 +35,7 @@ from riskd.telegram.keyboards import alert_keyboard
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from riskd.settings import TelegramSettings
+    from riskd.config import TelegramSettings
 
 log = logging.getLogger("riskd.telegram")
 

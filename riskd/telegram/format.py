@@ -19,7 +19,7 @@ from riskd.contract.freshness import Verdict
 from riskd.contract.models import Alert, Snapshot
 
 if TYPE_CHECKING:
-    from riskd.settings import Settings
+    from riskd.config import Settings
 
 ICONS = {"critical": "🔴", "warning": "🟠", "info": "🟢"}
 RUNBOOKS = {
@@ -224,7 +224,7 @@ def _link(url: str, label: str) -> str:
 def funding_html(table: dict[str, Any] | None, symbol: str | None, *, top: int = 5) -> str:
     """/funding: one symbol per venue (per hour, per 8 h, interval, next time), or the top and bottom ``top``.
 
-    ``table`` is the ``<prefix>:funding`` payload (:func:`riskd.live.funding_table`); rates are fractions.
+    ``table`` is the ``<prefix>:funding`` payload (:func:`riskd.market.funding_table`); rates are fractions.
     """
     rows = [r for r in (table or {}).get("rows", []) if isinstance(r, dict)]
     if not rows:

@@ -72,7 +72,7 @@ class RedisStatusSource:
         return info
 
     async def funding_table(self) -> dict[str, Any] | None:
-        """The latest cycle's per-venue, per-symbol funding (``riskd.live.funding_table``), or None."""
+        """The latest cycle's per-venue, per-symbol funding (``riskd.market.funding_table``), or None."""
         raw = await self._redis.get(funding_key(self._p))
         table = json.loads(raw) if raw else None
         return table if isinstance(table, dict) else None

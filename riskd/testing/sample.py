@@ -62,8 +62,8 @@ def load_sample_store(root: Path) -> HistoryStore:
     Datasets afterwards: ``ohlcv`` and ``funding`` for :data:`PERP_SYMBOLS`, ``spot_ohlcv`` for
     :data:`SPOT_SYMBOLS`, all under venue ``binance``.
     """
+    from riskd.config import UniverseSettings
     from riskd.importer import import_path
-    from riskd.settings import UniverseSettings
     from riskd.store import HistoryStore
 
     store = HistoryStore(Path(root))

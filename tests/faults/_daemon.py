@@ -2,7 +2,7 @@
 
     python tests/faults/_daemon.py --settings settings.json --clock clock-file --ready ready.json
 
-Settings come from the JSON through ``riskd.settings.load_settings`` (so they are validated exactly
+Settings come from the JSON through ``riskd.config.load_settings`` (so they are validated exactly
 as riskd validates them); ``ready.json`` gets the pid and the metrics port once the daemon is up.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 from faultkit import FileClock
 
 from riskd.commands.run import run
+from riskd.config import load_settings
 from riskd.logs import setup_logging
-from riskd.settings import load_settings
 
 
 def main() -> int:

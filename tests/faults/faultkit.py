@@ -546,10 +546,10 @@ class FaultRig:
 
     def batch(self, last_as_of: pd.Timestamp) -> dict[pd.Timestamp, Any]:
         """The batch path over the daemon's store, per ``as_of`` through ``last_as_of``."""
+        from riskd.config import load_settings
         from riskd.contract.snapshot import snapshots_of
         from riskd.core import compute_fragility
-        from riskd.live import store_panel
-        from riskd.settings import load_settings
+        from riskd.market import store_panel
         from riskd.store import HistoryStore
 
         settings = load_settings(**self.settings(data_dir=str(self.oracle_data_dir)))
@@ -634,7 +634,7 @@ class FaultRig:
         modes: dict[str, str],
         derive: Any,
     ) -> None:
-        from riskd.settings import load_settings
+        from riskd.config import load_settings
 
         alert_modes = load_settings(**self.settings(alerts=modes)).alerts
         from riskd.contract.alerts import blind

@@ -122,7 +122,7 @@ def test_bad_settings_exit_2_with_one_line_naming_field_and_source(
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the bundled May 2021 sample (through the real importer)."""
-    from riskd.settings import load_settings
+    from riskd.config import load_settings
     from riskd.testing.sample import load_sample_store
 
     data = tmp_path_factory.mktemp("replay-data")

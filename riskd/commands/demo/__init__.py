@@ -9,8 +9,8 @@ import math
 from typing import Any
 
 from riskd.commands._args import hour_arg
+from riskd.config import Settings
 from riskd.errors import ConfigError
-from riskd.settings import Settings
 
 
 def add_parser(sub: Any) -> None:

@@ -7,8 +7,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from riskd.config import Settings, VenueSettings, VenuesSettings
 from riskd.daemon.embedded import answers
-from riskd.settings import Settings, VenueSettings, VenuesSettings
 
 
 def sample_history(root: Path) -> tuple[Any, list[str]]:

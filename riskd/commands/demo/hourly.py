@@ -23,10 +23,10 @@ import pandas as pd
 from riskd.client import aread_regime
 from riskd.clock import SimClock
 from riskd.commands.demo.common import demo_settings, forget, sample_history
+from riskd.config import Settings
 from riskd.contract.models import Snapshot
 from riskd.daemon.shutdown import install_signal_handlers
 from riskd.daemon.wiring import drain_outbox, runtime
-from riskd.settings import Settings
 
 log = logging.getLogger("riskd.commands.demo.hourly")
 

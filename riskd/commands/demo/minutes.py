@@ -25,9 +25,9 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from riskd.config import Settings
 from riskd.contract.keys import Keys
 from riskd.errors import DataError
-from riskd.settings import Settings
 from riskd.telegram.channel import ConsoleChannel
 
 MINUTES_FILE = "sample_2021_05_19_minutes.csv.gz"
@@ -121,7 +121,7 @@ def hourly_snapshots(sample_root: Path, cfg: Settings) -> dict[pd.Timestamp, Any
     sample (live = batch is riskd's promise, tested elsewhere), keyed by ``as_of``."""
     from riskd.contract.snapshot import snapshots_of
     from riskd.core import compute_fragility
-    from riskd.live import store_panel
+    from riskd.market import store_panel
     from riskd.testing.sample import load_sample_store
 
     store = load_sample_store(sample_root)

@@ -15,12 +15,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from riskd.config import Settings
 from riskd.core.crashprob import CrashModel
 from riskd.core.features import stage1_features
 from riskd.core.output import STATE_COLUMNS, feature_columns
 from riskd.core.params import FragilityParams
 from riskd.errors import ConfigError
-from riskd.settings import Settings
 
 log = logging.getLogger("riskd.calibrate")
 

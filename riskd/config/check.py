@@ -1,6 +1,6 @@
 """What a setting may hold, and where a bad one came from.
 
-Two halves that ``riskd.settings`` uses. The value checks (:func:`http_url`, :func:`redis_url`,
+Two halves that ``riskd.config`` uses. The value checks (:func:`http_url`, :func:`redis_url`,
 :func:`listen_host`, :func:`symbol_name`, :func:`key_prefix`) run as pydantic validators, so a
 value that cannot work fails when the settings are read, not an hour later inside ccxt, redis-py or
 aiohttp. The provenance half (:class:`Provenance`) names the source of a field, the flag, the

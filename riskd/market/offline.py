@@ -25,7 +25,6 @@ How the inputs are derived (also written into the report's "Data and inputs" sec
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,22 +34,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
-from riskd.commands._args import hour_arg
+from riskd.config import Settings
 from riskd.core import Panel, compute_fragility
 from riskd.core.params import FragilityParams
-from riskd.errors import ConfigError, DataError
-from riskd.live import store_panel
+from riskd.errors import DataError
+from riskd.market import store_panel
 from riskd.research.config import ValidationConfig, ValidationInputs
 from riskd.research.inputs import InputsReport, realised_vol_5m
 from riskd.research.inputs import validation_inputs as build_inputs
 from riskd.research.labels import CrashDefinition
 from riskd.research.results import ValidationResult
-from riskd.research.validate import PARTS, run_validation
-from riskd.settings import Settings
+from riskd.research.validate import run_validation
 from riskd.store import HistoryStore
 
 log = logging.getLogger("riskd.validation")
@@ -269,7 +265,7 @@ def _validate_store(
     write_report: Callable[..., list[Path]],
 ) -> tuple[ValidationResult, list[Path], Timings]:
     """:func:`validate_store`'s body, under one BLAS thread."""
-    cfg = cfg or config_from(settings)
+    cfg = cfg or config_from_settings(settings)
     say = say or (lambda _name: None)
     times = Timings()
     params = settings.fragility
@@ -298,11 +294,11 @@ def _validate_store(
 # ---- the command ----------------------------------------------------------------------------------
 
 
-def config_from(settings: Settings, args: argparse.Namespace | None = None) -> ValidationConfig:
+def config_from_settings(settings: Settings) -> ValidationConfig:
     """The validation's choices: the ``validation`` settings (and the ``model`` ones the crash model's
-    walk-forward uses, and the regime's tier signal), with ``--cost-bps`` and ``--reps`` on top."""
+    walk-forward uses, and the regime's tier signal) over the research's defaults."""
     v, m, research = settings.validation, settings.model, ValidationConfig()
-    cfg = replace(
+    return replace(
         research,
         cost_bps=v.cost_bps,
         crash=CrashDefinition(kind=v.crash_kind, horizon_h=v.crash_horizon_h, threshold=v.crash_threshold),
@@ -320,62 +316,3 @@ def config_from(settings: Settings, args: argparse.Namespace | None = None) -> V
         min_train_hours=m.min_train_hours,
         min_train_crashes=m.min_train_crashes,
     )
-    if args is not None and getattr(args, "cost_bps", None) is not None:
-        if args.cost_bps < 0:
-            raise ConfigError("invalid argument --cost-bps: must be >= 0")
-        cfg = replace(cfg, cost_bps=float(args.cost_bps))
-    if args is not None and getattr(args, "reps", None) is not None:
-        if args.reps < 10:
-            raise ConfigError("invalid argument --reps: at least 10 bootstrap resamples")
-        reps = args.reps
-        cfg = replace(
-            cfg,
-            bootstrap_reps=reps,
-            component_reps=min(cfg.component_reps, reps),
-        )
-    return cfg
-
-
-def cli_validate(settings: Settings, args: argparse.Namespace) -> int:
-    """``riskd validate [--from …] [--to …] --out DIR``: exit 0 when the report was written."""
-    if getattr(args, "intra_hour", False):
-        from riskd.commands.intrahour import cli_intrahour  # only the minute replay needs it
-
-        return cli_intrahour(settings, args)
-    start, end = hour_arg(args.start, "--from"), hour_arg(args.end, "--to")
-    if start is not None and end is not None and start > end:
-        raise ConfigError("invalid argument --from: after --to")
-    cfg = config_from(settings, args)
-    console = Console(stderr=True)
-    steps = ["store → panel", "core (batch path)", "inputs", *PARTS, "report"]
-    with Progress(
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=getattr(args, "no_progress", False) or not console.is_terminal,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("validate", total=len(steps))
-        seen: list[str] = []
-
-        def say(name: str) -> None:
-            if seen:
-                bar.advance(task)
-            seen.append(name)
-            bar.update(task, description=name)
-
-        result, paths, times = validate_store(
-            settings, Path(args.out), start=start, end=end, symbols=args.symbols, cfg=cfg, say=say
-        )
-        bar.advance(task)
-    for name, secs in times.seconds.items():
-        console.print(f"  {name:<24} {secs:6.2f} s")
-    counts = result.findings["verdict"].value_counts()
-    console.print(
-        f"validated {result.span} in {times.total:.1f} s: "
-        + ", ".join(f"{v} {k}" for k, v in counts.items())
-        + f"\nreport: {paths[0]}"
-    )
-    return 0
