@@ -37,7 +37,7 @@ from riskd.contract.snapshot import to_snapshot
 from riskd.core import Panel, compute_fragility
 from riskd.core.schedule import HOUR
 from riskd.daemon.shutdown import install_signal_handlers
-from riskd.daemon.wiring import drain_outbox, runtime
+from riskd.daemon.wiring import Runtime, drain_outbox, runtime
 from riskd.errors import ConfigError, DataError
 from riskd.market import assess_row, store_panel
 from riskd.store import HistoryStore
@@ -148,10 +148,8 @@ async def replay(
     """
     venues = settings.venues.enabled()
     panel, frame, i0 = _batch(settings, venues, start, end)
-    p = settings.fragility
     grace = pd.Timedelta(seconds=settings.daemon.grace_s)
     clock = SimClock(panel.index[i0] + HOUR + grace)
-    published: list[Snapshot] = []
     async with runtime(
         settings, clock=clock, channel=channel, metrics_port=metrics_port, with_sources=False, commands=False
     ) as rt:
@@ -166,27 +164,8 @@ async def replay(
             log.warning("another riskd holds the lease on %s: this replay publishes nothing to Redis", prefix)
         if on_snapshot is not None:
             d.sinks.on_snapshot.append(on_snapshot)
-        records = frame.to_dict("records")
         t0 = time.perf_counter()
-        for i in range(i0, len(panel.index)):
-            row_panel = panel.rows(i, i + 1)
-            hour = panel.index[i]
-            clock.set(hour + HOUR + grace)
-            now = clock.now().to_pydatetime(warn=False)
-            quality = assess_row(row_panel, venues, p)
-            snap = to_snapshot(
-                hour,
-                records[i],
-                computed_at=now,
-                quality=quality,
-                live=False,
-                trading=settings.trading.table(),
-            )
-            d.remember_chart(hour, row_panel, records[i])
-            await d.publish(snap)
-            await d.derive_alerts()
-            await _deliver_before_the_clock_moves(rt.pipeline, DELIVERY_WAIT_S)
-            published.append(snap)
+        published = await _publish_hours(rt, settings, clock, panel, frame, i0)
         seconds = time.perf_counter() - t0
         await drain_outbox(rt.pipeline, 10.0)
         rate = len(published) / max(seconds, 1e-9)
@@ -195,6 +174,33 @@ async def replay(
             await hold.wait()
         lease_stop.set()
     return ReplayResult(published, seconds)
+
+
+async def _publish_hours(
+    rt: Runtime, settings: Settings, clock: SimClock, panel: Panel, frame: pd.DataFrame, i0: int
+) -> list[Snapshot]:
+    """Each hour from row ``i0`` through the daemon's publish stage as the clock reaches its close + grace:
+    the snapshot, its alerts, and their delivery before the clock moves on."""
+    d = rt.daemon
+    venues = settings.venues.enabled()
+    grace = pd.Timedelta(seconds=settings.daemon.grace_s)
+    records = frame.to_dict("records")
+    published: list[Snapshot] = []
+    for i in range(i0, len(panel.index)):
+        row_panel = panel.rows(i, i + 1)
+        hour = panel.index[i]
+        clock.set(hour + HOUR + grace)
+        now = clock.now().to_pydatetime(warn=False)
+        quality = assess_row(row_panel, venues, settings.fragility)
+        snap = to_snapshot(
+            hour, records[i], computed_at=now, quality=quality, live=False, trading=settings.trading.table()
+        )
+        d.remember_chart(hour, row_panel, records[i])
+        await d.publish(snap)
+        await d.derive_alerts()
+        await _deliver_before_the_clock_moves(rt.pipeline, DELIVERY_WAIT_S)
+        published.append(snap)
+    return published
 
 
 def _batch(
