@@ -42,7 +42,7 @@ def snapshot(as_of: datetime, state: str = "calm", *, dq: str = "ok", **kw: Any)
             coverage=1.0 if dq == "ok" else 0.4,
             stale_sources=["binance:ohlcv"] if dq != "ok" else [],
         ),
-    }  # fmt: skip  (the contract's fields read as one table)
+    }
     return Snapshot(**{**base, **kw})
 
 

@@ -76,7 +76,7 @@ def _settings(tmp: Path, fx: FakeExchange, redis_url: str, prefix: str, **extra:
         redis={"url": redis_url, "key_prefix": prefix, "socket_timeout_s": 0.5},
         daemon={"warmup_hours": 24 * 10, "grace_s": GRACE.total_seconds(), "lease_ttl_s": 2.0, **extra},
         fragility={"cfi_v2": {"rank_min_history": 24}},
-    )  # fmt: skip  (one section a line)
+    )
 
 
 @contextlib.asynccontextmanager

@@ -134,7 +134,7 @@ def _settings(tmp: Path, fx: FakeExchange, redis_url: str, prefix: str) -> Setti
         redis={"url": redis_url, "key_prefix": prefix, "socket_timeout_s": 0.5},
         daemon={"warmup_hours": 24 * 10, "grace_s": GRACE.total_seconds(), "lease_ttl_s": 2.0},
         retry=_retry(),
-    )  # fmt: skip  (one section a line)
+    )
 
 
 class _Quiet:

@@ -50,7 +50,7 @@ def snap(age_h: float, state: str = "calm", **kw: Any) -> Snapshot:
         "reasons": [],
         "features": {},
         "components": {"funding_z": 1.2},
-    }  # fmt: skip  (this file's figures, one table)
+    }
     return snapshot(as_of, state, **{**base, **kw})
 
 

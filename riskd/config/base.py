@@ -10,7 +10,7 @@ from riskd.sources.registry import VENUES as VENUE_SPECS
 DEFAULT_UNIVERSE: tuple[str, ...] = (
     "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "AVAX", "LINK", "DOT",
     "LTC", "UNI", "ATOM", "NEAR", "FIL", "FTM",
-)  # fmt: skip
+)  # fmt: skip # the universe as the research lists it, two lines to read
 """The research's universe (RESEARCH.md, Data): BTC plus liquid alts, as base assets."""
 
 VENUES: tuple[str, ...] = tuple(VENUE_SPECS)

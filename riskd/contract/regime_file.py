@@ -32,7 +32,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "cascade_level",
     "episode_id",
     "reasons",
-)  # fmt: skip  (the column list reads as one table)
+)
 SUFFIXES = (".parquet", ".csv")
 
 

@@ -32,9 +32,17 @@ PROVISIONAL_LEVELS: tuple[ProvisionalLevel, ...] = ("none", "watch", "developing
 PROVISIONAL_CODES: dict[str, int] = {name: i for i, name in enumerate(PROVISIONAL_LEVELS)}
 MINUTE = pd.Timedelta(minutes=1)
 FEATURE_COLUMNS = (
-    "btc_close", "btc_ret_5m", "btc_ret_15m", "btc_ret_60m", "btc_drawdown", "vol_surge", "breadth",
-    "alts_seen", "liq_usd_window", "liq_surge",
-)  # fmt: skip
+    "btc_close",
+    "btc_ret_5m",
+    "btc_ret_15m",
+    "btc_ret_60m",
+    "btc_drawdown",
+    "vol_surge",
+    "breadth",
+    "alts_seen",
+    "liq_usd_window",
+    "liq_surge",
+)
 
 
 class IntrahourParams(BaseModel):

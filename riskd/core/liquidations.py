@@ -20,8 +20,12 @@ MINUTE_COLUMNS = ("events", "notional_usd", "long_usd", "short_usd", "max_usd", 
 """Columns of a minute (and of an hour) of the ``liquidations`` dataset; ``max_usd`` is the largest
 single liquidation, ``coverage`` the share of the period the stream was connected and not stalled."""
 FEATURE_COLUMNS = (
-    "liq_notional_usd", "liq_imbalance", "liq_notional_z", "liq_imbalance_z", "liq_coverage",
-)  # fmt: skip
+    "liq_notional_usd",
+    "liq_imbalance",
+    "liq_notional_z",
+    "liq_imbalance_z",
+    "liq_coverage",
+)
 HOUR_FIELDS = ("long_usd", "short_usd", "coverage")
 """Columns of :attr:`riskd.core.Panel.liquidations` (hours × 3): the market's liquidated longs and shorts
 (USD, summed over the venues) and the hour's recorded share."""
@@ -89,8 +93,10 @@ def hourly_totals(minutes: pd.DataFrame) -> pd.DataFrame:
     hour's open time. ``coverage`` is the mean over the hour's 60 minutes, a missing minute counting 0;
     sums only add what was recorded, so read them with the coverage."""
     if minutes.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in MINUTE_COLUMNS},
-                            index=pd.DatetimeIndex([], tz="UTC", name="ts"))  # fmt: skip
+        return pd.DataFrame(
+            {c: pd.Series(dtype="float64") for c in MINUTE_COLUMNS},
+            index=pd.DatetimeIndex([], tz="UTC", name="ts"),
+        )
     hour = minutes.index.floor("h")
     g = minutes.groupby(hour)
     out = g[["events", "notional_usd", "long_usd", "short_usd"]].sum(min_count=1)

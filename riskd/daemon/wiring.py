@@ -208,8 +208,8 @@ def _assemble(
         publishers=publishers,
         alerts=pipeline,
         lease=lease,
-        charts=getattr(channel, "bot", None) is not None,
-    )  # fmt: skip  (Telegram shows the chart; a console cannot)
+        charts=getattr(channel, "bot", None) is not None,  # Telegram shows the chart; a console cannot
+    )
     daemon = Daemon(
         settings, sources=sources, store=HistoryStore(settings.store_dir), sinks=sinks, clock=clock
     )

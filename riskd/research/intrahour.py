@@ -42,8 +42,13 @@ class IntrahourReport:
 
 def hourly_events(btc: pd.DataFrame, max_return: float = -0.03, min_vol_ratio: float = 2.0) -> pd.DataFrame:
     """BTC hours (indexed by hour end) at the volume_only level, from bars of any length below an hour."""
-    hourly = pd.DataFrame({"close": btc["close"].resample("1h").last(), "volume": btc["volume"].resample("1h").sum(),
-                           "bars": btc["close"].resample("1h").count()})  # fmt: skip
+    hourly = pd.DataFrame(
+        {
+            "close": btc["close"].resample("1h").last(),
+            "volume": btc["volume"].resample("1h").sum(),
+            "bars": btc["close"].resample("1h").count(),
+        }
+    )
     full = hourly["bars"] == hourly["bars"].max()
     ret = hourly["close"] / hourly["close"].shift(1) - 1.0
     ratio = hourly["volume"] / hourly["volume"].shift(1).rolling(24, min_periods=24).mean()
@@ -84,8 +89,10 @@ def replay(
         "riskd": score(close, riskd_firing(feats, params), table, bar),
         "plain": score(close, plain_firing(close, plain, bar_minutes), table, bar),
     }
-    family = {a: score(close, plain_firing(close, a, bar_minutes), table, bar)
-              for a in (PlainAlert(d, plain.minutes) for d in FAMILY_DROPS)}  # fmt: skip
+    family = {
+        a: score(close, plain_firing(close, a, bar_minutes), table, bar)
+        for a in (PlainAlert(d, plain.minutes) for d in FAMILY_DROPS)
+    }
     return IntrahourReport(table, scores, bar_minutes, family, plain)
 
 
@@ -104,8 +111,11 @@ def event_table(reports: dict[str, IntrahourReport]) -> pd.DataFrame:
 
 def spans(cut: pd.Timestamp) -> dict[str, tuple[pd.Timestamp | None, pd.Timestamp | None]]:
     """The report's spans: before the cut (tuning), after it (out of sample), all."""
-    return {f"before {cut:%Y-%m-%d} (tuning)": (None, cut), f"from {cut:%Y-%m-%d} (out of sample)": (cut, None),
-            "all": (None, None)}  # fmt: skip
+    return {
+        f"before {cut:%Y-%m-%d} (tuning)": (None, cut),
+        f"from {cut:%Y-%m-%d} (out of sample)": (cut, None),
+        "all": (None, None),
+    }
 
 
 def verdict(rep: IntrahourReport, since: pd.Timestamp | None, until: pd.Timestamp | None) -> str:
@@ -130,13 +140,23 @@ def verdict(rep: IntrahourReport, since: pd.Timestamp | None, until: pd.Timestam
     return "; ".join(parts)
 
 
-def _versus(name: str, ours: float, r: dict, other: LatencyScore, since: pd.Timestamp | None,
-            until: pd.Timestamp | None) -> str:  # fmt: skip
+def _versus(
+    name: str,
+    ours: float,
+    r: dict,
+    other: LatencyScore,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp | None,
+) -> str:
     o = summary(other, since, until)
     theirs = _never_median(other.events, since, until)
     quieter, faster = r["false_per_month"] <= o["false_per_month"], ours < theirs
-    words = {(True, True): "beats", (False, True): "is faster but noisier than",
-             (True, False): "is quieter but not faster than", (False, False): "does not beat"}  # fmt: skip
+    words = {
+        (True, True): "beats",
+        (False, True): "is faster but noisier than",
+        (True, False): "is quieter but not faster than",
+        (False, False): "does not beat",
+    }
     word = words[(quieter, faster)]
     return (
         f"riskd {word} {name}: warned {r['warned']} vs {o['warned']} of {r['cascades']}, median minutes "

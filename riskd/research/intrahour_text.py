@@ -30,11 +30,13 @@ def summary_row(span: str, det: str, f: dict[str, Any]) -> str:
     """One line of the summary table."""
     lo, hi = f["warned_ci"]
     mlo, mhi = f["median_latency_ci"]
-    return (f"| {span} | {NAMES[det]} | {f['cascades']} | {f['warned']} ({_num(100 * lo)}–{_num(100 * hi)} %) | "
-            f"{_num(f['median_latency'])} ({_num(mlo)}–{_num(mhi)}) | {_num(f['p80_latency'])} | "
-            f"{_num(100 * f['within_5'])} % | {_num(100 * f['within_10'])} % | {_num(100 * f['within_30'])} % | "
-            f"{_num(f['median_latency10'])} | {_num(f['median_share_ahead'], '.2f')} | {f['after_trough']} | "
-            f"{_num(f['false_per_month'], '.2f')} ({f['false_alarms']} in {f['hours']} h) |")  # fmt: skip
+    return (
+        f"| {span} | {NAMES[det]} | {f['cascades']} | {f['warned']} ({_num(100 * lo)}–{_num(100 * hi)} %) | "
+        f"{_num(f['median_latency'])} ({_num(mlo)}–{_num(mhi)}) | {_num(f['p80_latency'])} | "
+        f"{_num(100 * f['within_5'])} % | {_num(100 * f['within_10'])} % | {_num(100 * f['within_30'])} % | "
+        f"{_num(f['median_latency10'])} | {_num(f['median_share_ahead'], '.2f')} | {f['after_trough']} | "
+        f"{_num(f['false_per_month'], '.2f')} ({f['false_alarms']} in {f['hours']} h) |"
+    )
 
 
 def aim_lines(rep: IntrahourReport, since: pd.Timestamp | None) -> list[str]:
@@ -45,13 +47,42 @@ def aim_lines(rep: IntrahourReport, since: pd.Timestamp | None) -> list[str]:
     limit = 20 if rep.bar_minutes == 1 else 30
     items = [
         ("cascades warned", "≥ 90 %", f["warned_share"], f["warned_share"] >= 0.9, ".0%"),
-        ("median minutes from onset (last high)", f"≤ {limit}", f["median_latency"], f["median_latency"] <= limit, ".0f"),
-        ("median minutes from 10 % done", f"≤ {limit}", f["median_latency10"], f["median_latency10"] <= limit, ".0f"),
-        ("median share of the fall ahead", "≥ 0.5", f["median_share_ahead"], f["median_share_ahead"] >= 0.5, ".2f"),
-        ("warned at or after the trough", "≤ 10 %", f["after_trough"] / f["cascades"],
-         f["after_trough"] / f["cascades"] <= 0.1, ".0%"),
-        ("false provisional alarms a month", "≤ 1.5", f["false_per_month"], f["false_per_month"] <= 1.5, ".2f"),
-    ]  # fmt: skip
+        (
+            "median minutes from onset (last high)",
+            f"≤ {limit}",
+            f["median_latency"],
+            f["median_latency"] <= limit,
+            ".0f",
+        ),
+        (
+            "median minutes from 10 % done",
+            f"≤ {limit}",
+            f["median_latency10"],
+            f["median_latency10"] <= limit,
+            ".0f",
+        ),
+        (
+            "median share of the fall ahead",
+            "≥ 0.5",
+            f["median_share_ahead"],
+            f["median_share_ahead"] >= 0.5,
+            ".2f",
+        ),
+        (
+            "warned at or after the trough",
+            "≤ 10 %",
+            f["after_trough"] / f["cascades"],
+            f["after_trough"] / f["cascades"] <= 0.1,
+            ".0%",
+        ),
+        (
+            "false provisional alarms a month",
+            "≤ 1.5",
+            f["false_per_month"],
+            f["false_per_month"] <= 1.5,
+            ".2f",
+        ),
+    ]
     lines = ["| aim (riskd, out of sample) | target | value | met |", "|---|---|---|---|"]
     lines += [
         f"| {name} | {target} | {_num(v, spec)} | {'yes' if ok else 'no'} |"
@@ -66,10 +97,12 @@ def clock_lines(rep: IntrahourReport, cut: pd.Timestamp) -> list[str]:
     for span, (since, until) in spans(cut).items():
         c = rep.cascades[in_span(rep.cascades, since, until)]
         if len(c):
-            lines.append(f"- {span}, how soon a price-based warning could come ({len(c)} cascades): median "
-                         f"{_num(c['min_to_1pct'].median())} min from onset to BTC 1 % below its onset close, "
-                         f"{_num(c['min_to_2pct'].median())} min to 2 %, {_num(c['min_to_half'].median())} min to "
-                         f"half the fall (median fall {c['fall'].median():+.1%} over {_num(c['fall_minutes'].median())} min).")  # fmt: skip
+            lines.append(
+                f"- {span}, how soon a price-based warning could come ({len(c)} cascades): median "
+                f"{_num(c['min_to_1pct'].median())} min from onset to BTC 1 % below its onset close, "
+                f"{_num(c['min_to_2pct'].median())} min to 2 %, {_num(c['min_to_half'].median())} min to "
+                f"half the fall (median fall {c['fall'].median():+.1%} over {_num(c['fall_minutes'].median())} min)."
+            )
     return [*lines, ""]
 
 
@@ -83,16 +116,29 @@ def _hm(ts: pd.Timestamp) -> str:
 
 def event_lines(rep: IntrahourReport) -> list[str]:
     """The per-event table (the CSV holds the same and more)."""
-    head = ("| onset (last high) | 10 % done | trough | fall | min | hourly close | hourly before trough | "
-            + " | ".join(f"{NAMES[d]}: warned, min from onset, share ahead" for d in DETECTORS) + " |")  # fmt: skip
+    head = (
+        "| onset (last high) | 10 % done | trough | fall | min | hourly close | hourly before trough | "
+        + " | ".join(f"{NAMES[d]}: warned, min from onset, share ahead" for d in DETECTORS)
+        + " |"
+    )
     lines = [head, "|" + "---|" * (7 + len(DETECTORS))]
     for i, c in enumerate(rep.cascades.to_dict("records")):
-        cells = [_t(c["onset_at"]), _hm(c["onset10_at"]), _t(c["trough_at"]), f"{c['fall']:+.1%}",
-                 f"{c['fall_minutes']:.0f}", _hm(c["first_as_of"]), "yes" if c["hourly_before_trough"] else "no"]  # fmt: skip
+        cells = [
+            _t(c["onset_at"]),
+            _hm(c["onset10_at"]),
+            _t(c["trough_at"]),
+            f"{c['fall']:+.1%}",
+            f"{c['fall_minutes']:.0f}",
+            _hm(c["first_as_of"]),
+            "yes" if c["hourly_before_trough"] else "no",
+        ]
         for d in DETECTORS:
             e = rep.scores[d].events.iloc[i]
-            cells.append("missed" if pd.isna(e["warned_at"]) else
-                         f"{_hm(e['warned_at'])}, {e['latency_min']:.0f}, {e['share_ahead']:.2f}")  # fmt: skip
+            cells.append(
+                "missed"
+                if pd.isna(e["warned_at"])
+                else f"{_hm(e['warned_at'])}, {e['latency_min']:.0f}, {e['share_ahead']:.2f}"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -110,7 +156,7 @@ def markdown(
         "# Intra-hour warnings, timed from each cascade's onset",
         "",
         f"- riskd provisional detector, alert level `{params.alert_level}`: {params.model_dump()}",
-        f"- plain price alert: \"{plain.label()}\" (fixed; chosen on perp 5-minute bars before {cut:%Y-%m-%d})",
+        f'- plain price alert: "{plain.label()}" (fixed; chosen on perp 5-minute bars before {cut:%Y-%m-%d})',
         f"- onset (last high): the last close before the trough that is the highest of the {r.high_window_minutes} "
         f"minutes before it and not reached again until the trough, with ≥ {r.min_share:.0%} of the largest fall "
         f"of the {r.lookback_minutes} minutes into the trough; 10 % done: the close from which the fall stays at "
@@ -121,7 +167,7 @@ def markdown(
         "the ≤ k min shares are over all. False alarm: an hour with a firing bar away from every cascade.",
         "- per-event table: `intrahour_events.csv` beside this file.",
         "",
-    ]  # fmt: skip
+    ]
     for name, rep in reports.items():
         lines += [f"## {name}", "", SUMMARY_HEAD]
         for span, (since, until) in spans(cut).items():

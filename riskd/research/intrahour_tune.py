@@ -82,8 +82,16 @@ def tune(
         row["objective"] = objective(s, None, cut, budget)
         for span, (since, until) in {"train": (None, cut), "test": (cut, None)}.items():
             f = summary(s, since, until)
-            for k in ("warned", "cascades", "median_latency", "median_latency10", "median_share_ahead",
-                      "after_trough", "false_per_month", "within_30"):  # fmt: skip
+            for k in (
+                "warned",
+                "cascades",
+                "median_latency",
+                "median_latency10",
+                "median_share_ahead",
+                "after_trough",
+                "false_per_month",
+                "within_30",
+            ):
                 row[f"{span}_{k}"] = f[k]
         rows.append(row)
     table = pd.DataFrame(rows).sort_values(["objective", "candidate"], kind="stable").reset_index(drop=True)

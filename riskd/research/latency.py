@@ -80,8 +80,13 @@ def _warning(
     c: dict[str, Any], at: pd.Timestamp, values: np.ndarray, closes_at: pd.DatetimeIndex
 ) -> dict[str, Any]:
     if pd.isna(at):
-        return {"warned_at": pd.NaT, "latency_min": np.nan, "latency10_min": np.nan, "share_ahead": np.nan,
-                "after_trough": False}  # fmt: skip
+        return {
+            "warned_at": pd.NaT,
+            "latency_min": np.nan,
+            "latency10_min": np.nan,
+            "share_ahead": np.nan,
+            "after_trough": False,
+        }
     price = values[closes_at.get_loc(at)]
     top, low = c["onset_close"], c["trough_close"]
     after = bool(at >= c["trough_at"])
@@ -131,13 +136,21 @@ def summary(
     lat = ev["latency_min"].to_numpy(dtype=float)
     warned = np.isfinite(lat)
     n, k = len(ev), int(warned.sum())
-    out = {"cascades": n, "warned": k, "warned_share": k / n if n else np.nan,
-           "warned_ci": share_ci(k, n), "median_latency": float(np.median(lat[warned])) if k else np.nan,
-           "median_latency_ci": median_ci(lat), "p80_latency": float(np.quantile(lat[warned], 0.8)) if k else np.nan,
-           "median_latency10": float(np.nanmedian(ev["latency10_min"])) if k else np.nan,
-           "median_share_ahead": float(np.nanmedian(ev["share_ahead"])) if k else np.nan,
-           "after_trough": int(ev["after_trough"].sum()), "false_alarms": len(false), "hours": hours,
-           "false_per_month": len(false) / (hours / MONTH_HOURS) if hours else np.nan}  # fmt: skip
+    out = {
+        "cascades": n,
+        "warned": k,
+        "warned_share": k / n if n else np.nan,
+        "warned_ci": share_ci(k, n),
+        "median_latency": float(np.median(lat[warned])) if k else np.nan,
+        "median_latency_ci": median_ci(lat),
+        "p80_latency": float(np.quantile(lat[warned], 0.8)) if k else np.nan,
+        "median_latency10": float(np.nanmedian(ev["latency10_min"])) if k else np.nan,
+        "median_share_ahead": float(np.nanmedian(ev["share_ahead"])) if k else np.nan,
+        "after_trough": int(ev["after_trough"].sum()),
+        "false_alarms": len(false),
+        "hours": hours,
+        "false_per_month": len(false) / (hours / MONTH_HOURS) if hours else np.nan,
+    }
     for m in (5, 10, 30):
         out[f"within_{m}"] = float((lat[warned] <= m).sum() / n) if n else np.nan
     return out

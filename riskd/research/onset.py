@@ -30,9 +30,18 @@ import pandas as pd
 
 HOUR = pd.Timedelta(hours=1)
 CASCADE_COLUMNS = (
-    "first_as_of", "last_as_of", "event_hours", "peak_at", "onset_at", "onset_close", "onset10_at",
-    "trough_at", "trough_close", "fall", "fall_minutes",
-)  # fmt: skip
+    "first_as_of",
+    "last_as_of",
+    "event_hours",
+    "peak_at",
+    "onset_at",
+    "onset_close",
+    "onset10_at",
+    "trough_at",
+    "trough_close",
+    "fall",
+    "fall_minutes",
+)
 
 
 @dataclass(frozen=True)
@@ -119,17 +128,36 @@ def cascades(close: pd.Series, event_hours: pd.DatetimeIndex, rule: OnsetRule | 
     return pd.DataFrame(rows, columns=list(CASCADE_COLUMNS))
 
 
-def _row(close: pd.Series, values: np.ndarray, bar: pd.Timedelta, r: OnsetRule, first: pd.Timestamp,
-         last: pd.Timestamp, n: int, peak: int, onset: int, trough: int) -> dict:  # fmt: skip
+def _row(
+    close: pd.Series,
+    values: np.ndarray,
+    bar: pd.Timedelta,
+    r: OnsetRule,
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    n: int,
+    peak: int,
+    onset: int,
+    trough: int,
+) -> dict:
     top, low = values[onset], values[trough]
     target = top - r.done_share * (top - low)
     above = np.flatnonzero(values[onset : trough + 1] > target)  # NaN (a gap) is not above
     done = min(onset + int(above[-1]) + 1, trough) if trough > onset else onset
     at = lambda i: close.index[i] + bar  # noqa: E731 - a bar's close time
-    return {"first_as_of": first, "last_as_of": last, "event_hours": n, "peak_at": at(peak),
-            "onset_at": at(onset), "onset_close": top, "onset10_at": at(done), "trough_at": at(trough),
-            "trough_close": low, "fall": low / top - 1.0,
-            "fall_minutes": (at(trough) - at(onset)) / pd.Timedelta(minutes=1)}  # fmt: skip
+    return {
+        "first_as_of": first,
+        "last_as_of": last,
+        "event_hours": n,
+        "peak_at": at(peak),
+        "onset_at": at(onset),
+        "onset_close": top,
+        "onset10_at": at(done),
+        "trough_at": at(trough),
+        "trough_close": low,
+        "fall": low / top - 1.0,
+        "fall_minutes": (at(trough) - at(onset)) / pd.Timedelta(minutes=1),
+    }
 
 
 def fall_clock(

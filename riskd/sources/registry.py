@@ -25,7 +25,7 @@ __all__ = [
     "register",
     "venue",
     "with_role",
-]  # fmt: skip  (the spec's names, re-exported where venues read them)
+]
 
 VENUES: dict[str, VenueSpec] = {}
 """Every registered venue by name, in registration order (``riskd.sources.__init__`` fixes it)."""

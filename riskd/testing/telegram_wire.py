@@ -184,7 +184,7 @@ def callback_update(
             "from": BOT_USER,
             "text": message.text,
         },
-    }  # fmt: skip  (the Bot API object, one table)
+    }
     return {"update_id": update_id, "callback_query": query}
 
 
