@@ -16,25 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from riskd.research import parts, validate
 from riskd.research.config import ValidationConfig, ValidationInputs
-from riskd.research.findings import findings_table
-from riskd.research.measure import measurements
 from riskd.research.report import write_report
-from riskd.research.results import ValidationResult
 from riskd.research.synthetic import synthetic_market
+from riskd.research.validate import run_validation
 
 
 def run(years: float, alts: int, reps: int) -> dict[str, float]:
-    """Seconds per part of one validation over a synthetic market of ``years`` and ``alts``."""
+    """Seconds per part of one validation over a synthetic market of ``years`` and ``alts``: the command's
+    own :func:`run_validation`, timed between the names its progress hook is told."""
     times: dict[str, float] = {}
-
-    def timed(name, fn, *args):
-        t0 = time.perf_counter()
-        out = fn(*args)
-        times[name] = time.perf_counter() - t0
-        return out
-
     t0 = time.perf_counter()
     m = synthetic_market(years=years, n_alts=alts, alt_alpha=0.01)
     times["synthetic market"] = time.perf_counter() - t0
@@ -46,37 +37,18 @@ def run(years: float, alts: int, reps: int) -> dict[str, float]:
         m.crashing,
         multipliers={"cfi tiers": multiplier},
     )
-    cfg = ValidationConfig(bootstrap_reps=reps)
-    es = timed("event study", parts.event_study, inputs, cfg)
-    tail = timed("CFI tail risk", parts.tail_risk_part, inputs, cfg)
-    strat = timed("walk-forward", parts.strategies_part, inputs, cfg)
-    beta = timed("beta decomposition", parts.beta_part, strat.trades["alt_contagion"], inputs.closes, cfg)
-    seed = timed("seed backtest", parts.seed_part, inputs, cfg)
-    comp = timed("component study", parts.component_part, inputs, cfg)
-    model = timed("crash model", validate.model_part, inputs, cfg)
-    sig = timed("signals out of sample", validate.signals_part, inputs, cfg, model)
-    filt, choice = timed("filter", validate.filter_part, inputs, cfg, sig, model)
-    t0 = time.perf_counter()
-    meas = measurements(es, tail, strat, beta, seed, cfg=cfg)
-    result = ValidationResult(
-        cfg,
-        inputs.span(),
-        es,
-        tail,
-        strat,
-        beta,
-        seed,
-        meas,
-        findings_table(meas),
-        comp,
-        model,
-        sig,
-        filt,
-        choice,
+    marks: list[tuple[str, float]] = []
+    result = run_validation(
+        inputs,
+        ValidationConfig(bootstrap_reps=reps),
+        progress=lambda name: marks.append((name, time.perf_counter())),
     )
-    times["findings"] = time.perf_counter() - t0
+    ends = [t for _, t in marks[1:]] + [time.perf_counter()]
+    times.update({name: end - start for (name, start), end in zip(marks, ends, strict=True)})
     with tempfile.TemporaryDirectory() as tmp:
-        timed("report (md, png, json, parquet)", write_report, result, Path(tmp))
+        t0 = time.perf_counter()
+        write_report(result, Path(tmp))
+        times["report (md, png, json, parquet)"] = time.perf_counter() - t0
     return times
 
 

@@ -213,3 +213,24 @@ def test_the_research_cfi_claims_are_scored_with_the_research_cfi():
     feats = pd.DataFrame({"cfi": [1.0, 2.0, 3.0], "cfi_v1": [9.0, 8.0, 7.0]}, index=idx)
     inputs = ValidationInputs(pd.DataFrame({"BTC": [1.0, 1.0, 1.0]}, index=idx), feats, {})
     assert research_cfi(inputs, ValidationConfig()).tolist() == [9.0, 8.0, 7.0]
+
+
+def test_a_span_that_ends_before_the_out_of_sample_start_is_reported_not_testable(tmp_path: Path):
+    """A store that stops before ``validation.oos_start`` still gets a whole report: the parts that need
+    out-of-sample hours say they are not testable instead of failing on empty tables (a traceback here
+    once met ``riskd validate --to`` a date before 2021)."""
+    m = synthetic_market(years=1.0, n_alts=4, start="2020-01-01")
+    assert m.closes.index[-1] < pd.Timestamp("2021-01-01", tz="UTC")
+    multiplier = (1.0 - 0.5 * (m.features["cfi"] > 1.0)).rename("risk_multiplier")
+    inputs = ValidationInputs(
+        m.closes, m.features, {"volume_only": m.events}, m.crashing, multipliers={"cfi tiers": multiplier}
+    )
+    result = run_validation(inputs, ValidationConfig(bootstrap_reps=50))
+    assert result.exposure is None
+    for table in result.strategies.per_year.values():
+        assert table.empty
+        assert "year" in table.columns
+    write_report(result, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "Not testable on this span: no hour at or after the out-of-sample start 2021-01-01" in text
+    assert json.loads((tmp_path / "results.json").read_text())

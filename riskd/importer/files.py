@@ -28,7 +28,8 @@ _KLINE_COLUMNS = [
     "taker_buy_quote_volume",
     "ignore",
 ]
-_CANDLE = ["open", "high", "low", "close", "volume"]
+CANDLE = ["open", "high", "low", "close", "volume"]
+"""The candle columns every bar layout is read into."""
 
 
 def data_name(path: Path) -> str | None:
@@ -62,14 +63,14 @@ def _load_json(raw: bytes) -> pd.DataFrame:
     body = raw.strip()
     if not (body.startswith(b"[[") and body.endswith(b"]]")):
         if body in (b"[]", b""):
-            return pd.DataFrame(columns=["date", *_CANDLE])
+            return pd.DataFrame(columns=["date", *CANDLE])
         raise SkipFile("JSON is not an array of [time_ms, open, high, low, close, volume] bars")
     lines = re.sub(rb"\]\s*,\s*\[", b"\n", body[2:-2])
     df = pd.read_csv(io.BytesIO(lines), header=None)
     if df.shape[1] < 6:
         raise SkipFile("JSON is not an array of [time_ms, open, high, low, close, volume] bars")
     df = df.iloc[:, :6]
-    df.columns = ["date", *_CANDLE]
+    df.columns = ["date", *CANDLE]
     return df
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskd.importer.files import data_name, load, modal_step_ms, parse_times
+from riskd.importer.files import CANDLE, data_name, load, modal_step_ms, parse_times
 from riskd.importer.model import Piece, SkipFile
 from riskd.importer.overrides import Override
 from riskd.sources.symbols import base_of, canonical
@@ -34,21 +34,6 @@ _FREQTRADE = re.compile(
 )
 _FT_KIND = {"futures": "ohlcv", "mark": "mark_ohlcv", "funding_rate": "funding"}
 _TF_LABEL = re.compile(r"[-_](\d+[mhd])(?=[-_.])")
-_KLINE_COLUMNS = [
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "ignore",
-]
-_CANDLE = ["open", "high", "low", "close", "volume"]
 _TIME_COLUMNS = ("open_time", "timestamp", "date", "time", "calc_time", "settlement_ts", "fundingtime")
 _RATE_COLUMNS = ("funding_rate", "funding rate", "last_funding_rate", "fundingrate", "rate")
 _HOUR_MS = 3_600_000
@@ -105,7 +90,7 @@ class _Context:
         if rate_col is not None:
             hours = df["funding_interval_hours"] if "funding_interval_hours" in cols else None
             return [self._funding(df, time_col, df[rate_col], hours)]
-        if set(_CANDLE) <= cols:
+        if set(CANDLE) <= cols:
             if self._is_funding_candles(df):
                 return [self._funding(df, time_col, df["open"], None)]
             return [self._candles(df, time_col)]
@@ -193,7 +178,7 @@ class _Context:
             raise SkipFile(f"named {label} but the rows are {tf} apart")
         if kind == "mark_ohlcv" and tf != "1h":
             raise SkipFile(f"mark-price candles at {tf}: only 1h is stored")
-        values = {c: df[c].to_numpy(dtype=float) for c in _CANDLE}
+        values = {c: df[c].to_numpy(dtype=float) for c in CANDLE}
         qv = df["quote_volume"].to_numpy(dtype=float) if "quote_volume" in df.columns else np.nan
         frame = _frame(ts, {**values, "quote_volume": qv})
         if CANDLE_TIMEFRAMES[tf] < pd.Timedelta(hours=1):
@@ -286,7 +271,7 @@ class _Context:
         step = STEPS.get(dataset, pd.Timedelta(hours=1) if dataset == "open_interest" else None)
         if step is not None and (frame.index.asi8 % int(step / pd.Timedelta(milliseconds=1))).any():
             raise SkipFile(f"times are not {dataset} bar open times (multiples of {step})")
-        required = ["rate"] if dataset == "funding" else [c for c in _CANDLE[:4] if c in frame]
+        required = ["rate"] if dataset == "funding" else [c for c in CANDLE[:4] if c in frame]
         if frame[required].isna().to_numpy().any():
             raise SkipFile(f"missing values in {required}")
         return Piece(self.path, dataset, venue, symbol, frame, rank, tz)

@@ -179,7 +179,7 @@ def per_year(trades: pd.DataFrame, column: str = "net", *, start=None, end=None)
         lo = max(y0, utc(start)) if start is not None else y0
         hi = min(y1, utc(end)) if end is not None else y1
         rows.append({"year": int(year), **trade_stats(part[column], years=max((hi - lo) / YEAR, 1 / 365.25))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["year", "n", *_STAT_KEYS])
 
 
 def equity_curve(trades: pd.DataFrame, column: str = "net") -> pd.Series:

@@ -67,7 +67,10 @@ def equity_vs_benchmark(equity: pd.Series, benchmark: pd.Series, *, label: str =
         )
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_ylabel("equity (start = 1)")
-    ax.legend(fontsize=8)
+    if len(equity) or len(benchmark):
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no out-of-sample trades", ha="center", va="center", transform=ax.transAxes)
     return fig
 
 

@@ -70,6 +70,13 @@ def render_markdown(result: ValidationResult, images: Mapping[str, str]) -> str:
         out += sections.render_signals(result.signals, images)
     if result.exposure is not None:
         out += sections.render_filter(result.exposure, images["filter_equity"], result.tiers)
+    else:
+        out += [
+            "## The filter as bots use it",
+            f"Not testable on this span: no hour at or after the out-of-sample start {cfg.oos_start} "
+            "(`validation.oos_start`), or no regime to filter with.",
+            "",
+        ]
     return "\n".join(out)
 
 

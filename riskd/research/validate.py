@@ -138,12 +138,13 @@ def filter_part(
             if len(choice.multiplier):
                 rules[tiers.NESTED] = choice.multiplier
         rules |= variants
-    if not rules:
+    first_test = pd.Timestamp(cfg.oos_start, tz="UTC")
+    if not rules or not (inputs.closes.index >= first_test).any():
         return None, choice
     fr = exposure.filter_backtest(
         inputs.closes,
         rules,
-        first_test=pd.Timestamp(cfg.oos_start, tz="UTC"),
+        first_test=first_test,
         vol_windows_h=cfg.vol_windows_h,
         cost_bps=cfg.exposure_cost_bps,
         block_h=cfg.long_block_h,
