@@ -217,6 +217,18 @@ def test_demo_minutes_warns_before_the_crash_hour_closes(redis_url: str) -> None
     assert int(sent.group(2)) >= 10
     assert re.search(r"hour ending 13:00 UTC \(BTC -9\.0%.*\(alert sent\)", out.stdout), out.stdout[-2000:]
     assert "Liquidations in this demo are SYNTHETIC" in out.stdout
+    # Issue 21, item 7: the hour before the replay is the baseline, not a catch-up alert; and "Confirmed
+    # at the hour close (provisional alert above)" only under an hour whose provisional alert was printed.
+    assert "[LATE" not in out.stdout
+    assert "Catch-up" not in out.stdout
+    blocks = out.stdout.split("─" * 60)
+    for i, block in enumerate(blocks):
+        if "Confirmed at the hour close (provisional alert above)" in block:
+            hour = re.search(r"Hour ending (\S+ \S+) UTC", block)
+            assert hour, block
+            earlier = "".join(blocks[:i])
+            assert "Cascade developing (provisional" in earlier
+            assert re.search(rf"Hour ending {hour.group(1)} UTC · minute", earlier), block
 
 
 def test_embedded_redis_starts_when_none_answers(tmp_path: Path) -> None:

@@ -215,6 +215,9 @@ async def _replay(
         lookback=timedelta(hours=6),
     )
     await sink.publish(hours[START])  # the hour before the replay: the first one's "previous"
+    keys = Keys(cfg.redis.key_prefix)
+    newest = await client.xrevrange(keys.history, count=1)
+    await client.set(keys.alert_cursor, newest[0][0])  # already known: no catch-up alert for it
     rows: list[dict[str, Any]] = []
     fired: dict[str, Any] = {}
     for m in pd.date_range(START, END, freq="1min", inclusive="left"):
