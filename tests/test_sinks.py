@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from aiohttp import web
 
 from riskd.clock import SimClock
@@ -17,7 +18,7 @@ from riskd.config import load_settings
 from riskd.contract.keys import Keys
 from riskd.contract.models import Snapshot
 from riskd.daemon.wiring import drain_outbox, runtime
-from riskd.sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from riskd.sinks.webhook import ALERT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from riskd.testing.fake_exchange import FakeExchange
 from tests.test_daemon import CASCADE, HOUR, T0, Recorder, _drive, _market, _settings
 
@@ -49,6 +50,7 @@ class Receiver:
         self.bad_signatures = 0
         self.snapshots: list[dict[str, object]] = []
         self.alerts: list[dict[str, object]] = []
+        self.headers: list[dict[str, str]] = []
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -65,6 +67,7 @@ class Receiver:
             return web.Response(status=500)
         payload = json.loads(body)
         (self.alerts if payload.get("type") == "alert" else self.snapshots).append(payload)
+        self.headers.append(dict(request.headers))
         return web.Response(status=204)
 
 
@@ -172,3 +175,83 @@ async def test_a_dead_receiver_never_delays_the_redis_publish(
             key = Snapshot.model_validate_json(await rt.client.get(Keys(prefix).regime))
             assert key == snaps[-1]
             assert rt.daemon.sinks.publishers[0].pending == 1
+
+
+async def test_a_failing_and_a_dead_receiver_never_hold_a_healthy_one_back(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    """Three receivers (issue 19, case 5): one answers 500 to everything, one is down (nothing listens),
+    one is healthy. The healthy one gets every snapshot and every alert as they happen, each alert once
+    with a stable ``alert_id`` (body and header) and an integer-seconds timestamp; the failing ones'
+    snapshots and alerts wait in their own queues."""
+    from riskd.daemon.embedded import free_port
+    from riskd.sinks.webhook import url_id
+
+    clock = SimClock(T0)
+    failing, healthy = Receiver(fail_first=10**6), Receiver()
+    down = f"http://127.0.0.1:{free_port()}/hook"
+    async with serve(failing), serve(healthy), FakeExchange(_market(), now=clock.now) as fx:
+        base = _settings(tmp_path, fx, redis_url, prefix)
+        hooks = {
+            "urls": [failing.url, down, healthy.url],
+            "secret": SECRET,
+            "initial_backoff_s": 0.5,
+            "attempts": 50,
+            "timeout_s": 2,
+        }
+        settings = load_settings(**{**base.model_dump(mode="python", exclude={"webhook"}), "webhook": hooks})
+        settings.redis.url = base.redis.url
+        async with runtime(settings, clock=clock, channel=Recorder(), commands=False) as rt:
+            rt.daemon.load()
+            await rt.start_publishing()
+            sink = rt.daemon.sinks.publishers[0]
+            hours = list(pd.date_range(CASCADE - 2 * HOUR, CASCADE + 2 * HOUR, freq="h"))
+            snaps: list[Snapshot] = []
+            for hour in hours:
+                snaps += await _drive(rt, clock, [hour])
+                assert await sink.drain(3.0, url=healthy.url), f"the healthy receiver fell behind at {hour}"
+            assert sink.pending_for(failing.url) > 0
+            assert sink.pending_for(down) > 0
+            (to_healthy,) = [p for p in rt.extra if p.channel.destinations == [url_id(healthy.url)]]
+            await drain_outbox(to_healthy, 5.0)
+            stuck = [p for p in rt.extra if p.channel.destinations in ([url_id(failing.url)], [url_id(down)])]
+            assert all([await p.outbox_size() > 0 for p in stuck])
+    assert [s["as_of"] for s in healthy.snapshots] == [s.model_dump(mode="json")["as_of"] for s in snaps]
+    kinds = [a["alert"]["kind"] for a in healthy.alerts]  # type: ignore[index]
+    assert "cascade_start" in kinds
+    ids = [a["alert_id"] for a in healthy.alerts]
+    assert len(ids) == len(set(ids))  # each alert once
+    alert_headers = [h for h in healthy.headers if h["X-Riskd-Event"] == "alert"]
+    assert [h[ALERT_ID_HEADER] for h in alert_headers] == ids
+    assert all(h[TIMESTAMP_HEADER].isdigit() for h in healthy.headers)
+    assert healthy.bad_signatures == 0
+
+
+def test_the_documented_receiver_verifies_riskd_signatures_and_drops_repeats(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The receiver example in docs/api.md, run as written: it accepts what riskd signs (integer-seconds
+    timestamp), refuses a forged body, and handles an alert id once."""
+    import re
+    import time as _time
+
+    from riskd.sinks.webhook import sign
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    section = doc[doc.index("## Webhooks") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code, "docs/api.md: the webhook receiver example is missing"
+    space: dict[str, object] = {}
+    exec(code.group(1).replace('b"the webhook.secret"', repr(SECRET.encode())), space)
+    receive = space["receive"]
+    body = json.dumps({"type": "alert", "alert_id": "fp1", "text": "CRITICAL cascade"}).encode()
+    ts = str(int(_time.time()))
+    headers = {
+        TIMESTAMP_HEADER: ts,
+        SIGNATURE_HEADER: sign(SECRET.encode(), ts, body),
+        "X-Riskd-Event": "alert",
+    }
+    assert receive(headers, body) == 204  # type: ignore[operator]
+    assert receive(headers, body) == 204  # type: ignore[operator]
+    assert receive(headers, body + b" ") == 401  # type: ignore[operator]
+    assert capsys.readouterr().out.count("CRITICAL cascade") == 1

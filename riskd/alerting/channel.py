@@ -46,10 +46,12 @@ class Channel(Protocol):
 
 @dataclass
 class AlertStats:
-    """Counters the metrics sink reads: sent{channel,severity}, suppressed{reason}, outbox size."""
+    """Counters the metrics sink reads: sent{channel,severity}, suppressed{reason},
+    unconfirmed{channel,severity} (``alerts.max_copies`` reached), outbox size."""
 
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)
+    unconfirmed: Counter[tuple[str, str]] = field(default_factory=Counter)
     outbox_size: int = 0
     last_success_ts: float | None = None
 

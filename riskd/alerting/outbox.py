@@ -76,6 +76,8 @@ class Item:
     chart_key: str
     attempts: int
     maybe_sent: bool
+    copies: int = 0
+    """Sends whose outcome is unknown (timed out after the request left, or a crashed holder's)."""
     escalation: float | None = None
     """An escalation copy: the minutes it waited unacknowledged."""
     upgrade_of: str = ""
@@ -105,6 +107,7 @@ class Outbox:
                 ("start", lua.START),
                 ("mark", lua.MARK),
                 ("release", lua.RELEASE),
+                ("abandon", lua.ABANDON),
                 ("escalate", lua.ESCALATE),
                 ("ack", lua.ACK),
             )
@@ -152,6 +155,7 @@ class Outbox:
             chart_key=fields.get("chart", ""),
             attempts=int(fields.get("attempts", "0")),
             maybe_sent=fields.get("maybe_sent") == "1",
+            copies=int(fields.get("copies", "0")),
             escalation=float(fields["escalation"]) if fields.get("escalation") else None,
             upgrade_of=fields.get("upgrade_of", ""),
             upgrade_from=fields.get("upgrade_from", ""),
@@ -202,6 +206,11 @@ class Outbox:
             ]
         )
         return int(res)
+
+    async def abandon(self, item: Item, reason: str) -> bool:
+        """Take the item out without a delivery (see ``ABANDON``); False when the lease was lost."""
+        res = await self._scripts["abandon"](args=[self.p, item.id, self.owner, reason, self._sent_ttl_ms])
+        return bool(res)
 
     async def due_escalations(self, now_ms: int) -> list[str]:
         """Fingerprints whose escalation is due."""

@@ -74,6 +74,7 @@ class AlertPipeline:
         clock: Callable[[], float] = time.time,
         on_sent: Callable[[str, str], None] | None = None,
         on_suppressed: Callable[[str], None] | None = None,
+        on_unconfirmed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.channel = channel
         self.outbox = Outbox(
@@ -88,6 +89,7 @@ class AlertPipeline:
         self._clock = clock
         self._on_sent = on_sent
         self._on_suppressed = on_suppressed
+        self._on_unconfirmed = on_unconfirmed
         limit = channel.max_per_minute
         self._limiter = RateLimiter(limit, rate_window_s) if limit else None
         self._replies = "reply_to" in inspect.signature(channel.send).parameters  # older channels: no threads
@@ -270,7 +272,10 @@ class AlertPipeline:
             return False
         if item.dest not in self.channel.destinations:
             log.error("outbox item for a destination this channel does not serve, dropped id=%s", item.id)
-            await self.outbox.mark(item, "dropped: destination not configured", delivered_ms=self._now_ms())
+            await self.outbox.abandon(item, "dropped: destination not configured")
+            return True
+        if item.copies >= self._settings.max_copies:
+            await self._give_up(item)
             return True
         root = await self.outbox.thread_root(item.alert.thread, item.dest) if item.alert.thread else None
         item.alert = as_delivered(item, root[1] if root else "")
@@ -322,6 +327,24 @@ class AlertPipeline:
             receipt,
         )
 
+    async def _give_up(self, item: Item) -> None:
+        """``alerts.max_copies`` copies went out and none was confirmed: send no more (each further copy
+        could be one more duplicate in the chat); say so loudly and count it."""
+        log.error(
+            "alert not confirmed after %d copies, not sent again (alerts.max_copies) id=%s channel=%s dest=%s "
+            "kind=%s severity=%s: check the chat",
+            item.copies,
+            item.id,
+            self.channel.name,
+            item.dest,
+            item.alert.kind,
+            item.alert.severity,
+        )
+        if await self.outbox.abandon(item, f"unconfirmed after {item.copies} copies"):
+            self.stats.unconfirmed[(self.channel.name, item.alert.severity)] += 1
+            if self._on_unconfirmed:
+                self._on_unconfirmed(self.channel.name, item.alert.severity)
+
     async def _release(self, item: Item, exc: DeliveryError) -> None:
         attempts = await self.outbox.release(
             item,
@@ -333,6 +356,8 @@ class AlertPipeline:
         )
         if exc.retry_after is not None:
             pause = exc.retry_after  # flood control is per bot: everything waits
+        elif not exc.definite:
+            pause = self._initial_backoff_s  # this item waits retry_interval_s (RELEASE); the others need not
         else:
             pause = min(self._retry_interval_s, self._initial_backoff_s * 2 ** max(0, attempts - 1))
         self._paused_until = time.monotonic() + pause

@@ -72,7 +72,10 @@ for _ = 1, 50 do
     redis.call('DEL', item)
   else
     redis.call('ZADD', due, now + lease, id)
-    if redis.call('HGET', item, 'inflight') == '1' then redis.call('HSET', item, 'maybe_sent', 1) end
+    if redis.call('HGET', item, 'inflight') == '1' then
+      redis.call('HSET', item, 'maybe_sent', 1)
+      redis.call('HINCRBY', item, 'copies', 1)
+    end
     redis.call('HSET', item, 'owner', owner, 'inflight', 0)
     local out = redis.call('HGETALL', item)
     table.insert(out, 1, id)
@@ -121,12 +124,29 @@ if redis.call('HGET', item, 'owner') ~= ARGV[3] then return -1 end
 local attempts = tonumber(redis.call('HGET', item, 'attempts'))
 if ARGV[5] == '1' then attempts = redis.call('HINCRBY', item, 'attempts', 1) end
 redis.call('HSET', item, 'inflight', 0, 'owner', '', 'last_error', ARGV[7])
-if ARGV[6] == '0' then redis.call('HSET', item, 'maybe_sent', 1) end
 local score = redis.call('HGET', item, 'enqueued_ms')
+if ARGV[6] == '0' then
+  redis.call('HSET', item, 'maybe_sent', 1)
+  redis.call('HINCRBY', item, 'copies', 1)
+  score = tonumber(ARGV[4]) + tonumber(ARGV[9])
+end
 if attempts >= tonumber(ARGV[8]) then score = tonumber(ARGV[4]) + tonumber(ARGV[9]) end
 redis.call('ZADD', p .. ':alerts:due', score, id)
 return attempts
 """
+
+ABANDON = """
+local p, id = ARGV[1], ARGV[2]
+local item = p .. ':alerts:item:' .. id
+if redis.call('HGET', item, 'owner') ~= ARGV[3] then return 0 end
+redis.call('SET', p .. ':alerts:sent:' .. id, ARGV[4], 'PX', ARGV[5])
+redis.call('DEL', item)
+redis.call('ZREM', p .. ':alerts:due', id)
+return 1
+"""
+"""Take an item out of the queue without a delivery: its destination is not served, or ``alerts.max_copies``
+copies went out unconfirmed. ``sent:{id}`` records why, so a restored claim drops it; no message id is
+recorded, so no thread replies to it."""
 
 ESCALATE = """
 local p, fp, now, ttl, minutes = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]

@@ -32,6 +32,14 @@ class AlertSettings(_Section):
         "suppressed (reason cooldown). Critical alerts bypass it.",
     )
     chart_hours: int = Field(72, ge=12, description="Hours of BTC price and CFI drawn on the alert chart.")
+    max_copies: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="Most copies of one alert sent to one chat when no send is confirmed (a timeout after "
+        'the request was written): the first, then after retry_interval_s one marked "possibly repeated"; '
+        "past it the alert is logged and counted as unconfirmed, never sent again.",
+    )
 
 
 class TelegramSettings(_Section):
@@ -70,6 +78,14 @@ class TelegramSettings(_Section):
     )
     max_messages_per_minute: int = Field(20, ge=1, description="Outgoing rate limit across all chats.")
     retry_interval_s: float = Field(30.0, gt=0, description="How often the outbox retries unsent alerts.")
+    connect_timeout_s: float = Field(5.0, gt=0, le=120, description="Bot API connect time-out, seconds.")
+    read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Bot API read time-out, seconds: a send unanswered this long has an unknown outcome "
+        "(see alerts.max_copies).",
+    )
 
     check_api_base_url = field_validator("api_base_url")(check.http_url)
     check_grafana_url = field_validator("grafana_url")(check.http_url)

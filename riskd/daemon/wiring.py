@@ -224,7 +224,8 @@ def _assemble(
         chart=daemon.chart,
     )
     bot = _command_bot(settings, channel, client, pipeline, daemon, links, now) if commands else None
-    rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=pipelines)
+    extra = [*pipelines, *_legacy_webhook_outbox(settings, client, clock, metrics)]
+    rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=extra)
     rt.escalation = EscalationLoop(pipeline, lease)
     return rt
 
@@ -234,6 +235,7 @@ def _counting(metrics: Metrics, clock: Clock) -> dict[str, Any]:
     return {
         "on_sent": lambda ch, sev: metrics.alerts_sent.labels(ch, sev).inc(),
         "on_suppressed": lambda reason: metrics.alerts_suppressed.labels(reason).inc(),
+        "on_unconfirmed": lambda ch, sev: metrics.alerts_unconfirmed.labels(ch, sev).inc(),
         "clock": lambda: clock.now().timestamp(),
     }
 
@@ -263,12 +265,12 @@ def _command_bot(
 def _webhooks(
     settings: Settings, client: aioredis.Redis, clock: Clock, metrics: Metrics
 ) -> tuple[list[Any], list[Any]]:
-    """The webhook snapshot sink and alert pipeline, when ``webhook.urls`` is set (else none)."""
+    """The webhook snapshot sink and one alert pipeline per receiver, when ``webhook.urls`` is set."""
     hooks = settings.webhook
     if not hooks.urls or hooks.secret is None:
         return [], []
     from riskd.alerting.pipeline import AlertPipeline
-    from riskd.sinks.webhook import WebhookChannel, WebhookSink
+    from riskd.sinks.webhook import WebhookChannel, WebhookSink, url_id
 
     urls = [str(u) for u in hooks.urls]
     secret = hooks.secret.get_secret_value().encode()
@@ -279,15 +281,37 @@ def _webhooks(
         attempts=hooks.attempts,
         initial_backoff_s=hooks.initial_backoff_s,
     )
-    channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s)
-    pipeline = AlertPipeline.from_settings(
-        client,
-        channel,
-        settings,
-        key_prefix=f"{settings.redis.key_prefix}:webhook",
-        **_counting(metrics, clock),
-    )
-    return [sink], [pipeline]
+    pipelines = [  # one outbox and one worker per receiver: a failing one holds no other's alerts
+        AlertPipeline.from_settings(
+            client,
+            WebhookChannel([url], secret, timeout_s=hooks.timeout_s),
+            settings,
+            key_prefix=f"{settings.redis.key_prefix}:webhook:{url_id(url)}",
+            **_counting(metrics, clock),
+        )
+        for url in urls
+    ]
+    return [sink], pipelines
+
+
+def _legacy_webhook_outbox(
+    settings: Settings, client: aioredis.Redis, clock: Clock, metrics: Metrics
+) -> list[Any]:
+    """The one webhook outbox of riskd before per-receiver outboxes (``<prefix>:webhook``): delivered from,
+    never submitted to, so alerts queued there before an upgrade still go out once."""
+    hooks = settings.webhook
+    if not hooks.urls or hooks.secret is None:
+        return []
+    from riskd.alerting.pipeline import AlertPipeline
+    from riskd.sinks.webhook import WebhookChannel
+
+    urls = [str(u) for u in hooks.urls]
+    secret = hooks.secret.get_secret_value().encode()
+    channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s, by_id=False)
+    prefix = f"{settings.redis.key_prefix}:webhook"
+    return [
+        AlertPipeline.from_settings(client, channel, settings, key_prefix=prefix, **_counting(metrics, clock))
+    ]
 
 
 async def drain_outbox(pipeline: Any, timeout_s: float) -> None:

@@ -198,6 +198,12 @@ class Metrics:
             "riskd_alerts_sent", "Alerts delivered", ["channel", "severity"], registry=r
         )
         self.alerts_suppressed = Counter("riskd_alerts_suppressed", "Alerts not sent", ["reason"], registry=r)
+        self.alerts_unconfirmed = Counter(
+            "riskd_alerts_unconfirmed",
+            "Alert copies given up after alerts.max_copies sends with no confirmation (check the chat)",
+            ["channel", "severity"],
+            registry=r,
+        )
         build = Gauge("riskd_build_info", "riskd build", ["version", "python"], registry=r)
         build.labels(__version__, platform.python_version()).set(1)
         # Every documented label set exists at 0 from the start: increase() then counts the first event.
@@ -206,6 +212,7 @@ class Metrics:
         for channel in ("telegram", "console"):
             for severity in ("info", "warning", "critical"):
                 self.alerts_sent.labels(channel, severity)
+                self.alerts_unconfirmed.labels(channel, severity)
         for reason in ("duplicate", "downgrade", "cooldown", "muted", "off"):
             self.alerts_suppressed.labels(reason)
         for stage in ("fetch", "store", "state", "redis", "alerts"):

@@ -15,8 +15,10 @@ records of riskd's, PTB's and httpx's loggers, so no log line carries it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
 import warnings
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TextIO
@@ -42,6 +44,12 @@ log = logging.getLogger("riskd.telegram")
 CAPTION_LIMIT = 1024
 """Telegram caps photo captions at 1024 characters; longer alerts go as text without the chart."""
 TEXT_LIMIT = 4096
+PATIENCE_FACTOR = 3.0
+PATIENCE_CAP_S = 30.0
+"""After a send times out with its outcome unknown, the next ones wait ``PATIENCE_FACTOR`` times longer for
+Telegram's answer, up to ``PATIENCE_CAP_S`` (or ``telegram.read_timeout_s`` when larger; below the outbox
+lease's send cut-off): a Telegram answering in 20 s confirms the one "possibly repeated" copy instead of
+every copy timing out. A quick answer brings the time-out back to ``telegram.read_timeout_s``."""
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Transport errors raised before the request left: the message surely was not delivered."""
 _SCRUBBED_LOGGERS = ("riskd", "httpx", "httpcore", "telegram")
@@ -87,21 +95,23 @@ def bot_base_url(api_base_url: str | None) -> str:
     return url if url.endswith("/bot") else f"{url}/bot"
 
 
-def make_bot(tg: TelegramSettings, *, timeout_s: float = 10.0) -> Bot:
-    """A PTB Bot for ``tg`` (token required), with its own request pool for long polling."""
+def make_bot(tg: TelegramSettings) -> Bot:
+    """A PTB Bot for ``tg`` (token required; time-outs from ``telegram.*_timeout_s``), with its own
+    request pool for long polling."""
     if tg.token is None:
         raise ValueError("make_bot needs telegram.token")
     token = tg.token.get_secret_value()
     protect_token(token)
     base = bot_base_url(tg.api_base_url)
+    timeout_s, connect_s = tg.read_timeout_s, tg.connect_timeout_s
     req = HTTPXRequest(
-        connect_timeout=5.0,
+        connect_timeout=connect_s,
         read_timeout=timeout_s,
         write_timeout=timeout_s,
         media_write_timeout=timeout_s * 2,
         pool_timeout=5.0,
     )
-    poll_req = HTTPXRequest(connect_timeout=5.0, read_timeout=timeout_s, pool_timeout=5.0)
+    poll_req = HTTPXRequest(connect_timeout=connect_s, read_timeout=timeout_s, pool_timeout=5.0)
     return Bot(
         token,
         base_url=base,
@@ -155,6 +165,9 @@ class TelegramChannel:
         self.destinations = list(dict.fromkeys(every))
         self.max_per_minute: int | None = tg.max_messages_per_minute
         self._ready = False
+        self._identify: asyncio.Task[None] | None = None
+        self._base_read_s = tg.read_timeout_s
+        self._read_s = tg.read_timeout_s
 
     def __repr__(self) -> str:
         return f"TelegramChannel(chats={self.destinations})"
@@ -185,6 +198,7 @@ class TelegramChannel:
         which need not exist any more); returns Telegram's message id once confirmed."""
         markup: InlineKeyboardMarkup | None = alert_keyboard(alert) if alert is not None else None
         reply = ReplyParameters(int(reply_to), allow_sending_without_reply=True) if reply_to else None
+        started = time.monotonic()
         try:
             await self._ensure_ready()
             if chart and len(text) <= CAPTION_LIMIT:
@@ -196,6 +210,7 @@ class TelegramChannel:
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup,
                     reply_parameters=reply,
+                    read_timeout=self._read_s,
                 )
             else:
                 msg = await self.bot.send_message(
@@ -205,16 +220,47 @@ class TelegramChannel:
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup,
                     reply_parameters=reply,
+                    read_timeout=self._read_s,
                 )
         except TelegramError as exc:
-            raise self._scrubbed(translate_error(exc)) from None
+            err = self._scrubbed(translate_error(exc))
+            if not err.definite:  # the request left and no answer came in time: wait longer next time
+                self._read_s = min(self._read_s * PATIENCE_FACTOR, max(self._base_read_s, PATIENCE_CAP_S))
+            raise err from None
+        if time.monotonic() - started < self._base_read_s / 2:
+            self._read_s = self._base_read_s  # Telegram is quick again
         return str(msg.message_id)
 
     async def _ensure_ready(self) -> None:
-        """Initialise lazily, so a Telegram outage at start does not stop riskd (the outbox waits)."""
-        if not self._ready:
-            await self.bot.initialize()
+        """Start the bot's identification (``getMe``) in the background and return at once: a send needs
+        only the HTTP pools, which exist from construction, so a slow or failing ``getMe`` never holds an
+        alert back (it once did for 3.5 simulated hours, CRITICAL included; issue 19)."""
+        if self._identify is None:
+            self._identify = asyncio.create_task(self._identify_until_done(), name="riskd-telegram-getme")
+
+    async def _identify_until_done(self) -> None:
+        """``Bot.initialize`` until it succeeds, backing off 5 s → 5 min; said once per failing spell."""
+        pause, failing = 5.0, False
+        while True:
+            try:
+                await self.bot.initialize()
+            except TelegramError as exc:
+                if not failing:
+                    log.warning(
+                        "Telegram getMe failed (%s): alerts are still sent; retrying", self._scrub(exc)
+                    )
+                failing = True
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 300.0)
+                continue
             self._ready = True
+            if failing:
+                log.info("Telegram getMe answered: the bot is identified")
+            return
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = str(exc)
+        return text.replace(self._token, "<token>") if self._token else text
 
     def _scrubbed(self, err: DeliveryError) -> DeliveryError:
         if self._token and self._token in str(err):
@@ -224,10 +270,13 @@ class TelegramChannel:
         return err
 
     async def aclose(self) -> None:
-        """Close the HTTP pools."""
-        if self._ready:
-            await self.bot.shutdown()
-            self._ready = False
+        """Stop identifying and close the HTTP pools."""
+        if self._identify is not None:
+            self._identify.cancel()
+            await asyncio.gather(self._identify, return_exceptions=True)
+            self._identify = None
+        await self.bot.shutdown()
+        self._ready = False
 
 
 class ConsoleChannel:

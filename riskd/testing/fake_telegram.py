@@ -21,6 +21,7 @@ failures on the send methods: ``fail_next(429, retry_after=1)``, ``fail_next(500
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import threading
@@ -61,6 +62,9 @@ class FakeTelegram:
         self.answered: list[dict[str, Any]] = []
         self.menu: list[dict[str, Any]] = []
         self.hanging = 0
+        self.delay_s = 0.0
+        """Every Bot API call is answered this many seconds late (a slow Telegram): what a call does — a
+        message delivered, a command read — happens on arrival, only the answer waits."""
         self.port = 0
         self._script: list[Failure] = []
         self._updates: list[Any] = []
@@ -222,6 +226,14 @@ class FakeTelegram:
     # -- the API -----------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
+        answer = await self._answer(request)
+        if self.delay_s > 0 and request.match_info["method"].lower() != "getupdates":
+            assert self._closing is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.delay_s)
+        return answer
+
+    async def _answer(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         method = request.match_info["method"]
         self.tokens_seen.add(token)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from faultkit import HOUR, OPERATOR, T0, assert_kept, market, rig
 
@@ -104,3 +105,44 @@ def test_garbage_updates_do_not_stop_the_command_bot(fault_tmp: Path, record: di
         if problems:
             logs = "\n".join(f"--- {x.name} ---\n{x.tail(15)}" for x in r.daemons)
             pytest.fail("\n".join(["command bot promises broken:", *problems, logs]), pytrace=False)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("delay_s", "warm"),
+    [(8.0, False), (8.0, True), (20.0, False), (20.0, True)],
+    ids=["8s-cold", "8s-warm", "20s-cold", "20s-warm"],
+)
+def test_slow_telegram_sends_each_alert_once_or_once_more_marked(
+    fault_tmp: Path, record: dict[str, Any], delay_s: float, warm: bool
+) -> None:
+    """Every Bot API call answered ``delay_s`` late (issue 19, case 3), from the start ("cold": no alert sent
+    since start, so getMe is slow too) or after the cascade's alerts went at full speed ("warm"). With the
+    read time-out at its default 10 s: at 8 s each alert goes once; at 20 s a send may time out after its
+    message arrived, and is re-sent at most once, marked "possibly repeated", with the patience to be
+    confirmed. No alert lost, none sent a third time, none given up as unconfirmed."""
+    with rig(fault_tmp, market(CASCADE)) as r:
+        assert r.tg is not None
+        if not warm:
+            r.tg.delay_s = delay_s
+        r.start_daemon()
+        r.drive(T0, CASCADE - HOUR)
+        if warm:
+            r.drive(CASCADE, CASCADE + HOUR)
+            r.wait_alerts_settled(timeout=60)
+            r.tg.delay_s = delay_s
+            r.drive(CASCADE + 2 * HOUR, CASCADE + 9 * HOUR)  # the recovery and end alerts meet the slow API
+        else:
+            r.drive(CASCADE, CASCADE + 9 * HOUR)
+        r.wait_alerts_settled(timeout=420, quiet_s=delay_s + 15)
+        log = r.daemons[0].log()
+        v = r.judge()
+        record.update(v.as_dict())
+        slow = [s for s in r.delivered() if pd.Timestamp(s.key[1], tz="UTC") > CASCADE + HOUR] if warm else []
+        if warm and not slow:
+            v.add("no alert met the slow Telegram: the scenario is void")
+        if "not confirmed after" in log:
+            v.add("an alert was given up as unconfirmed although Telegram answered within 30 s")
+        if "riskd-telegram-getme" in log or "Traceback" in log:
+            v.add("the background getMe task failed loudly")
+        assert_kept(v, r)
