@@ -5,6 +5,8 @@
 #     /usr/bin/chromedriver; it never downloads a browser. Needs root or passwordless sudo to install.
 #   - axe-core (the accessibility checker the test injects into the page), from the npm registry into
 #     .test-deps/ (git-ignored), pinned below; the test reads it from there, so no CDN at test time.
+#   - Debian's redis-sentinel, for the Sentinel fail-over scenario (tests/faults/test_sentinel_faults.py;
+#     without it the scenario runs the same redis-server binary with --sentinel).
 # Idempotent: installs only what is missing, and does nothing when everything is there.
 #   scripts/install-test-deps.sh
 set -euo pipefail
@@ -33,8 +35,9 @@ fi
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-test-deps: chromium and chromedriver present"
+    echo "install-test-deps: chromium, chromedriver and redis-sentinel present"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -52,5 +55,5 @@ fi
 echo "install-test-deps: installing ${missing[*]}" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
+command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1
 echo "install-test-deps: done"

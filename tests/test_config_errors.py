@@ -17,7 +17,7 @@ from riskd.errors import ConfigError
 
 # (dotted field, bad value as TOML literal, bad value as environment string, what the message says)
 BAD_VALUES = [
-    ("redis.url", '"not-a-url"', "not-a-url", "scheme must be redis, rediss or unix"),
+    ("redis.url", '"not-a-url"', "not-a-url", "scheme must be redis, rediss, unix or redis+sentinel"),
     ("redis.url", '"redis://:pw@db:99999/0"', "redis://:pw@db:99999/0", "port must be a whole number"),
     ("redis.url", '"redis://db:port/0"', "redis://db:port/0", "port must be a whole number"),
     ("redis.url", '"redis://db:6379/zero"', "redis://db:6379/zero", "database"),
@@ -216,3 +216,45 @@ def test_as_a_process_bad_settings_exit_2_without_traceback(
     assert len(out.stderr.strip().splitlines()) == 1
     assert names in out.stderr
     assert "hunter2" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+sentinel://h1/svc", "each sentinel must be HOST:PORT"),
+        ("redis+sentinel://h1:26379", "needs the monitored service name"),
+        ("redis+sentinel://h1:26379/svc/x", "database (after the service name) must be a number"),
+        ("redis+sentinel://h1:26379/svc?password=x", "unknown query parameter(s) ['password']"),
+    ],
+)
+def test_a_bad_sentinel_url_is_one_line_naming_the_field(url: str, message: str) -> None:
+    """A Sentinel URL that cannot be used: exit 2 and one line naming redis.url, never the URL itself."""
+    from riskd.config import load_settings
+    from riskd.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_settings(redis={"url": url})
+    assert "redis.url" in str(err.value)
+    assert message in str(err.value)
+    assert url not in str(err.value)
+
+
+def test_a_sentinel_url_parses_and_its_passwords_are_redacted() -> None:
+    """Every part of a Sentinel URL is read; neither password reaches a log line."""
+    from riskd.config.check import sentinel_target
+    from riskd.config.load import redact_url
+
+    url = "redis+sentinel://app:pw1@10.0.0.1:26379,sentinel-b:26380/riskd-primary/2?sentinel_password=pw2"
+    t = sentinel_target(url)
+    assert t.sentinels == (("10.0.0.1", 26379), ("sentinel-b", 26380))
+    assert (t.service, t.db, t.username, t.password, t.sentinel_password) == (
+        "riskd-primary",
+        2,
+        "app",
+        "pw1",
+        "pw2",
+    )
+    shown = redact_url(url)
+    assert "pw1" not in shown
+    assert "pw2" not in shown
+    assert "pw" not in repr(t)

@@ -34,7 +34,56 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}$")
 """A base asset after upper-casing: what the store's file names and the venues' ids are built from."""
 _LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:{}/-]{1,100}$")
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """A ``redis+sentinel://[user:password@]host:port[,host:port…]/service[/db][?sentinel_password=…]`` URL,
+    parsed: the sentinels to ask, the monitored service, and the credentials of the primary (and of the
+    sentinels, when they have their own). ``repr`` hides the passwords."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+
+
+def sentinel_target(value: str) -> SentinelTarget:
+    """Parse a Sentinel URL (see :class:`SentinelTarget`); ValueError says what is wrong, never echoing it."""
+    from urllib.parse import parse_qs, unquote
+
+    rest = value[len(SENTINEL_SCHEME) + 3 :]
+    auth, _, rest = rest.rpartition("@") if "@" in rest.split("/", 1)[0] else ("", "", rest)
+    hosts, _, path = rest.partition("/")
+    path, _, query = path.partition("?")
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not is_hostname(host.strip("[]")) or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("each sentinel must be HOST:PORT (redis+sentinel://h1:26379,h2:26379/SERVICE)")
+        sentinels.append((host.strip("[]"), int(port)))
+    service, _, db = path.partition("/")
+    if not service:
+        raise ValueError("needs the monitored service name after the hosts (…:26379/SERVICE[/DB])")
+    if db and not db.isdigit():
+        raise ValueError("database (after the service name) must be a number, e.g. /0")
+    user, _, password = auth.partition(":")
+    extra = parse_qs(query)
+    unknown = sorted(set(extra) - {"sentinel_password"})
+    if unknown:
+        raise ValueError(f"unknown query parameter(s) {unknown}: only sentinel_password is read")
+    return SentinelTarget(
+        tuple(sentinels),
+        unquote(service),
+        int(db or 0),
+        unquote(user) or None,
+        unquote(password) or None,
+        extra["sentinel_password"][0] if "sentinel_password" in extra else None,
+    )
 
 
 # ---- value checks ------------------------------------------------------------------------------
@@ -83,8 +132,11 @@ def redis_url(value: str) -> str:
         raise ValueError("must be a redis://, rediss:// or unix:// URL without spaces")
     parts = urlsplit(value)
     if parts.scheme not in _REDIS_SCHEMES:
-        shown = parts.scheme if parts.scheme.isalnum() else "missing"
-        raise ValueError(f"scheme must be redis, rediss or unix (got {shown!r})")
+        shown = parts.scheme if parts.scheme.replace("+", "").isalnum() else "missing"
+        raise ValueError(f"scheme must be redis, rediss, unix or redis+sentinel (got {shown!r})")
+    if parts.scheme == SENTINEL_SCHEME:
+        sentinel_target(value)
+        return value
     if parts.scheme == "unix":
         if not parts.path:
             raise ValueError("unix:// URL needs a socket path (unix:///run/redis.sock)")

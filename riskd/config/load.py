@@ -4,6 +4,7 @@ and the effective settings with every secret redacted."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -89,7 +90,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs and `config show`."""
+    """The URL with any password replaced (a Sentinel URL's ``sentinel_password`` too), for logs and
+    `config show`."""
+    url = re.sub(r"(sentinel_password=)[^&]*", r"\1**********", url)
     if "://" not in url or "@" not in url:
         return url
     scheme, rest = url.split("://", 1)

@@ -13,8 +13,10 @@ class RedisSettings(_Section):
 
     url: SecretStr | None = Field(
         None,
-        description="Redis URL. None: use redis://127.0.0.1:6379/0 if it answers, else start an embedded "
-        "redis-server on loopback with persistence in data_dir. Secret: it may carry a password.",
+        description="Redis URL: redis://, rediss:// (TLS), unix://, or redis+sentinel://[:password@]"
+        "h1:26379,h2:26379/SERVICE[/db][?sentinel_password=…] for a Sentinel-managed primary. None: use "
+        "redis://127.0.0.1:6379/0 if it answers, else start an embedded redis-server on loopback with "
+        "persistence in data_dir. Secret: it may carry a password.",
     )
     key_prefix: str = Field("riskd:v1", description="Prefix of every key riskd writes (versioned schema).")
     key_ttl_cycles: float = Field(

@@ -61,6 +61,7 @@ class RedisServer:
         data_dir: Path | None = None,
         password: str | None = None,
         persist: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         binary = redis_binary()
         if binary is None:
@@ -71,6 +72,7 @@ class RedisServer:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="riskd-redis-"))
         self.password = password
         self.persist = persist
+        self.extra_args = extra_args
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,6 +103,7 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        args += list(self.extra_args)
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -114,6 +117,13 @@ class RedisServer:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
+
+    def kill9(self) -> None:
+        """SIGKILL, as a crashed host would."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+            self._proc = None
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL); the data dir stays for a restart."""

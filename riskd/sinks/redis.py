@@ -18,7 +18,7 @@ import pandas as pd
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from riskd.config import RedisSettings
+from riskd.config import RedisSettings, check
 from riskd.contract.codec import latest_revisions, read_entry, read_snapshot
 from riskd.contract.keys import Keys
 from riskd.contract.models import RegimeEvent, Snapshot, rfc3339
@@ -71,12 +71,38 @@ key follows the newest hour only; the event goes out only for what was written.
 
 
 def client_from_settings(settings: RedisSettings, url: str) -> aioredis.Redis:
-    """An asyncio client; AUTH and TLS come from the URL (``rediss://user:password@host:port/db``)."""
+    """An asyncio client; AUTH and TLS come from the URL (``rediss://user:password@host:port/db``). A
+    ``redis+sentinel://`` URL gives redis-py's Sentinel-managed client for the service's primary: every new
+    connection asks the sentinels where the primary is, and a connection to a demoted one raises a
+    ConnectionError (riskd then spools and retries, as for any Redis outage) and reconnects to the new one."""
+    if url.startswith(check.SENTINEL_SCHEME + "://"):
+        return _sentinel_client(settings, check.sentinel_target(url))
     return aioredis.Redis.from_url(
         url,
         socket_timeout=settings.socket_timeout_s,
         socket_connect_timeout=settings.socket_timeout_s,
         health_check_interval=30,
+    )
+
+
+def _sentinel_client(settings: RedisSettings, target: check.SentinelTarget) -> aioredis.Redis:
+    from redis.asyncio.sentinel import Sentinel
+
+    timeout = settings.socket_timeout_s
+    asked = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "password": target.sentinel_password,
+    }
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asked, socket_timeout=timeout)
+    return sentinel.master_for(
+        target.service,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        health_check_interval=30,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
     )
 
 
