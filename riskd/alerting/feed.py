@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from riskd.contract.alerts import blind, derive_alerts
 from riskd.contract.codec import read_entry
+from riskd.contract.fence import FENCED, Fence, fenced_set
 from riskd.contract.keys import Keys
 from riskd.contract.models import Alert, Snapshot
 
@@ -53,9 +54,11 @@ class AlertFeed:
         lookback: timedelta,
         chart: Callable[[], Awaitable[bytes | None]] | None = None,
         batch: int = 500,
+        fence: Fence | None = None,
     ) -> None:
         names = Keys(prefix)
         self._client = client
+        self._fence = fence or Fence.off()
         self._stream = names.history
         self._cursor_key = names.alert_cursor
         self._pipelines = list(pipeline) if isinstance(pipeline, Sequence) else [pipeline]
@@ -89,9 +92,15 @@ class AlertFeed:
             if not rows:
                 self._cursor_held = cursor
                 return read
-            await self._derive([snap for _, fields in rows if (snap := _snapshot(fields)) is not None])
+            if not await self._derive(
+                [snap for _, fields in rows if (snap := _snapshot(fields)) is not None]
+            ):
+                self._cursor_held = None  # fenced: a newer leader derives from its own reading of the cursor
+                return read
             cursor = _text(rows[-1][0])
-            await self._client.set(self._cursor_key, cursor)
+            if await fenced_set(self._client, self._fence, "alert_cursor", self._cursor_key, cursor) is None:
+                self._cursor_held = None
+                return read
             read += len(rows)
 
     async def _cursor(self) -> str | None:
@@ -114,7 +123,8 @@ class AlertFeed:
                 self._remember(snap)
         self._primed = True
 
-    async def _derive(self, entries: list[Snapshot]) -> None:
+    async def _derive(self, entries: list[Snapshot]) -> bool:
+        """Derive and submit the entries' alerts; False when a submission was fenced (the cursor stays)."""
         newest: dict[datetime, Snapshot] = {}
         for snap in entries:
             held = newest.get(snap.as_of)
@@ -133,11 +143,14 @@ class AlertFeed:
                 known = self._known_before(after.as_of)
                 alerts += derive_alerts(newest[as_of], after, now=now, known=known)
         if not alerts:
-            return
+            return True
         chart = await self._chart() if self._chart is not None else None
         for pipeline in self._pipelines:  # each channel's outbox drops what it already queued
             outcomes = await pipeline.submit(alerts, chart=chart)
             log.debug("alert feed: %d hour(s), alerts %s", len(newest), outcomes)
+            if FENCED in outcomes:
+                return False
+        return True
 
     def _remember(self, snap: Snapshot) -> None:
         held = self._known.get(snap.as_of)

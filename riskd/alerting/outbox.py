@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from riskd.alerting import scripts as lua
 from riskd.contract.codec import read_model
+from riskd.contract.fence import Fence, fenced
 from riskd.contract.models import Alert
 
 if TYPE_CHECKING:
@@ -92,9 +93,18 @@ class Outbox:
     """The Redis side of the pipeline; ``owner`` fences this worker's leases."""
 
     def __init__(
-        self, redis: Redis, prefix: str, owner: str, *, seen_ttl_s: float, sent_ttl_s: float
+        self,
+        redis: Redis,
+        prefix: str,
+        owner: str,
+        *,
+        seen_ttl_s: float,
+        sent_ttl_s: float,
+        fence: Fence | None = None,
     ) -> None:
         self.redis = redis
+        self.fence = fence or Fence.off()
+        """Submissions, claims, the start of a send and escalations carry it (:mod:`riskd.contract.fence`)."""
         self.p = prefix
         self.owner = owner
         self._seen_ttl_ms = int(seen_ttl_s * 1000)
@@ -102,13 +112,13 @@ class Outbox:
         self._scripts = {
             n: redis.register_script(s)
             for n, s in (
-                ("submit", lua.SUBMIT),
-                ("claim", lua.CLAIM),
-                ("start", lua.START),
+                ("submit", fenced(lua.SUBMIT)),
+                ("claim", fenced(lua.CLAIM)),
+                ("start", fenced(lua.START)),
                 ("mark", lua.MARK),
                 ("release", lua.RELEASE),
                 ("abandon", lua.ABANDON),
-                ("escalate", lua.ESCALATE),
+                ("escalate", fenced(lua.ESCALATE)),
                 ("ack", lua.ACK),
             )
         }
@@ -117,7 +127,8 @@ class Outbox:
         self, alert: Alert, *, silent: bool, chart_key: str, cooldown_ms: int, now_ms: int, dests: list[str]
     ) -> str:
         """De-duplicate, apply the severity rule, mutes and cooldown, queue one item per destination — all
-        or nothing. Outcomes: queued, upgrade, duplicate, downgrade, muted, cooldown (see ``_SUBMIT``)."""
+        or nothing. Outcomes: queued, upgrade, duplicate, downgrade, muted, cooldown (see ``_SUBMIT``), and
+        ``fenced`` (refused: a newer leader holds the lease)."""
         res = await self._scripts["submit"](
             args=[
                 self.p,
@@ -136,14 +147,16 @@ class Outbox:
                 alert.episode_id or "",
                 folded_line(alert),
                 *dests,
+                *self.fence.args(),
             ]
         )
+        self.fence.refused(res, "alerts")
         return _text(res)
 
     async def claim(self, now_ms: int, lease_ms: int) -> Item | None:
         """Lease the oldest due item (a crashed holder's ``inflight`` becomes ``maybe_sent``)."""
-        raw = await self._scripts["claim"](args=[self.p, now_ms, lease_ms, self.owner])
-        if not raw:
+        raw = await self._scripts["claim"](args=[self.p, now_ms, lease_ms, self.owner, *self.fence.args()])
+        if not raw or self.fence.refused(raw, "outbox"):
             return None
         vals = [_text(v) for v in raw]
         fields = dict(zip(vals[1::2], vals[2::2], strict=True))
@@ -164,7 +177,8 @@ class Outbox:
 
     async def start(self, item: Item) -> bool:
         """Mark the item in flight just before the request; False when the lease was lost."""
-        return bool(await self._scripts["start"](args=[self.p, item.id, self.owner]))
+        res = await self._scripts["start"](args=[self.p, item.id, self.owner, *self.fence.args()])
+        return not self.fence.refused(res, "outbox") and bool(res)
 
     async def mark(self, item: Item, receipt: str, *, delivered_ms: int, escalate_at_ms: int = 0) -> bool:
         """Record the channel's receipt (and the copy's message id) and remove the item, atomically;
@@ -223,11 +237,11 @@ class Outbox:
         Outcomes: ``escalated``, ``acknowledged`` (nothing to do), ``already`` (another replica or an
         earlier run did it), ``expired`` (the alert is gone from Redis).
         """
-        return _text(
-            await self._scripts["escalate"](
-                args=[self.p, fingerprint, now_ms, self._seen_ttl_ms, f"{minutes:g}", *dests]
-            )
+        res = await self._scripts["escalate"](
+            args=[self.p, fingerprint, now_ms, self._seen_ttl_ms, f"{minutes:g}", *dests, *self.fence.args()]
         )
+        self.fence.refused(res, "escalation")
+        return _text(res)
 
     async def acknowledge(self, fingerprint: str, ack_json: str) -> str:
         """Record an acknowledgement (the first one wins) and cancel the escalation; returns the stored one."""

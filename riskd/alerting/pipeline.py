@@ -40,6 +40,7 @@ from riskd.alerting.channel import (
     format_message,
 )
 from riskd.alerting.outbox import MUTE_TYPES, Item, Outbox
+from riskd.contract.fence import Fence
 from riskd.contract.models import Alert
 
 if TYPE_CHECKING:
@@ -75,10 +76,16 @@ class AlertPipeline:
         on_sent: Callable[[str, str], None] | None = None,
         on_suppressed: Callable[[str], None] | None = None,
         on_unconfirmed: Callable[[str, str], None] | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.channel = channel
         self.outbox = Outbox(
-            redis, key_prefix, uuid.uuid4().hex[:12], seen_ttl_s=dedup_ttl_s, sent_ttl_s=sent_ttl_s
+            redis,
+            key_prefix,
+            uuid.uuid4().hex[:12],
+            seen_ttl_s=dedup_ttl_s,
+            sent_ttl_s=sent_ttl_s,
+            fence=fence,
         )
         self._settings = alerts
         self._retry_interval_s = retry_interval_s

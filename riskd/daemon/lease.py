@@ -4,6 +4,10 @@ The leader holds ``<prefix>:leader`` (value: its instance id, expiry ``ttl``) an
 ``ttl / 3``. A standby tries to take it as often; when the leader dies the key expires and a standby
 holds it within ``ttl`` seconds, far inside one hourly cycle. Renewal and release are compare-and-set
 scripts, so a replica that paused past its lease can never extend or delete the new leader's.
+
+Taking the lease increments ``<prefix>:leader:epoch`` in the same script: the new leader's fencing
+token (:mod:`riskd.contract.fence`), which every write to shared state carries, so a leader that paused
+past its lease and resumes writes nothing (Redis refuses it) and steps down at its first refused write.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from riskd.contract.fence import Fence
 
 log = logging.getLogger("riskd.daemon.lease")
 
@@ -21,11 +28,15 @@ _ACQUIRE_OR_RENEW = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if tonumber(ARGV[3]) ~= epoch then  -- ours again after a lapse (or a Redis that forgot): a new term
+    epoch = redis.call('INCR', KEYS[2])
+  end
+  return epoch
 end
 if not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return redis.call('INCR', KEYS[2])
 end
 return 0
 """
@@ -45,9 +56,21 @@ def default_instance_id() -> str:
 class LeaderLease:
     """One replica's view of the lease; ``is_leader`` is True only while the lease is ours."""
 
-    def __init__(self, client: aioredis.Redis, key: str, instance_id: str, ttl_s: float) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        key: str,
+        instance_id: str,
+        ttl_s: float,
+        *,
+        on_fenced: Callable[[str], None] | None = None,
+    ) -> None:
         self._client = client
         self.key = key
+        self.fence = Fence(f"{key}:epoch")
+        """The fencing token every shared write carries (-1 until this replica first leads)."""
+        self.fence.on_fenced.append(self._fenced)
+        self._on_fenced = on_fenced
         self.instance_id = instance_id
         self._ttl_ms = int(ttl_s * 1000)
         self.is_leader = False
@@ -68,7 +91,14 @@ class LeaderLease:
         """
         was = self.is_leader
         try:
-            self.is_leader = bool(await self._acquire(keys=[self.key], args=[self.instance_id, self._ttl_ms]))
+            epoch = int(
+                await self._acquire(
+                    keys=[self.key, self.fence.key], args=[self.instance_id, self._ttl_ms, self.fence.epoch]
+                )
+            )
+            self.is_leader = epoch > 0
+            if self.is_leader:
+                self.fence.epoch = epoch
             self.unknown = False
         except (RedisError, OSError) as err:
             self.unknown = True
@@ -81,6 +111,23 @@ class LeaderLease:
                 "%s is %s", self.instance_id, "now the leader" if self.is_leader else "no longer the leader"
             )
         return self.is_leader
+
+    def _fenced(self, kind: str) -> None:
+        """A write carrying our token was refused: a newer leader holds the lease. Stop leading now, not at
+        the next renewal. Refusals while not leading (a standby's delivery worker polling the outbox with
+        an old token) are expected and stay quiet."""
+        if not self.is_leader:
+            return
+        log.warning(
+            "%s was fenced (its %s write was refused: a newer leader holds the lease, our epoch %d is old): "
+            "no longer the leader",
+            self.instance_id,
+            kind,
+            self.fence.epoch,
+        )
+        self.is_leader = False
+        if self._on_fenced is not None:
+            self._on_fenced(kind)
 
     async def release(self) -> None:
         """Give the lease up on a clean shutdown so a standby takes over at once."""

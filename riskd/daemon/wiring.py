@@ -192,19 +192,23 @@ def _assemble(
 
     links = Links.from_settings(settings)
     channel = channel or build_channel(settings.telegram, links)
-    pipeline = AlertPipeline.from_settings(client, channel, settings, **_counting(metrics, clock))
-    metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
     prefix = settings.redis.key_prefix
-    publishers, pipelines = _webhooks(settings, client, clock, metrics)
     lease = LeaderLease(
         client,
         Keys(prefix).leader,
         settings.daemon.instance_id or default_instance_id(),
         settings.daemon.lease_ttl_s,
+        on_fenced=lambda kind: metrics.fenced_writes.labels(kind).inc(),
     )
+    fence = lease.fence
+    hooks = {**_counting(metrics, clock), "fence": fence}
+    pipeline = AlertPipeline.from_settings(client, channel, settings, **hooks)
+    metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
+    publishers, pipelines = _webhooks(settings, client, hooks)
+    spool = settings.data_dir / "state" / "redis-spool.jsonl"
     sinks = Sinks(
         metrics=metrics,
-        redis=RedisSink(client, settings.redis, spool=settings.data_dir / "state" / "redis-spool.jsonl"),
+        redis=RedisSink(client, settings.redis, spool=spool, fence=fence),
         publishers=publishers,
         alerts=pipeline,
         lease=lease,
@@ -213,7 +217,7 @@ def _assemble(
     daemon = Daemon(
         settings, sources=sources, store=HistoryStore(settings.store_dir), sinks=sinks, clock=clock
     )
-    sinks.publishers.append(FundingSink(client, prefix, lambda: daemon.cache.frames))
+    sinks.publishers.append(FundingSink(client, prefix, lambda: daemon.cache.frames, fence=fence))
     now = lambda: clock.now().to_pydatetime(warn=False)  # noqa: E731  (the one clock, as a callable)
     sinks.feed = AlertFeed(
         client,
@@ -222,9 +226,10 @@ def _assemble(
         clock=now,
         lookback=timedelta(hours=settings.daemon.max_catchup_hours),
         chart=daemon.chart,
+        fence=fence,
     )
     bot = _command_bot(settings, channel, client, pipeline, daemon, links, now) if commands else None
-    extra = [*pipelines, *_legacy_webhook_outbox(settings, client, clock, metrics)]
+    extra = [*pipelines, *_legacy_webhook_outbox(settings, client, hooks)]
     rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=extra)
     rt.escalation = EscalationLoop(pipeline, lease)
     return rt
@@ -263,7 +268,7 @@ def _command_bot(
 
 
 def _webhooks(
-    settings: Settings, client: aioredis.Redis, clock: Clock, metrics: Metrics
+    settings: Settings, client: aioredis.Redis, counting: dict[str, Any]
 ) -> tuple[list[Any], list[Any]]:
     """The webhook snapshot sink and one alert pipeline per receiver, when ``webhook.urls`` is set."""
     hooks = settings.webhook
@@ -287,16 +292,14 @@ def _webhooks(
             WebhookChannel([url], secret, timeout_s=hooks.timeout_s),
             settings,
             key_prefix=f"{settings.redis.key_prefix}:webhook:{url_id(url)}",
-            **_counting(metrics, clock),
+            **counting,
         )
         for url in urls
     ]
     return [sink], pipelines
 
 
-def _legacy_webhook_outbox(
-    settings: Settings, client: aioredis.Redis, clock: Clock, metrics: Metrics
-) -> list[Any]:
+def _legacy_webhook_outbox(settings: Settings, client: aioredis.Redis, counting: dict[str, Any]) -> list[Any]:
     """The one webhook outbox of riskd before per-receiver outboxes (``<prefix>:webhook``): delivered from,
     never submitted to, so alerts queued there before an upgrade still go out once."""
     hooks = settings.webhook
@@ -309,9 +312,7 @@ def _legacy_webhook_outbox(
     secret = hooks.secret.get_secret_value().encode()
     channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s, by_id=False)
     prefix = f"{settings.redis.key_prefix}:webhook"
-    return [
-        AlertPipeline.from_settings(client, channel, settings, key_prefix=prefix, **_counting(metrics, clock))
-    ]
+    return [AlertPipeline.from_settings(client, channel, settings, key_prefix=prefix, **counting)]
 
 
 async def drain_outbox(pipeline: Any, timeout_s: float) -> None:

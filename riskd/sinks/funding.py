@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from riskd.contract.fence import Fence, fenced_set
 from riskd.contract.keys import Keys
 from riskd.contract.models import Snapshot
 from riskd.market import funding_table
@@ -30,15 +31,22 @@ def funding_key(prefix: str) -> str:
 
 
 class FundingSink:
-    """Leader-only: ``<prefix>:funding`` = the funding table of the cache as of the published hour."""
+    """Leader-only: ``<prefix>:funding`` = the funding table of the cache as of the published hour, behind
+    the fence (a deposed leader once wrote a table two hours old over the new leader's)."""
 
     name = "funding"
     leader_only = True
 
     def __init__(
-        self, redis: Redis, prefix: str, frames: Callable[[], Mapping[tuple[str, str, str], pd.DataFrame]]
+        self,
+        redis: Redis,
+        prefix: str,
+        frames: Callable[[], Mapping[tuple[str, str, str], pd.DataFrame]],
+        *,
+        fence: Fence | None = None,
     ) -> None:
         self._redis = redis
+        self._fence = fence or Fence.off()
         self._key = funding_key(prefix)
         self._frames = frames
 
@@ -48,4 +56,4 @@ class FundingSink:
         if snapshot.restated or not snapshot.live:
             return
         table = funding_table(self._frames(), pd.Timestamp(snapshot.as_of))
-        await self._redis.set(self._key, json.dumps(table), ex=TTL_S)
+        await fenced_set(self._redis, self._fence, "funding", self._key, json.dumps(table), "EX", TTL_S)

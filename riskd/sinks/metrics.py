@@ -198,6 +198,13 @@ class Metrics:
             "riskd_alerts_sent", "Alerts delivered", ["channel", "severity"], registry=r
         )
         self.alerts_suppressed = Counter("riskd_alerts_suppressed", "Alerts not sent", ["reason"], registry=r)
+        self.fenced_writes = Counter(
+            "riskd_fenced_writes",
+            "Writes to shared Redis state refused because a newer leader holds the lease (this replica was "
+            "deposed while it thought it led)",
+            ["kind"],
+            registry=r,
+        )
         self.alerts_unconfirmed = Counter(
             "riskd_alerts_unconfirmed",
             "Alert copies given up after alerts.max_copies sends with no confirmation (check the chat)",
@@ -217,6 +224,8 @@ class Metrics:
             self.alerts_suppressed.labels(reason)
         for stage in ("fetch", "store", "state", "redis", "alerts"):
             self.stage_failures.labels(stage)
+        for kind in ("regime", "funding", "origin", "alert_cursor", "alerts", "outbox", "escalation"):
+            self.fenced_writes.labels(kind)
 
     def declare_endpoints(self, venue: str, endpoints: list[str]) -> None:
         """Create the request counters of a venue's endpoints at 0 for every outcome."""

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from riskd.config import RedisSettings, check
 from riskd.contract.codec import latest_revisions, read_entry, read_snapshot
+from riskd.contract.fence import Fence, fenced, fenced_set, with_fence
 from riskd.contract.keys import Keys
 from riskd.contract.models import RegimeEvent, Snapshot, rfc3339
 from riskd.errors import SinkError
@@ -29,7 +30,7 @@ log = logging.getLogger("riskd.redis")
 
 CYCLE_SECONDS = 3600
 
-_PUBLISH = """
+_PUBLISH = fenced("""
 local key, stream, channel, revs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local body, as_of, ttl, maxlen, rev = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local ms = tonumber(as_of)
@@ -58,7 +59,7 @@ if ms >= last_ms then
 end
 redis.call('PUBLISH', channel, ARGV[6])
 return {1, current}
-"""
+""")
 """Writes one hour (or one revision of it) atomically, and only when it is news.
 
 ``<prefix>:regime:revisions`` (hash: as_of ms -> highest revision written) refuses a repeat or an older
@@ -66,7 +67,8 @@ revision, and the first publication (revision 0) of an hour older than the strea
 old span, or a second replica, writes nothing and announces nothing. A new hour is appended as
 ``<as_of ms>-0``; a revision of an earlier hour is appended after the newest entry
 (``<newest ms>-<seq+1>``), so the stream stays in publication order and an entry id never goes back. The
-key follows the newest hour only; the event goes out only for what was written.
+key follows the newest hour only; the event goes out only for what was written. Behind the fence
+(:mod:`riskd.contract.fence`): a deposed leader's hour is refused.
 """
 
 
@@ -112,8 +114,16 @@ class RedisSink:
     name = "redis"
     leader_only = True
 
-    def __init__(self, client: aioredis.Redis, settings: RedisSettings, spool: Path | None = None) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: RedisSettings,
+        spool: Path | None = None,
+        *,
+        fence: Fence | None = None,
+    ) -> None:
         self._client = client
+        self._fence = fence or Fence.off()
         self._settings = settings
         self._keys = Keys(settings.key_prefix)
         self._ttl_ms = int(settings.key_ttl_cycles * CYCLE_SECONDS * 1000)
@@ -166,7 +176,8 @@ class RedisSink:
         starts at the same hour; a standby started later would otherwise rank against a shorter past.
         Only a replica whose store holds data claims (an empty store must not pin the history)."""
         try:
-            await self._client.set(self._keys.history_origin, rfc3339(candidate.to_pydatetime()), nx=True)
+            when = rfc3339(candidate.to_pydatetime())
+            await fenced_set(self._client, self._fence, "origin", self._keys.history_origin, when, "NX")
         except (RedisError, OSError) as err:
             raise SinkError(f"history origin not shared (redis unavailable): {err}") from err
         return await self.shared_origin() or candidate  # deleted between the two calls: ours stands
@@ -181,7 +192,8 @@ class RedisSink:
         written = 0
         try:
             while self._pending:
-                await self._write(self._pending[0])
+                if await self._write(self._pending[0]) is None:
+                    break  # fenced: a newer leader publishes; ours stay queued, as a standby's do
                 self._pending.popleft()
                 written += 1
         except (RedisError, OSError) as err:
@@ -191,8 +203,9 @@ class RedisSink:
                 self._save_spool()
         return written
 
-    async def _write(self, snap: Snapshot) -> bool:
-        """One hour or revision through the script; True when Redis took it (not a repeat)."""
+    async def _write(self, snap: Snapshot) -> bool | None:
+        """One hour or revision through the script; True when Redis took it (not a repeat), None when it was
+        refused by the fence."""
         body = snap.to_json()
         ms = int(snap.as_of.timestamp() * 1000)
         event = RegimeEvent(
@@ -201,11 +214,15 @@ class RedisSink:
             state=snap.state,
             revision=snap.revision,
         ).model_dump_json()
-        added, _ = await self._script(
+        res = await self._script(
             keys=[self._keys.regime, self._keys.history, self._keys.events, self._keys.revisions],
-            args=[body, ms, self._ttl_ms, self._settings.history_maxlen, snap.revision, event],
+            args=with_fence(
+                [body, ms, self._ttl_ms, self._settings.history_maxlen, snap.revision, event], self._fence
+            ),
         )
-        return bool(added)
+        if self._fence.refused(res, "regime"):
+            return None
+        return bool(res[0])
 
     def _load_spool(self) -> list[Snapshot]:
         if self._spool is None or not self._spool.exists():

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from faultkit import GRACE, HOUR, T0, assert_kept, market, rig
 
@@ -128,3 +132,75 @@ def test_sigterm_while_retrying_or_offline_exits_0_within_seconds(
             + "\n".join(log.splitlines()[-25:])
         )
         assert "Traceback" not in log, f"a traceback at shutdown:\n{log[-3000:]}"
+
+
+def _leader(r: Any) -> str:
+    client = r.redis_client()
+    try:
+        raw = client.get(f"{r.prefix}:leader")
+    finally:
+        client.close()
+    return raw.decode() if raw else ""
+
+
+def _shared(r: Any) -> tuple[str | None, str | None]:
+    """(the funding table's as_of, the alert cursor) as Redis holds them."""
+    client = r.redis_client()
+    try:
+        funding, cursor = client.get(f"{r.prefix}:funding"), client.get(f"{r.prefix}:alerts:cursor")
+    finally:
+        client.close()
+    as_of = json.loads(funding)["as_of"] if funding else None
+    return as_of, cursor.decode() if cursor else None
+
+
+def _stream_id(entry: str | None) -> tuple[int, int]:
+    ms, _, seq = (entry or "0-0").partition("-")
+    return int(ms), int(seq or 0)
+
+
+def test_a_zombie_leader_resumed_mid_fetch_writes_nothing(fault_tmp: Path, record: dict[str, Any]) -> None:
+    """Issue 19, case 1: the leader is SIGSTOPped in the middle of an hour's fetch, past its lease; the standby
+    takes over and publishes the cascade; then the old leader is SIGCONTinued. It must not overwrite the
+    funding table with an older one, move the alert cursor back or submit alerts again: Redis refuses its
+    writes (fencing) and it steps down."""
+    with rig(fault_tmp, market(CASCADE)) as r:
+        a = r.start_daemon("a", data_dir=str(fault_tmp / "data-a"))
+        b = r.start_daemon("b", data_dir=str(fault_tmp / "data-b"))
+        r.oracle_data_dir = fault_tmp / "data-b"
+        r.drive(T0, CASCADE - 2 * HOUR)
+        _wait(lambda: _leader(r).startswith("a-"), 10, "a to lead")
+        r.fx.inject("latency", venue="binance", latency_ms=400)  # a slow fetch, to stop it in the middle
+        before = r.fx.log.count(venue="binance")
+        r.clock.set(CASCADE + GRACE)  # the hour before the cascade closes
+        r.published_hours.append(CASCADE)
+        _wait(lambda: r.fx.log.count(venue="binance") > before, 20, "the hour's fetch to start")
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        try:
+            _wait(lambda: _leader(r).startswith("b-"), 20, "b to take the lease")
+            r.fx.clear_faults()
+            _wait(lambda: (b.computed_through() or T0) >= CASCADE, 30, "b to publish the paused hour")
+            r.drive(CASCADE, CASCADE + 2 * HOUR, daemons=[b])
+            r.wait_alerts_settled()
+            funding, cursor = _shared(r)
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
+        _wait(lambda: (a.computed_through() or T0) >= CASCADE + 3 * HOUR, 60, "a to catch up after SIGCONT")
+        time.sleep(2.0)
+        funding_after, cursor_after = _shared(r)
+        r.drive(CASCADE + 3 * HOUR, CASCADE + 7 * HOUR)
+        r.wait_alerts_settled()
+        assert a.alive, f"the resumed replica died:\n{a.tail()}"
+        log_a = a.log()
+        v = r.judge()
+        record.update(v.as_dict())
+        if funding and funding_after and pd.Timestamp(funding_after) < pd.Timestamp(funding):
+            v.add(
+                f"the resumed zombie overwrote the funding table with an older one ({funding_after} < {funding})"
+            )
+        if _stream_id(cursor_after) < _stream_id(cursor):
+            v.add(f"the alert cursor moved back ({cursor} -> {cursor_after})")
+        if "no longer the leader" not in log_a:
+            v.add("the resumed zombie never said it stepped down")
+        record["fenced"] = "was fenced" in log_a
+        assert_kept(v, r)
