@@ -40,6 +40,7 @@ from riskd.alerting.channel import (
     format_message,
 )
 from riskd.alerting.outbox import MUTE_TYPES, Item, Outbox
+from riskd.alerting.receipts import Receipts
 from riskd.contract.fence import Fence
 from riskd.contract.models import Alert
 
@@ -77,8 +78,10 @@ class AlertPipeline:
         on_suppressed: Callable[[str], None] | None = None,
         on_unconfirmed: Callable[[str, str], None] | None = None,
         fence: Fence | None = None,
+        receipts: Receipts | None = None,
     ) -> None:
         self.channel = channel
+        self._receipts = receipts
         self.outbox = Outbox(
             redis,
             key_prefix,
@@ -281,6 +284,10 @@ class AlertPipeline:
             log.error("outbox item for a destination this channel does not serve, dropped id=%s", item.id)
             await self.outbox.abandon(item, "dropped: destination not configured")
             return True
+        held = self._receipts.get(self.channel.name, item) if self._receipts is not None else None
+        if held is not None:
+            await self._delivered_before(item, held.receipt, held.delivered_ms)
+            return True
         if item.copies >= self._settings.max_copies:
             await self._give_up(item)
             return True
@@ -312,7 +319,30 @@ class AlertPipeline:
             await self._delivered(item, receipt, sent_ms)
         return True
 
+    async def _delivered_before(self, item: Item, receipt: str, sent_ms: int) -> None:
+        """This replica's local record says the copy went out, but Redis queued it again (Redis lost the
+        receipt: restored from an older snapshot): mark it delivered with the recorded receipt, never
+        send it twice."""
+        log.warning(
+            "alert already delivered (local receipt %s), queued again by a Redis that lost its receipt "
+            "(restored from an older snapshot?): not sent again id=%s channel=%s dest=%s kind=%s severity=%s",
+            receipt,
+            item.id,
+            self.channel.name,
+            item.dest,
+            item.alert.kind,
+            item.alert.severity,
+        )
+        await self.outbox.mark(item, receipt, delivered_ms=sent_ms)
+        if item.alert.thread:
+            await self.outbox.set_thread_root(item.alert.thread, item.dest, receipt, item.alert.kind)
+        self.stats.suppressed["delivered_before"] += 1
+        if self._on_suppressed:
+            self._on_suppressed("delivered_before")
+
     async def _delivered(self, item: Item, receipt: str, sent_ms: int) -> None:
+        if self._receipts is not None:  # first, so a crash before the Redis mark cannot repeat it
+            await self._receipts.record(self.channel.name, item, receipt, sent_ms)
         esc = self.escalation
         due = 0
         if esc is not None and item.alert.severity == "critical" and item.escalation is None:

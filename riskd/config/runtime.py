@@ -45,6 +45,15 @@ class DaemonSettings(_Section):
         "start; what has not is cancelled and recorded as failed (deadline), and the hour is published on "
         "time, degraded, rather than late.",
     )
+    max_clock_skew_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Each cycle reads the primary venue's server time; a local clock further off than this "
+        "many seconds is logged (once when it begins, once when it ends), exported as "
+        "riskd_clock_skew_seconds and shown by /healthz as degraded. Cycles wait for the venue's hour "
+        "close whatever the skew (up to 10 minutes), so a fast clock never publishes an hour stale.",
+    )
     shutdown_deadline_s: float = Field(
         15.0,
         gt=0,

@@ -75,6 +75,11 @@ class Probe:
     reasons: list[str] = field(default_factory=list)
 
 
+COMPENSATED = frozenset({"clock"})
+"""Faults that make health ``degraded`` but leave readiness alone: riskd works around them, so what it
+serves is right (``clock``: the host's clock off the venues'; each cycle waits for the venue's own close)."""
+
+
 def probe(
     snapshot: Snapshot | None,
     *,
@@ -89,8 +94,8 @@ def probe(
     """Liveness: cycles are completing (``cycle_age_s`` since the last one, or since start). Health is
     ``starting`` before the first cycle completed (``started`` False, nothing published yet), ``degraded``
     (still live) when a venue or a service (``services_down``: Redis) is unreachable, or the data is stale
-    or blind. Readiness: live, no venue or service down, and a usable snapshot — what a load balancer or a
-    k8s readiness probe should route on."""
+    or blind. Readiness: live, no venue or service down (but those riskd compensates for, ``COMPENSATED``),
+    and a usable snapshot — what a load balancer or a k8s readiness probe should route on."""
     verdict = judge(snapshot, now=now, max_age=max_age)
     down = sorted(v for v, h in (venue_health or {}).items() if h == "down")
     live = cycle_age_s <= max_silence_s
@@ -111,5 +116,6 @@ def probe(
         reasons.insert(0, "starting: no cycle completed yet")
     else:
         health = "degraded" if degraded else "ok"
-    ready = live and not down and not services_down and verdict.usable
+    blocking = set(services_down or {}) - COMPENSATED
+    ready = live and not down and not blocking and verdict.usable
     return Probe(live, ready, health, verdict, down, reasons)

@@ -48,6 +48,7 @@ STATE_CODES: dict[str, int] = {
     "recovery": 4,
     "unknown": -1,
 }
+RestateReason = Literal["late_data", "redis_rollback"]
 CascadeLevel = Literal["none", "volume_only", "loose", "medium", "strict"]
 LEVEL_CODES: dict[str, int] = {"none": 0, "volume_only": 1, "loose": 2, "medium": 3, "strict": 4}
 Severity = Literal["info", "warning", "critical"]
@@ -144,6 +145,13 @@ class Snapshot(BaseModel):
     restated: bool = Field(
         False, description="True on a revision (revision > 0): this hour was published before with other data"
     )
+    restate_reason: RestateReason | None = Field(
+        None,
+        description="Why a revision was published (None on a first publication): late_data (data for the hour "
+        "arrived or changed after it was published) or redis_rollback (Redis lost the hour, e.g. restored from "
+        "an older snapshot, and riskd published it again, unchanged, from its own record). Added to v1 later: "
+        "absent means not said",
+    )
     trading_state: TradingState = Field(
         "halted",
         description="What a bot may do: active (trade, sized by risk_multiplier), reducing (add no risk beyond "
@@ -166,8 +174,10 @@ class Snapshot(BaseModel):
 
     def content_digest(self) -> str:
         """What the hour says, without when or how often it was said (``computed_at``, ``live``,
-        ``revision``, ``restated``): equal digests mean a recomputation changed nothing worth restating."""
-        body = self.model_dump(mode="json", exclude={"computed_at", "live", "revision", "restated"})
+        ``revision``, ``restated``, ``restate_reason``): equal digests mean a recomputation changed nothing worth restating."""
+        body = self.model_dump(
+            mode="json", exclude={"computed_at", "live", "revision", "restated", "restate_reason"}
+        )
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
 
 

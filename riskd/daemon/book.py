@@ -111,7 +111,9 @@ class StateBook:
         if held is not None and held[1] == snap.content_digest():
             return None
         revision = held[0] + 1 if held is not None else 1
-        return snap.model_copy(update={"revision": revision, "restated": True, "live": False})
+        return snap.model_copy(
+            update={"revision": revision, "restated": True, "restate_reason": "late_data", "live": False}
+        )
 
     def _trim(self, newest: datetime) -> None:
         cutoff = (newest - self.keep_published).isoformat()

@@ -34,7 +34,7 @@ from riskd.contract.models import Snapshot
 from riskd.contract.snapshot import to_snapshot
 from riskd.core import FragilityState, compute_fragility_with_state, step
 from riskd.core.liquidations import hourly_market
-from riskd.core.schedule import HOUR, last_closed_hour
+from riskd.core.schedule import HOUR
 from riskd.daemon import loop
 from riskd.daemon.book import StateBook
 from riskd.daemon.chart import ChartRows
@@ -42,7 +42,8 @@ from riskd.daemon.faults import Faults, kind_of
 from riskd.daemon.lease import LeaderLease
 from riskd.daemon.origin import Origin
 from riskd.daemon.restate import Minutes, late_hour, restate
-from riskd.errors import RiskdError
+from riskd.daemon.skew import ClockSkew
+from riskd.errors import RiskdError, SinkError
 from riskd.market import (
     FetchReport,
     MarketCache,
@@ -110,6 +111,7 @@ class Daemon:
             self.book, store, self.params, settings.universe.symbols, sinks.redis, sinks.metrics.state
         )
         self.faults = Faults(sinks.metrics)
+        self.skew = ClockSkew(self.sources, clock, sinks.metrics, d.max_clock_skew_s)  # riskd.daemon.skew
         self.trading = settings.trading.table()  # the trading-state table every snapshot carries
         # The calibrated crash model (riskd calibrate), read once at start: live and batch use the same
         # one, so a new model file takes effect at the next restart. None: crash_prob_24h is null.
@@ -185,10 +187,11 @@ class Daemon:
     async def run_once(self) -> list[Snapshot]:
         """Fetch up to the last closed hour, restate what late data changed, compute every hour not yet
         computed, publish them (revisions first, in hour order), derive their alerts, store, save."""
+        # the venue's time, after its hour close: a fast local clock never fetches a still-open candle
+        now, newest = await self.skew.cycle_time(pd.Timedelta(seconds=self.settings.daemon.grace_s))
         t0 = time.perf_counter()
-        now = self.clock.now()
-        newest = last_closed_hour(now)
         report = await self._fetch(newest)
+        await self.repair_rollback()  # before computing: a restatement numbers after the repair's revisions
         t_compute = time.perf_counter()
         out = await self._compute_hours(newest, now, report)
         t_publish = time.perf_counter()
@@ -352,6 +355,23 @@ class Daemon:
         sinks += self.sinks.publishers
         sinks += [HookSink(getattr(h, "__name__", "hook"), h) for h in self.sinks.on_snapshot]
         return sinks
+
+    async def repair_rollback(self) -> None:
+        """The leader publishes again what a rolled-back Redis lost (:meth:`RedisSink.repair_rollback`);
+        the book takes the new revisions, so a later restatement of those hours numbers after them. Redis
+        unreachable: nothing to compare with now; the next check (every lease tick) does it."""
+        redis = self.sinks.redis
+        if redis is None or not await self.is_leader():
+            return
+        try:
+            again = await redis.repair_rollback()
+        except SinkError as err:
+            log.debug("rollback check skipped: %s", err)
+            return
+        for snap in again:
+            self.book.note_published(snap)
+        if again:
+            self.sinks.metrics.redis_rollback_hours.inc(len(again))
 
     async def derive_alerts(self) -> None:
         """The leader raises the alerts of every published hour it has not derived yet (from the stream)."""

@@ -38,6 +38,8 @@ class Daemon(Protocol):
 
     async def derive_alerts(self) -> None: ...
 
+    async def repair_rollback(self) -> None: ...
+
 
 async def run_forever(daemon: Daemon, stop: asyncio.Event) -> None:
     """Cycle at every hour close plus grace until ``stop`` is set; a failed cycle is retried with back-off."""
@@ -95,6 +97,7 @@ async def lease_loop(daemon: Daemon, stop: asyncio.Event) -> None:
             except SinkError as err:
                 log.error("redis: %s", err)
         if now_leader:
+            await daemon.repair_rollback()  # a Redis restored from an older snapshot, seen within a tick
             await daemon.derive_alerts()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=lease.interval_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 
 from riskd.alerting.escalation import EscalationLoop
 from riskd.alerting.feed import AlertFeed
+from riskd.alerting.receipts import Receipts
 from riskd.clock import Clock, WallClock
 from riskd.config import Settings, redact_url, source_of
 from riskd.config.check import check_listen
@@ -169,7 +171,7 @@ def _sources(settings: Settings, metrics: Metrics, clock: Clock) -> dict[str, Ve
     sources = {}
     for venue in settings.venues.enabled():
         sources[venue] = make_source(venue, settings, clock=clock.now, hook=metrics.request_hook)
-        metrics.declare_endpoints(venue, list(VENUES[venue].endpoints))
+        metrics.declare_endpoints(venue, [*VENUES[venue].endpoints, "time"])  # time: the clock-skew reading
     return sources
 
 
@@ -201,14 +203,26 @@ def _assemble(
         on_fenced=lambda kind: metrics.fenced_writes.labels(kind).inc(),
     )
     fence = lease.fence
-    hooks = {**_counting(metrics, clock), "fence": fence}
+    state = settings.data_dir / "state"
+    ns = re.sub(
+        r"[^A-Za-z0-9_.-]", "_", prefix
+    )  # a replay or demo under its own prefix keeps its own records
+    receipts = Receipts(state / f"alert-receipts.{ns}.json", keep_s=30 * 86400)
+    hooks = {**_counting(metrics, clock), "fence": fence, "receipts": receipts}
     pipeline = AlertPipeline.from_settings(client, channel, settings, **hooks)
     metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
     publishers, pipelines = _webhooks(settings, client, hooks)
     spool = settings.data_dir / "state" / "redis-spool.jsonl"
     sinks = Sinks(
         metrics=metrics,
-        redis=RedisSink(client, settings.redis, spool=spool, fence=fence),
+        redis=RedisSink(
+            client,
+            settings.redis,
+            spool=spool,
+            fence=fence,
+            record=state / f"redis-published.{ns}.json",
+            record_hours=settings.daemon.max_catchup_hours + 24,
+        ),
         publishers=publishers,
         alerts=pipeline,
         lease=lease,

@@ -211,6 +211,18 @@ class Metrics:
             ["channel", "severity"],
             registry=r,
         )
+        self.redis_rollback_hours = Counter(
+            "riskd_redis_rollback_hours",
+            "Hours published again because Redis had lost them (restored from an older snapshot, or emptied): "
+            "republished from riskd's local record as revisions with restate_reason redis_rollback",
+            registry=r,
+        )
+        self.clock_skew = Gauge(
+            "riskd_clock_skew_seconds",
+            "Local clock minus the venue's server time at the last reading (positive: ours is ahead)",
+            ["venue"],
+            registry=r,
+        )
         build = Gauge("riskd_build_info", "riskd build", ["version", "python"], registry=r)
         build.labels(__version__, platform.python_version()).set(1)
         # Every documented label set exists at 0 from the start: increase() then counts the first event.
@@ -220,9 +232,9 @@ class Metrics:
             for severity in ("info", "warning", "critical"):
                 self.alerts_sent.labels(channel, severity)
                 self.alerts_unconfirmed.labels(channel, severity)
-        for reason in ("duplicate", "downgrade", "cooldown", "muted", "off"):
+        for reason in ("duplicate", "downgrade", "cooldown", "muted", "off", "delivered_before"):
             self.alerts_suppressed.labels(reason)
-        for stage in ("fetch", "store", "state", "redis", "alerts"):
+        for stage in ("fetch", "store", "state", "redis", "alerts", "clock"):
             self.stage_failures.labels(stage)
         for kind in ("regime", "funding", "origin", "alert_cursor", "alerts", "outbox", "escalation"):
             self.fenced_writes.labels(kind)
@@ -274,10 +286,15 @@ class Metrics:
         """Count one failure of a stage (the stage's last success stops moving too)."""
         self.stage_failures.labels(stage).inc()
 
+    def observe_clock_skew(self, venue: str, seconds: float) -> None:
+        """The last clock-skew reading (riskd.daemon.skew): one series, for the venue it was read from."""
+        self.clock_skew.clear()
+        self.clock_skew.labels(venue).set(seconds)
+
     def service_down(self, service: str, why: str) -> bool:
-        """A service riskd needs (``redis``) stopped answering: counted once per outage under its stage,
-        shown by /healthz as degraded until :meth:`service_up`. True when the outage just began (the caller
-        logs it then, once)."""
+        """A service riskd needs (``redis``; ``clock``: the host's clock off the venues') stopped answering:
+        counted once per outage under its stage, shown by /healthz as degraded until :meth:`service_up`.
+        True when the outage just began (the caller logs it then, once)."""
         began = service not in self.state.down
         if began:
             self.failure(service)

@@ -6,10 +6,19 @@ revision (``revision`` n > 0, ``restated: true``) after the newest entry. Publis
 ordered: the same hour and revision twice is one entry, and an older hour never overwrites the key of a
 newer one. Snapshots that could not be written (Redis down) wait in an fsynced spool file, in order, and
 are flushed before anything newer: the stream ends up with every hour.
+
+What Redis took is also kept in a local record (``<data_dir>/state/redis-published.<prefix>.json``, fsynced: the
+newest revision of each recent hour). Redis restored from an older snapshot (an RDB or AOF from hours
+before) forgets hours riskd published and shows an old hour on the key; :meth:`RedisSink.repair_rollback`
+compares the record with ``<prefix>:regime:revisions`` and publishes every lost hour again, unchanged, as
+a revision (``restated``, ``restate_reason: redis_rollback``), so the stream has every hour and the key
+the newest.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections import deque
 from pathlib import Path
@@ -121,6 +130,8 @@ class RedisSink:
         spool: Path | None = None,
         *,
         fence: Fence | None = None,
+        record: Path | None = None,
+        record_hours: int = 72,
     ) -> None:
         self._client = client
         self._fence = fence or Fence.off()
@@ -132,6 +143,11 @@ class RedisSink:
         self._spooled = bool(self._pending)  # the spool file holds something that must be cleared
         self._spool_error: str | None = None
         self._script = client.register_script(_PUBLISH)
+        self._record_path = record
+        self._record_hours = record_hours
+        self._record: dict[int, Snapshot] = self._load_record()
+        """as_of ms → the newest revision of that hour Redis took (or already held)."""
+        self._record_error: str | None = None
 
     @property
     def pending(self) -> int:
@@ -194,14 +210,104 @@ class RedisSink:
             while self._pending:
                 if await self._write(self._pending[0]) is None:
                     break  # fenced: a newer leader publishes; ours stay queued, as a standby's do
-                self._pending.popleft()
+                self._note(self._pending.popleft())
                 written += 1
         except (RedisError, OSError) as err:
             raise SinkError(f"redis unavailable, {len(self._pending)} hour(s) queued: {err}") from err
         finally:
             if written and self._spooled:
                 self._save_spool()
+            if written:
+                await self._save_record()
         return written
+
+    async def repair_rollback(self) -> list[Snapshot]:
+        """Publish again every recorded hour Redis no longer holds at the revision riskd gave it (Redis
+        restored from an older snapshot, or emptied), in hour order, each as the next revision marked
+        ``restate_reason: redis_rollback`` with the content unchanged; returns what was republished (the
+        caller's book takes the new revisions). Hours still queued here are not lost, only late: skipped.
+        Raises SinkError when Redis is unreachable."""
+        queued = {int(s.as_of.timestamp() * 1000) for s in self._pending}
+        hours = [ms for ms in sorted(self._record) if ms not in queued]
+        if not hours:
+            return []
+        try:
+            held = await self._client.hmget(self._keys.revisions, [str(ms) for ms in hours])
+            lost = [
+                (ms, -1 if h is None else int(h))
+                for ms, h in zip(hours, held, strict=True)
+                if h is None or int(h) < self._record[ms].revision
+            ]
+            out = []
+            for ms, have in lost:
+                snap = self._record[ms]
+                again = snap.model_copy(
+                    update={
+                        "revision": max(snap.revision, have) + 1,
+                        "restated": True,
+                        "restate_reason": "redis_rollback",
+                        "live": False,
+                    }
+                )
+                if await self._write(again) is None:
+                    break  # fenced: the newer leader repairs
+                self._note(again)
+                out.append(again)
+        except (RedisError, OSError) as err:
+            raise SinkError(f"redis unavailable, rollback check not done: {err}") from err
+        if out:
+            await self._save_record()
+            log.error(
+                "redis rollback: Redis had lost %d hour(s) riskd published (%s .. %s; restored from an older "
+                "snapshot?); published again from riskd's record as revisions (restate_reason redis_rollback)",
+                len(out),
+                out[0].as_of.isoformat(),
+                out[-1].as_of.isoformat(),
+            )
+        return out
+
+    def _note(self, snap: Snapshot) -> None:
+        """Redis holds ``snap`` (written now, or already at that revision): record it; only the newest
+        ``record_hours`` hours are kept."""
+        if self._record_path is None:
+            return
+        ms = int(snap.as_of.timestamp() * 1000)
+        held = self._record.get(ms)
+        if held is None or snap.revision >= held.revision:
+            self._record[ms] = snap
+        cutoff = max(self._record) - self._record_hours * CYCLE_SECONDS * 1000
+        for old in [k for k in self._record if k <= cutoff]:
+            del self._record[old]
+
+    def _load_record(self) -> dict[int, Snapshot]:
+        if self._record_path is None or not self._record_path.exists():
+            return {}
+        try:
+            rows = json.loads(self._record_path.read_text())
+            snaps = [read_snapshot(json.dumps(row)) for row in rows]
+        except (OSError, ValueError) as err:
+            log.warning(
+                "redis publication record %s unusable (%s): starting a new one", self._record_path, err
+            )
+            return {}
+        return {int(s.as_of.timestamp() * 1000): s for s in snaps}
+
+    async def _save_record(self) -> None:
+        """Write the record, fsynced, in a thread; a disk fault is logged once per change, never raised
+        (the record only guards against a Redis rollback; publishing goes on)."""
+        if self._record_path is None:
+            return
+        body = json.dumps([self._record[k].model_dump(mode="json") for k in sorted(self._record)])
+        try:
+            await asyncio.to_thread(write_durably, self._record_path, body)
+        except OSError as err:
+            if self._record_error is None:
+                log.error("redis publication record %s not written: %s", self._record_path, err)
+            self._record_error = str(err)
+            return
+        if self._record_error is not None:
+            log.warning("redis publication record %s writable again", self._record_path)
+            self._record_error = None
 
     async def _write(self, snap: Snapshot) -> bool | None:
         """One hour or revision through the script; True when Redis took it (not a repeat), None when it was

@@ -146,6 +146,17 @@ class VenueSource(ABC):
             slot=self._sem,
         )
 
+    async def server_time(self) -> pd.Timestamp:
+        """The venue's clock now (ccxt ``fetch_time``: Binance ``/fapi/v1/time``), asked through the guard
+        like any request: never sent into a ban or an open circuit, and a ban it meets holds every request
+        after it. Counted under the endpoint ``time``. The daemon reads its clock skew from it."""
+        ms = await self.request("time", self.exchange.fetch_time)
+        if ms is None:
+            raise SourceError(
+                f"{self.venue} time: no server time in the answer", venue=self.venue, endpoint="time"
+            )
+        return pd.Timestamp(int(ms), unit="ms", tz="UTC")
+
     # ---- markets -------------------------------------------------------------------------------
 
     async def markets(self) -> dict[str, Market]:

@@ -39,6 +39,7 @@ import pandas as pd
 
 HOUR = pd.Timedelta(hours=1)
 GRACE = pd.Timedelta(seconds=20)
+NO_TIME = pd.Timedelta(0)
 SYMS = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
 VENUES = ("binance", "bybit", "hyperliquid")
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
@@ -55,18 +56,21 @@ class FileClock:
     """Simulated time read from a file, so several processes (and restarts) share one timeline.
 
     ``sleep_until`` polls the file: the daemon wakes when the test moves the clock, not before.
+    ``offset_s``: this clock reads the shared time plus that many seconds — a host whose clock is off the
+    venues' (the fake exchange reads the file as it is, the venues' true time).
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, offset_s: float = 0.0) -> None:
         self.path = Path(path)
+        self.offset = pd.Timedelta(seconds=offset_s)
 
     def now(self) -> pd.Timestamp:
-        return pd.Timestamp(float(self.path.read_text()), unit="s", tz="UTC")
+        return pd.Timestamp(float(self.path.read_text()), unit="s", tz="UTC") + self.offset
 
     def set(self, when: pd.Timestamp) -> None:
-        """Move the clock (atomically: a reader never sees half a number)."""
+        """Move the clock so that it reads ``when`` (atomically: a reader never sees half a number)."""
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(repr(pd.Timestamp(when).timestamp()))
+        tmp.write_text(repr((pd.Timestamp(when) - self.offset).timestamp()))
         os.replace(tmp, self.path)
 
     async def sleep_until(self, when: pd.Timestamp, stop: asyncio.Event) -> None:
@@ -146,7 +150,9 @@ class TcpGate:
 class DaemonProc:
     """One ``riskd`` daemon launched by ``_daemon.py``; its log goes to a file the failure messages quote."""
 
-    def __init__(self, rig: FaultRig, name: str, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, rig: FaultRig, name: str, settings: dict[str, Any], clock_offset_s: float = 0.0
+    ) -> None:
         self.rig, self.name, self.settings = rig, name, settings
         base = rig.tmp / f"daemon-{name}-{uuid.uuid4().hex[:6]}"
         base.mkdir(parents=True)
@@ -165,6 +171,8 @@ class DaemonProc:
                 str(rig.clock.path),
                 "--ready",
                 str(self.ready_path),
+                "--clock-offset-s",
+                repr(clock_offset_s),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -439,10 +447,11 @@ class FaultRig:
             }
         return deep_merge(base, extra)
 
-    def start_daemon(self, name: str = "a", **extra: Any) -> DaemonProc:
-        """Launch a daemon (a new instance id each time, as host:pid would be) and wait until it is up."""
+    def start_daemon(self, name: str = "a", *, clock_offset_s: float = 0.0, **extra: Any) -> DaemonProc:
+        """Launch a daemon (a new instance id each time, as host:pid would be) and wait until it is up.
+        ``clock_offset_s``: its clock runs that many seconds off the shared one (the venues')."""
         extra = deep_merge({"daemon": {"instance_id": f"{name}-{uuid.uuid4().hex[:6]}"}}, extra)
-        d = DaemonProc(self, name, self.settings(**extra))
+        d = DaemonProc(self, name, self.settings(**extra), clock_offset_s)
         self.daemons.append(d)
         return d.wait_ready()
 
@@ -454,11 +463,16 @@ class FaultRig:
     # -- time -----------------------------------------------------------------------------------------
 
     def advance(
-        self, hour: pd.Timestamp, daemons: list[DaemonProc] | None = None, timeout: float = 30.0
+        self,
+        hour: pd.Timestamp,
+        daemons: list[DaemonProc] | None = None,
+        timeout: float = 30.0,
+        past: pd.Timedelta = NO_TIME,
     ) -> float:
-        """Close the candle opened at ``hour`` (clock to its close plus grace) and wait until every given
-        daemon shows it on /regime; returns the wall seconds that took (``timeout`` when it did not)."""
-        self.clock.set(hour + HOUR + GRACE)
+        """Close the candle opened at ``hour`` (clock to its close plus grace, plus ``past``: a daemon whose
+        clock is slow sees the close that much later) and wait until every given daemon shows it on
+        /regime; returns the wall seconds that took (``timeout`` when it did not)."""
+        self.clock.set(hour + HOUR + GRACE + past)
         as_of = hour + HOUR
         self.published_hours.append(as_of)
         daemons = [d for d in (daemons if daemons is not None else self.daemons) if d.alive]
