@@ -67,6 +67,7 @@ async def test_lost_hours_come_back_as_revisions_after_a_restart(
     sink = RedisSink(redis, RedisSettings(key_prefix=prefix), record=record)
     for h in range(6):
         await sink.publish(snap(h))
+    await sink.save_record()  # the daemon saves it with its state, once per cycle
     await roll_back(redis, prefix, to_hour=2, lost=[3, 4, 5])
     assert [s.as_of for s in await read_history(redis, prefix, 10)] == [snap(h).as_of for h in range(3)]
 

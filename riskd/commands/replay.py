@@ -37,7 +37,7 @@ from riskd.contract.snapshot import to_snapshot
 from riskd.core import Panel, compute_fragility
 from riskd.core.schedule import HOUR
 from riskd.daemon.shutdown import install_signal_handlers
-from riskd.daemon.wiring import Runtime, drain_outbox, runtime
+from riskd.daemon.wiring import Runtime, drain_outbox, local_records, runtime
 from riskd.errors import ConfigError, DataError
 from riskd.market import assess_row, store_panel
 from riskd.store import HistoryStore
@@ -150,6 +150,9 @@ async def replay(
     panel, frame, i0 = _batch(settings, venues, start, end)
     grace = pd.Timedelta(seconds=settings.daemon.grace_s)
     clock = SimClock(panel.index[i0] + HOUR + grace)
+    if fresh:  # the namespace starts over: so do this replica's records of it (they would repair it back)
+        for path in local_records(settings):
+            path.unlink(missing_ok=True)
     async with runtime(
         settings, clock=clock, channel=channel, metrics_port=metrics_port, with_sources=False, commands=False
     ) as rt:

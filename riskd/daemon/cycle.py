@@ -148,7 +148,10 @@ class Daemon:
         self.cache.load(self.store, self.venues, self.clock.now())
 
     async def _save(self) -> None:
-        """Save the book (fsynced, in a thread). A disk fault is contained: logged once, counted, retried."""
+        """Save the book (fsynced, in a thread), and the Redis sink's record of what Redis took. A disk fault
+        is contained: logged once, counted, retried."""
+        if self.sinks.redis is not None:
+            await self.sinks.redis.save_record()
         if self.book.state is None:
             return
         try:

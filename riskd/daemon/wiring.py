@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -203,11 +204,8 @@ def _assemble(
         on_fenced=lambda kind: metrics.fenced_writes.labels(kind).inc(),
     )
     fence = lease.fence
-    state = settings.data_dir / "state"
-    ns = re.sub(
-        r"[^A-Za-z0-9_.-]", "_", prefix
-    )  # a replay or demo under its own prefix keeps its own records
-    receipts = Receipts(state / f"alert-receipts.{ns}.json", keep_s=30 * 86400)
+    receipts_path, record_path = local_records(settings)
+    receipts = Receipts(receipts_path, keep_s=30 * 86400)
     hooks = {**_counting(metrics, clock), "fence": fence, "receipts": receipts}
     pipeline = AlertPipeline.from_settings(client, channel, settings, **hooks)
     metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
@@ -220,7 +218,7 @@ def _assemble(
             settings.redis,
             spool=spool,
             fence=fence,
-            record=state / f"redis-published.{ns}.json",
+            record=record_path,
             record_hours=settings.daemon.max_catchup_hours + 24,
         ),
         publishers=publishers,
@@ -247,6 +245,16 @@ def _assemble(
     rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=extra)
     rt.escalation = EscalationLoop(pipeline, lease)
     return rt
+
+
+def local_records(settings: Settings) -> tuple[Path, Path]:
+    """The replica's local records of what it delivered and what Redis took (alert receipts, published
+    hours), which repair a Redis restored from an older snapshot. One pair per key prefix: a replay or a
+    demo under its own prefix keeps its own, and ``riskd replay --fresh`` deletes its prefix's with its
+    keys (else a fresh replay would be taken for a Redis that forgot)."""
+    state = settings.data_dir / "state"
+    ns = re.sub(r"[^A-Za-z0-9_.-]", "_", settings.redis.key_prefix)
+    return state / f"alert-receipts.{ns}.json", state / f"redis-published.{ns}.json"
 
 
 def _counting(metrics: Metrics, clock: Clock) -> dict[str, Any]:

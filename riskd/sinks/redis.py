@@ -7,8 +7,8 @@ ordered: the same hour and revision twice is one entry, and an older hour never 
 newer one. Snapshots that could not be written (Redis down) wait in an fsynced spool file, in order, and
 are flushed before anything newer: the stream ends up with every hour.
 
-What Redis took is also kept in a local record (``<data_dir>/state/redis-published.<prefix>.json``, fsynced: the
-newest revision of each recent hour). Redis restored from an older snapshot (an RDB or AOF from hours
+What Redis took is also kept in a local record (``<data_dir>/state/redis-published.<prefix>.json``, fsynced
+once per cycle: the newest revision of each recent hour). Redis restored from an older snapshot (an RDB or AOF from hours
 before) forgets hours riskd published and shows an old hour on the key; :meth:`RedisSink.repair_rollback`
 compares the record with ``<prefix>:regime:revisions`` and publishes every lost hour again, unchanged, as
 a revision (``restated``, ``restate_reason: redis_rollback``), so the stream has every hour and the key
@@ -148,6 +148,7 @@ class RedisSink:
         self._record: dict[int, Snapshot] = self._load_record()
         """as_of ms → the newest revision of that hour Redis took (or already held)."""
         self._record_error: str | None = None
+        self._record_dirty = False
 
     @property
     def pending(self) -> int:
@@ -217,8 +218,6 @@ class RedisSink:
         finally:
             if written and self._spooled:
                 self._save_spool()
-            if written:
-                await self._save_record()
         return written
 
     async def repair_rollback(self) -> list[Snapshot]:
@@ -256,7 +255,7 @@ class RedisSink:
         except (RedisError, OSError) as err:
             raise SinkError(f"redis unavailable, rollback check not done: {err}") from err
         if out:
-            await self._save_record()
+            await self.save_record()
             log.error(
                 "redis rollback: Redis had lost %d hour(s) riskd published (%s .. %s; restored from an older "
                 "snapshot?); published again from riskd's record as revisions (restate_reason redis_rollback)",
@@ -275,6 +274,7 @@ class RedisSink:
         held = self._record.get(ms)
         if held is None or snap.revision >= held.revision:
             self._record[ms] = snap
+            self._record_dirty = True
         cutoff = max(self._record) - self._record_hours * CYCLE_SECONDS * 1000
         for old in [k for k in self._record if k <= cutoff]:
             del self._record[old]
@@ -292,11 +292,14 @@ class RedisSink:
             return {}
         return {int(s.as_of.timestamp() * 1000): s for s in snaps}
 
-    async def _save_record(self) -> None:
-        """Write the record, fsynced, in a thread; a disk fault is logged once per change, never raised
-        (the record only guards against a Redis rollback; publishing goes on)."""
-        if self._record_path is None:
+    async def save_record(self) -> None:
+        """Write the record if it changed, fsynced, in a thread: the daemon calls it once per cycle with its
+        own state (a replay, publishing hundreds of hours a second, never waits on an fsync per hour). A
+        disk fault is logged once per change, never raised (the record only guards against a Redis
+        rollback; publishing goes on)."""
+        if self._record_path is None or not self._record_dirty:
             return
+        self._record_dirty = False
         body = json.dumps([self._record[k].model_dump(mode="json") for k in sorted(self._record)])
         try:
             await asyncio.to_thread(write_durably, self._record_path, body)
@@ -304,6 +307,7 @@ class RedisSink:
             if self._record_error is None:
                 log.error("redis publication record %s not written: %s", self._record_path, err)
             self._record_error = str(err)
+            self._record_dirty = True
             return
         if self._record_error is not None:
             log.warning("redis publication record %s writable again", self._record_path)
