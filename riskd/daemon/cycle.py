@@ -148,16 +148,17 @@ class Daemon:
         self.cache.load(self.store, self.venues, self.clock.now())
 
     async def _save(self) -> None:
-        """Save the book (fsynced, in a thread), and the Redis sink's record of what Redis took. A disk fault
-        is contained: logged once, counted, retried."""
-        if self.sinks.redis is not None:
-            await self.sinks.redis.save_record()
-        if self.book.state is None:
-            return
+        """Save the book (fsynced, in a thread), and the Redis sink's record of what Redis took (beside it,
+        in the state dir: one stage). A disk fault is contained: logged once, counted, retried."""
         try:
-            await asyncio.to_thread(self.book.save, self.book.body())
+            if self.sinks.redis is not None:
+                await self.sinks.redis.save_record()
+            if self.book.state is not None:
+                await asyncio.to_thread(self.book.save, self.book.body())
         except OSError as err:
-            self.faults.fault("state", f"state file {self.book.path} not saved: {err}", kind_of(err))
+            self.faults.fault(
+                "state", f"state files in {self.book.path.parent} not saved: {err}", kind_of(err)
+            )
         else:
             self.faults.recovered("state")
 

@@ -147,7 +147,6 @@ class RedisSink:
         self._record_hours = record_hours
         self._record: dict[int, Snapshot] = self._load_record()
         """as_of ms → the newest revision of that hour Redis took (or already held)."""
-        self._record_error: str | None = None
         self._record_dirty = False
 
     @property
@@ -255,7 +254,6 @@ class RedisSink:
         except (RedisError, OSError) as err:
             raise SinkError(f"redis unavailable, rollback check not done: {err}") from err
         if out:
-            await self.save_record()
             log.error(
                 "redis rollback: Redis had lost %d hour(s) riskd published (%s .. %s; restored from an older "
                 "snapshot?); published again from riskd's record as revisions (restate_reason redis_rollback)",
@@ -294,24 +292,14 @@ class RedisSink:
 
     async def save_record(self) -> None:
         """Write the record if it changed, fsynced, in a thread: the daemon calls it once per cycle with its
-        own state (a replay, publishing hundreds of hours a second, never waits on an fsync per hour). A
-        disk fault is logged once per change, never raised (the record only guards against a Redis
-        rollback; publishing goes on)."""
+        state (a replay, publishing hundreds of hours a second, never waits on an fsync per hour). Raises
+        OSError on a disk fault (the daemon logs it once with its state's); the record stays in memory and is
+        written at the next call."""
         if self._record_path is None or not self._record_dirty:
             return
-        self._record_dirty = False
         body = json.dumps([self._record[k].model_dump(mode="json") for k in sorted(self._record)])
-        try:
-            await asyncio.to_thread(write_durably, self._record_path, body)
-        except OSError as err:
-            if self._record_error is None:
-                log.error("redis publication record %s not written: %s", self._record_path, err)
-            self._record_error = str(err)
-            self._record_dirty = True
-            return
-        if self._record_error is not None:
-            log.warning("redis publication record %s writable again", self._record_path)
-            self._record_error = None
+        await asyncio.to_thread(write_durably, self._record_path, body)
+        self._record_dirty = False
 
     async def _write(self, snap: Snapshot) -> bool | None:
         """One hour or revision through the script; True when Redis took it (not a repeat), None when it was
