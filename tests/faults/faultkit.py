@@ -88,6 +88,11 @@ class TcpGate:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
+        self.reply_delay_s = 0.0
+        """Hold each chunk from the target this long before passing it on (a slow link's replies)."""
+        self.watch: bytes | None = None
+        """When a request to the target contains these bytes, ``seen`` is set (and ``watch`` cleared)."""
+        self.seen = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -98,9 +103,16 @@ class TcpGate:
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
+                if upstream and self.watch is not None and self.watch in data:
+                    self.watch = None
+                    self.seen.set()
+                if not upstream and self.reply_delay_s:
+                    await asyncio.sleep(self.reply_delay_s)
                 writer.write(data)
                 await writer.drain()
         with contextlib.suppress(Exception):
@@ -113,7 +125,9 @@ class TcpGate:
             writer.close()
             return
         self._writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(
+            self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer, upstream=False)
+        )
         self._writers -= {writer, up_writer}
 
     async def _open(self) -> None:

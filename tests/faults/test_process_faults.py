@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from faultkit import GRACE, HOUR, T0, assert_kept, market, rig
+from faultkit import GRACE, HOUR, T0, TcpGate, assert_kept, market, rig
 
 from riskd.daemon.embedded import free_port
 
@@ -154,53 +154,86 @@ def _shared(r: Any) -> tuple[str | None, str | None]:
     return as_of, cursor.decode() if cursor else None
 
 
+def _mark_funding(r: Any) -> None:
+    """Add a field to the funding table Redis holds (readers ignore added fields), keeping its expiry."""
+    client = r.redis_client()
+    try:
+        key = f"{r.prefix}:funding"
+        table = json.loads(client.get(key) or b"{}")
+        client.set(key, json.dumps({**table, "zombie_probe": True}), keepttl=True)
+    finally:
+        client.close()
+
+
+def _funding_marked(r: Any) -> bool:
+    """The mark is still there: nobody wrote the funding table since :func:`_mark_funding`."""
+    client = r.redis_client()
+    try:
+        return bool(json.loads(client.get(f"{r.prefix}:funding") or b"{}").get("zombie_probe"))
+    finally:
+        client.close()
+
+
 def _stream_id(entry: str | None) -> tuple[int, int]:
     ms, _, seq = (entry or "0-0").partition("-")
     return int(ms), int(seq or 0)
 
 
-def test_a_zombie_leader_resumed_mid_fetch_writes_nothing(fault_tmp: Path, record: dict[str, Any]) -> None:
-    """Issue 19, case 1: the leader is SIGSTOPped in the middle of an hour's fetch, past its lease; the standby
-    takes over and publishes the cascade; then the old leader is SIGCONTinued. It must not overwrite the
-    funding table with an older one, move the alert cursor back or submit alerts again: Redis refuses its
-    writes (fencing) and it steps down."""
+def test_a_zombie_leader_resumed_mid_publish_writes_nothing(fault_tmp: Path, record: dict[str, Any]) -> None:
+    """Issue 19, case 1: the leader is SIGSTOPped in the middle of publishing an hour (its own link to Redis
+    answers 0.3 s late for that cycle and the stop lands while it waits, every run), past its lease; the
+    standby takes over and publishes the cascade; then the old leader is SIGCONTinued and its cycle goes on
+    where it stopped: the funding table, the alert cursor, the alerts. Before fencing it overwrote the
+    standby's newer funding table with its older one; now Redis refuses its writes and it steps down."""
     with rig(fault_tmp, market(CASCADE)) as r:
-        a = r.start_daemon("a", data_dir=str(fault_tmp / "data-a"))
-        b = r.start_daemon("b", data_dir=str(fault_tmp / "data-b"))
-        r.oracle_data_dir = fault_tmp / "data-b"
-        r.drive(T0, CASCADE - 2 * HOUR)
-        _wait(lambda: _leader(r).startswith("a-"), 10, "a to lead")
-        r.fx.inject("latency", venue="binance", latency_ms=400)  # a slow fetch, to stop it in the middle
-        before = r.fx.log.count(venue="binance")
-        r.clock.set(CASCADE + GRACE)  # the hour before the cascade closes
-        r.published_hours.append(CASCADE)
-        _wait(lambda: r.fx.log.count(venue="binance") > before, 20, "the hour's fetch to start")
-        os.kill(a.proc.pid, signal.SIGSTOP)
+        link = TcpGate(r.redis.port)  # a's own path to Redis, so only a's replies are slowed
         try:
-            _wait(lambda: _leader(r).startswith("b-"), 20, "b to take the lease")
-            r.fx.clear_faults()
-            _wait(lambda: (b.computed_through() or T0) >= CASCADE, 30, "b to publish the paused hour")
-            r.drive(CASCADE, CASCADE + 2 * HOUR, daemons=[b])
-            r.wait_alerts_settled()
-            funding, cursor = _shared(r)
-        finally:
-            os.kill(a.proc.pid, signal.SIGCONT)
-        _wait(lambda: (a.computed_through() or T0) >= CASCADE + 3 * HOUR, 60, "a to catch up after SIGCONT")
-        time.sleep(2.0)
-        funding_after, cursor_after = _shared(r)
-        r.drive(CASCADE + 3 * HOUR, CASCADE + 7 * HOUR)
-        r.wait_alerts_settled()
-        assert a.alive, f"the resumed replica died:\n{a.tail()}"
-        log_a = a.log()
-        v = r.judge()
-        record.update(v.as_dict())
-        if funding and funding_after and pd.Timestamp(funding_after) < pd.Timestamp(funding):
-            v.add(
-                f"the resumed zombie overwrote the funding table with an older one ({funding_after} < {funding})"
+            a = r.start_daemon(
+                "a", data_dir=str(fault_tmp / "data-a"), redis={"url": f"redis://127.0.0.1:{link.port}/0"}
             )
-        if _stream_id(cursor_after) < _stream_id(cursor):
-            v.add(f"the alert cursor moved back ({cursor} -> {cursor_after})")
-        if "no longer the leader" not in log_a:
-            v.add("the resumed zombie never said it stepped down")
-        record["fenced"] = "was fenced" in log_a
-        assert_kept(v, r)
+            b = r.start_daemon("b", data_dir=str(fault_tmp / "data-b"))
+            r.oracle_data_dir = fault_tmp / "data-b"
+            r.drive(T0, CASCADE - 2 * HOUR)
+            _wait(lambda: _leader(r).startswith("a-"), 10, "a to lead")
+            link.watch = b'"type":"regime"'  # the publish script's event: a is writing the hour
+            link.reply_delay_s = 0.3
+            r.clock.set(CASCADE + GRACE)  # the hour before the cascade closes
+            r.published_hours.append(CASCADE)
+            assert link.seen.wait(20), f"a never published the hour:\n{a.tail()}"
+            os.kill(a.proc.pid, signal.SIGSTOP)  # while it waits for the reply
+            link.reply_delay_s = 0.0
+            try:
+                _wait(lambda: _leader(r).startswith("b-"), 20, "b to take the lease")
+                _wait(lambda: (b.computed_through() or T0) >= CASCADE, 30, "b to publish the paused hour")
+                r.drive(CASCADE, CASCADE + 2 * HOUR, daemons=[b])
+                r.wait_alerts_settled()
+                funding, cursor = _shared(r)
+                _mark_funding(r)  # only a writer can remove the mark before the clock moves again
+            finally:
+                os.kill(a.proc.pid, signal.SIGCONT)
+            _wait(
+                lambda: (a.computed_through() or T0) >= CASCADE + 3 * HOUR, 60, "a to catch up after SIGCONT"
+            )
+            time.sleep(2.0)
+            funding_after, cursor_after = _shared(r)
+            zombie_wrote_funding = not _funding_marked(r)
+            r.drive(CASCADE + 3 * HOUR, CASCADE + 7 * HOUR)
+            r.wait_alerts_settled()
+            assert a.alive, f"the resumed replica died:\n{a.tail()}"
+            log_a = a.log()
+            v = r.judge()
+            record.update(v.as_dict())
+            if funding and funding_after and pd.Timestamp(funding_after) < pd.Timestamp(funding):
+                v.add(
+                    f"the resumed zombie overwrote the funding table with an older one ({funding_after} < {funding})"
+                )
+            if zombie_wrote_funding:
+                v.add("the resumed zombie wrote the funding table over the standby's")
+            if _stream_id(cursor_after) < _stream_id(cursor):
+                v.add(f"the alert cursor moved back ({cursor} -> {cursor_after})")
+            if "no longer the leader" not in log_a:
+                v.add("the resumed zombie never said it stepped down")
+            record["fenced"] = "was fenced" in log_a
+            assert_kept(v, r)
+        finally:
+            link.stop()
