@@ -63,7 +63,7 @@ async def test_lost_hours_come_back_as_revisions_after_a_restart(
     """Hours 3–5 lost: a restarted sink (its record read from disk) publishes them again, unchanged, as
     revision 1 with restate_reason redis_rollback, the key shows hour 5 again, and a second check finds
     nothing to do."""
-    record = tmp_path / "redis-published.json"
+    record = tmp_path / "redis-published.jsonl"
     sink = RedisSink(redis, RedisSettings(key_prefix=prefix), record=record)
     for h in range(6):
         await sink.publish(snap(h))

@@ -15,6 +15,11 @@ idempotency key, so after a crash there we cannot know whether it arrived. We er
 the item is re-sent headed "possibly repeated" rather than risk losing a critical alert. Sends
 are cut off at 60 % of the lease, so a live worker's lease is not taken over (unless the process
 stalls for longer than that, e.g. SIGSTOP).
+
+Why this module is over 400 lines: one class whose delivery steps share the claim → start → mark
+discipline above, kept together so that invariant reads in one place; the Redis side is
+:mod:`riskd.alerting.outbox`, the local receipts :mod:`riskd.alerting.receipts`, the channel
+:mod:`riskd.alerting.channel`.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from riskd.daemon.cycle import Daemon, Sinks
 from riskd.daemon.embedded import RedisServer, answers
 from riskd.daemon.lease import LeaderLease, default_instance_id
 from riskd.daemon.shutdown import shutdown
+from riskd.daemon.webhooks import legacy_webhook_outbox, webhooks
 from riskd.errors import Unreachable
 from riskd.http.history import RedisHistory
 from riskd.http.server import MetricsServer
@@ -209,7 +210,7 @@ def _assemble(
     hooks = {**_counting(metrics, clock), "fence": fence, "receipts": receipts}
     pipeline = AlertPipeline.from_settings(client, channel, settings, **hooks)
     metrics.state.outbox_size = lambda: pipeline.stats.outbox_size
-    publishers, pipelines = _webhooks(settings, client, hooks)
+    publishers, pipelines = webhooks(settings, client, hooks)
     spool = settings.data_dir / "state" / "redis-spool.jsonl"
     sinks = Sinks(
         metrics=metrics,
@@ -241,7 +242,7 @@ def _assemble(
         fence=fence,
     )
     bot = _command_bot(settings, channel, client, pipeline, daemon, links, now) if commands else None
-    extra = [*pipelines, *_legacy_webhook_outbox(settings, client, hooks)]
+    extra = [*pipelines, *legacy_webhook_outbox(settings, client, hooks)]
     rt = Runtime(daemon, client, url, metrics, server, pipeline, channel, bot, embedded, extra=extra)
     rt.escalation = EscalationLoop(pipeline, lease)
     return rt
@@ -254,7 +255,7 @@ def local_records(settings: Settings) -> tuple[Path, Path]:
     keys (else a fresh replay would be taken for a Redis that forgot)."""
     state = settings.data_dir / "state"
     ns = re.sub(r"[^A-Za-z0-9_.-]", "_", settings.redis.key_prefix)
-    return state / f"alert-receipts.{ns}.json", state / f"redis-published.{ns}.json"
+    return state / f"alert-receipts.{ns}.json", state / f"redis-published.{ns}.jsonl"
 
 
 def _counting(metrics: Metrics, clock: Clock) -> dict[str, Any]:
@@ -287,54 +288,6 @@ def _command_bot(
         client, settings.redis.key_prefix, outbox=pipeline, chart_frame=daemon.chart_frame, clock=now
     )
     return CommandBot(channel_bot, settings.telegram, source, pipeline, links=links, clock=now)
-
-
-def _webhooks(
-    settings: Settings, client: aioredis.Redis, counting: dict[str, Any]
-) -> tuple[list[Any], list[Any]]:
-    """The webhook snapshot sink and one alert pipeline per receiver, when ``webhook.urls`` is set."""
-    hooks = settings.webhook
-    if not hooks.urls or hooks.secret is None:
-        return [], []
-    from riskd.alerting.pipeline import AlertPipeline
-    from riskd.sinks.webhook import WebhookChannel, WebhookSink, url_id
-
-    urls = [str(u) for u in hooks.urls]
-    secret = hooks.secret.get_secret_value().encode()
-    sink = WebhookSink(
-        urls,
-        secret,
-        timeout_s=hooks.timeout_s,
-        attempts=hooks.attempts,
-        initial_backoff_s=hooks.initial_backoff_s,
-    )
-    pipelines = [  # one outbox and one worker per receiver: a failing one holds no other's alerts
-        AlertPipeline.from_settings(
-            client,
-            WebhookChannel([url], secret, timeout_s=hooks.timeout_s),
-            settings,
-            key_prefix=f"{settings.redis.key_prefix}:webhook:{url_id(url)}",
-            **counting,
-        )
-        for url in urls
-    ]
-    return [sink], pipelines
-
-
-def _legacy_webhook_outbox(settings: Settings, client: aioredis.Redis, counting: dict[str, Any]) -> list[Any]:
-    """The one webhook outbox of riskd before per-receiver outboxes (``<prefix>:webhook``): delivered from,
-    never submitted to, so alerts queued there before an upgrade still go out once."""
-    hooks = settings.webhook
-    if not hooks.urls or hooks.secret is None:
-        return []
-    from riskd.alerting.pipeline import AlertPipeline
-    from riskd.sinks.webhook import WebhookChannel
-
-    urls = [str(u) for u in hooks.urls]
-    secret = hooks.secret.get_secret_value().encode()
-    channel = WebhookChannel(urls, secret, timeout_s=hooks.timeout_s, by_id=False)
-    prefix = f"{settings.redis.key_prefix}:webhook"
-    return [AlertPipeline.from_settings(client, channel, settings, key_prefix=prefix, **counting)]
 
 
 async def drain_outbox(pipeline: Any, timeout_s: float) -> None:

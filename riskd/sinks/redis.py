@@ -7,7 +7,7 @@ ordered: the same hour and revision twice is one entry, and an older hour never 
 newer one. Snapshots that could not be written (Redis down) wait in an fsynced spool file, in order, and
 are flushed before anything newer: the stream ends up with every hour.
 
-What Redis took is also kept in a local record (``<data_dir>/state/redis-published.<prefix>.json``, fsynced
+What Redis took is also kept in a local record (``<data_dir>/state/redis-published.<prefix>.jsonl``, fsynced
 once per cycle: the newest revision of each recent hour). Redis restored from an older snapshot (an RDB or AOF from hours
 before) forgets hours riskd published and shows an old hour on the key; :meth:`RedisSink.repair_rollback`
 compares the record with ``<prefix>:regime:revisions`` and publishes every lost hour again, unchanged, as
@@ -18,7 +18,6 @@ the newest.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from pathlib import Path
@@ -281,8 +280,8 @@ class RedisSink:
         if self._record_path is None or not self._record_path.exists():
             return {}
         try:
-            rows = json.loads(self._record_path.read_text())
-            snaps = [read_snapshot(json.dumps(row)) for row in rows]
+            lines = self._record_path.read_text().splitlines()
+            snaps = [read_snapshot(line) for line in lines if line.strip()]
         except (OSError, ValueError) as err:
             log.warning(
                 "redis publication record %s unusable (%s): starting a new one", self._record_path, err
@@ -297,7 +296,7 @@ class RedisSink:
         written at the next call."""
         if self._record_path is None or not self._record_dirty:
             return
-        body = json.dumps([self._record[k].model_dump(mode="json") for k in sorted(self._record)])
+        body = "".join(self._record[k].to_json() + "\n" for k in sorted(self._record))  # as the spool
         await asyncio.to_thread(write_durably, self._record_path, body)
         self._record_dirty = False
 
